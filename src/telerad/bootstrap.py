@@ -1,0 +1,66 @@
+"""Wiring: settings → engine → index, blob store, archive. The only place adapters meet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from telerad.config import Settings
+from telerad.domain.model import Facility
+from telerad.services.archive import Archive
+from telerad.storage.blobs.filesystem import FileBlobStore
+from telerad.storage.db.engine import make_engine, migrate
+from telerad.storage.db.repository import SqlIndex
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    engine: Engine
+    index: SqlIndex
+    blobs: FileBlobStore
+    archive: Archive
+    listeners: dict[str, bool] = field(default_factory=dict)
+
+    def default_facility(self) -> Facility:
+        name = self.settings.default_facility
+        facility = self.index.facility_by_name(name)
+        if facility is None:
+            try:
+                facility = self.index.add_facility(name)
+            except Exception:  # created concurrently
+                facility = self.index.facility_by_name(name)
+        assert facility is not None
+        return facility
+
+    def facility_for_ae(self, calling_ae: str) -> Facility:
+        """The facility a DIMSE peer sends for: its own AE title, its node, or the default."""
+        calling_ae = calling_ae.strip()
+        facility = self.index.facility_by_ae(calling_ae)
+        if facility is not None:
+            return facility
+        node = self.index.node_by_ae(calling_ae)
+        if node is not None and node.facility_id is not None:
+            found = self.index.facility_by_id(node.facility_id)
+            if found is not None:
+                return found
+        return self.default_facility()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.listeners) and all(self.listeners.values())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings | None = None) -> Platform:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    index = SqlIndex(engine)
+    blobs = FileBlobStore(settings.blob_dir, fsync=settings.fsync)
+    blobs.sweep_incomplete()
+    return Platform(settings, engine, index, blobs, Archive(index, blobs))

@@ -1,0 +1,121 @@
+"""The ``telerad`` command: thin; every command calls the services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from telerad.config import Settings
+
+app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
+node_app = typer.Typer(help="Remote DICOM nodes (C-MOVE destinations)")
+app.add_typer(node_app, name="node")
+console = Console()
+err = Console(stderr=True)
+
+
+def settings_from(**overrides: object) -> Settings:
+    """Environment settings, with command-line flags taking precedence when given."""
+    base = Settings()
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=values) if values else base
+
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="TELERAD_DATA_DIR")]
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="TELERAD_DATABASE_URL")]
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    http_port: Annotated[int | None, typer.Option(help="TELERAD_HTTP_PORT")] = None,
+    dicom_port: Annotated[int | None, typer.Option(help="TELERAD_DICOM_PORT")] = None,
+    dicom_aet: Annotated[str | None, typer.Option(help="TELERAD_DICOM_AET")] = None,
+    http_host: Annotated[str | None, typer.Option(help="TELERAD_HTTP_HOST")] = None,
+    dicom_host: Annotated[str | None, typer.Option(help="TELERAD_DICOM_HOST")] = None,
+    demo: Annotated[bool, typer.Option(help="Load demo studies on first start")] = False,
+) -> None:
+    """Start the archive: DIMSE listener, DICOMweb, viewer and study list."""
+    from telerad.server import run
+
+    settings = settings_from(
+        data_dir=data_dir,
+        database_url=database_url,
+        http_port=http_port,
+        dicom_port=dicom_port,
+        dicom_aet=dicom_aet,
+        http_host=http_host,
+        dicom_host=dicom_host,
+    )
+    run(settings, demo=demo)
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
+    facility: Annotated[str | None, typer.Option(help="Facility the studies belong to")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Import DICOM files into the archive, with a progress bar and a summary of failures."""
+    from telerad.bootstrap import bootstrap
+    from telerad.cli.importer import import_paths
+
+    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    summary = import_paths(platform, paths, facility, console)
+    raise typer.Exit(0 if summary.failed == 0 else 1)
+
+
+@app.command()
+def demo(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Load demo studies across modality families."""
+    from telerad.bootstrap import bootstrap
+    from telerad.demo import load_demo
+
+    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    load_demo(platform, console)
+
+
+@node_app.command("add")
+def node_add(
+    ae_title: Annotated[str, typer.Argument(help="AE title of the remote node")],
+    host: Annotated[str, typer.Option(help="Host name or address")],
+    port: Annotated[int, typer.Option(help="TCP port")],
+    facility: Annotated[str | None, typer.Option(help="Facility the node belongs to")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Register a remote DICOM node (a C-MOVE destination)."""
+    from telerad.bootstrap import bootstrap
+    from telerad.domain.model import Node
+
+    if not 0 < len(ae_title.strip()) <= 16:
+        err.print("[red]an AE title has 1 to 16 characters[/red]")
+        raise typer.Exit(2)
+    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    facility_id = None
+    if facility:
+        found = platform.index.facility_by_name(facility)
+        if found is None:
+            found = platform.index.add_facility(facility)
+        facility_id = found.id
+    node = platform.index.add_node(Node(ae_title.strip(), host, port, facility_id))
+    console.print(f"node {node.ae_title} at {node.host}:{node.port} registered")
+
+
+@node_app.command("list")
+def node_list(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """List registered nodes."""
+    from telerad.bootstrap import bootstrap
+
+    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    for node in platform.index.list_nodes():
+        console.print(f"{node.ae_title}\t{node.host}:{node.port}\tfacility={node.facility_id}")
+
+
+if __name__ == "__main__":
+    app()

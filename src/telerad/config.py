@@ -1,0 +1,45 @@
+"""Settings read from the environment (``TELERAD_*``); built in bootstrap, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TELERAD_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Where blobs and the embedded index live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite in the data dir when unset"
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    dicom_host: str = "127.0.0.1"
+    dicom_port: int = 11112
+    dicom_aet: str = "TELERAD"
+    # Largest PDU we accept; large PDUs cut per-PDU overhead on big images.
+    dicom_max_pdu: int = 4 * 1024 * 1024
+    dicom_max_associations: int = 32
+    # Calling AE titles that are not registered nodes are accepted and
+    # assigned to this facility (the demo/clinic default).
+    default_facility: str = "DEFAULT"
+    cors_origins: list[str] = Field(default_factory=list)
+    # Seconds a study must be quiet before it is considered stable.
+    study_stable_seconds: int = 60
+    fsync: bool = True
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{(self.data_dir / 'index.sqlite').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"

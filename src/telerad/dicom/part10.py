@@ -1,0 +1,170 @@
+"""DICOM Part 10 files: building them from network datasets, reading their headers, checking them.
+
+One reader for the whole platform: every way in (DIMSE, STOW-RS, import) ends up
+here, so every way in applies the same checks.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
+from telerad.domain.model import InstanceHeader
+from telerad.domain.uids import InvalidUID, check_uid
+
+PREAMBLE = b"\x00" * 128 + b"DICM"
+UNDEFINED_LENGTH = 0xFFFFFFFF
+IMPLEMENTATION_VERSION = "TELERAD_010"
+
+
+class InvalidInstance(ValueError):
+    """Bytes that are not a complete, well-formed DICOM instance; the message says why."""
+
+
+def build_part10(
+    dataset_bytes: bytes,
+    transfer_syntax_uid: str,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    source_ae: str | None = None,
+) -> bytes:
+    """Wrap a dataset as received on the network into Part 10 file bytes (unchanged dataset)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = sop_instance_uid
+    meta.TransferSyntaxUID = transfer_syntax_uid
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    if source_ae:
+        meta.SourceApplicationEntityTitle = source_ae[:16]
+    buf = io.BytesIO()
+    buf.write(PREAMBLE)
+    write_file_meta_info(buf, meta, enforce_standard=True)  # type: ignore[arg-type]
+    buf.write(dataset_bytes)
+    return buf.getvalue()
+
+
+def read(data: bytes, stop_before_pixels: bool = False) -> Dataset:
+    """Parse Part 10 bytes (a missing preamble is tolerated, a missing meta is not)."""
+    try:
+        return dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError as exc:
+        raise InvalidInstance(f"not a DICOM file: {exc}") from exc
+    except Exception as exc:  # pydicom raises many kinds on malformed input
+        raise InvalidInstance(f"malformed DICOM data: {exc}") from exc
+
+
+def _check_complete(ds: Dataset) -> None:
+    """Raise when an element's value is shorter than its declared length (a truncated file)."""
+    for elem in ds._dict.values():
+        if isinstance(elem, RawDataElement):
+            length = elem.length
+            if length != UNDEFINED_LENGTH and elem.value is not None and len(elem.value) < length:
+                raise InvalidInstance(
+                    f"truncated: element ({elem.tag.group:04X},{elem.tag.element:04X}) "
+                    f"declares {length} bytes but only {len(elem.value)} are present"
+                )
+    if "PixelData" in ds and not ds.file_meta.TransferSyntaxUID.is_encapsulated:
+        expected = _native_pixel_bytes(ds)
+        actual = len(ds.PixelData)
+        if expected is not None and actual < expected:
+            raise InvalidInstance(
+                f"truncated: Pixel Data holds {actual} bytes, the image needs {expected}"
+            )
+
+
+def _native_pixel_bytes(ds: Dataset) -> int | None:
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits = int(ds.BitsAllocated)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    total_bits = rows * cols * bits * spp * frames
+    return (total_bits + 7) // 8
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value: Any = ds.get(keyword, "")
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def header_of(ds: Dataset) -> InstanceHeader:
+    """The index's view of a dataset, after checking its identifying UIDs."""
+    try:
+        sop_class = check_uid("SOPClassUID", ds.get("SOPClassUID"))
+        sop_instance = check_uid("SOPInstanceUID", ds.get("SOPInstanceUID"))
+        study = check_uid("StudyInstanceUID", ds.get("StudyInstanceUID"))
+        series = check_uid("SeriesInstanceUID", ds.get("SeriesInstanceUID"))
+        ts = check_uid("TransferSyntaxUID", ds.file_meta.get("TransferSyntaxUID"))
+    except InvalidUID as exc:
+        raise InvalidInstance(str(exc)) from exc
+    except Exception as exc:
+        raise InvalidInstance(f"malformed identifying attributes: {exc}") from exc
+    # A MediaStorageSOPInstanceUID that disagrees with the dataset is common in
+    # real files; the dataset's own SOPInstanceUID is the one the index uses.
+    try:
+        return InstanceHeader(
+            StudyInstanceUID=study,
+            SeriesInstanceUID=series,
+            SOPInstanceUID=sop_instance,
+            SOPClassUID=sop_class,
+            TransferSyntaxUID=ts,
+            PatientID=_text(ds, "PatientID")[:64],
+            PatientName=_text(ds, "PatientName")[:324],
+            PatientBirthDate=_text(ds, "PatientBirthDate")[:8],
+            PatientSex=_text(ds, "PatientSex")[:16],
+            StudyDate=_text(ds, "StudyDate")[:8],
+            StudyTime=_text(ds, "StudyTime")[:16],
+            AccessionNumber=_text(ds, "AccessionNumber")[:16],
+            StudyID=_text(ds, "StudyID")[:16],
+            StudyDescription=_text(ds, "StudyDescription")[:64],
+            ReferringPhysicianName=_text(ds, "ReferringPhysicianName")[:324],
+            InstitutionName=_text(ds, "InstitutionName")[:64],
+            Modality=_text(ds, "Modality")[:16],
+            SeriesNumber=_int(ds, "SeriesNumber"),
+            SeriesDescription=_text(ds, "SeriesDescription")[:64],
+            SeriesDate=_text(ds, "SeriesDate")[:8],
+            SeriesTime=_text(ds, "SeriesTime")[:16],
+            BodyPartExamined=_text(ds, "BodyPartExamined")[:16],
+            InstanceNumber=_int(ds, "InstanceNumber"),
+            Rows=_int(ds, "Rows"),
+            Columns=_int(ds, "Columns"),
+            NumberOfFrames=_int(ds, "NumberOfFrames"),
+            SpecificCharacterSet=_text(ds, "SpecificCharacterSet")[:128],
+        )
+    except InvalidInstance:
+        raise
+    except Exception as exc:  # undecodable values (bad character sets, bad numbers)
+        raise InvalidInstance(f"cannot read attribute values: {exc}") from exc
+
+
+def parse_instance(data: bytes) -> tuple[Dataset, InstanceHeader]:
+    """Read, check completeness and extract the header of Part 10 bytes."""
+    ds = read(data)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        raise InvalidInstance("no File Meta Information with a TransferSyntaxUID")
+    _check_complete(ds)
+    return ds, header_of(ds)

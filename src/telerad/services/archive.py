@@ -1,0 +1,102 @@
+"""Use cases of the archive: store an instance, find instances, read them back."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+
+from telerad.dicom.part10 import InvalidInstance, parse_instance
+from telerad.domain.model import (
+    ConflictingHierarchy,
+    InstanceLocation,
+    Level,
+    StoreOutcome,
+    StoreResult,
+)
+from telerad.domain.query import Query
+from telerad.services.ports import BlobStore, Index
+
+log = logging.getLogger(__name__)
+
+#: Policy for a different object under an existing SOP Instance UID: the first
+#: one kept wins and the newcomer is refused, so nothing stored is ever silently
+#: replaced. An identical re-send is a success without a second copy.
+DUPLICATE_POLICY = "reject-different"
+
+
+class Archive:
+    def __init__(self, index: Index, blobs: BlobStore) -> None:
+        self.index = index
+        self.blobs = blobs
+
+    def store(self, facility_id: int, data: bytes) -> StoreResult:
+        """Keep one Part 10 instance. Returns only after it is durable (or refused)."""
+        try:
+            _ds, header = parse_instance(data)
+        except InvalidInstance as exc:
+            return StoreResult(StoreOutcome.REJECTED, reason=str(exc))
+        ids = dict(
+            sop_instance_uid=header.SOPInstanceUID,
+            sop_class_uid=header.SOPClassUID,
+            study_instance_uid=header.StudyInstanceUID,
+            series_instance_uid=header.SeriesInstanceUID,
+        )
+        digest = hashlib.sha256(data).hexdigest()
+        existing = self.index.find_instance(header.SOPInstanceUID)
+        if existing is not None:
+            return self._already_there(existing, facility_id, digest, ids)
+        blob = self.blobs.put(facility_id, header.SOPInstanceUID, data, digest)
+        try:
+            added = self.index.add_instance(facility_id, header, blob)
+        except ConflictingHierarchy as exc:
+            self.blobs.delete(blob.key)
+            return StoreResult(StoreOutcome.REJECTED, reason=str(exc), **ids)
+        except Exception:
+            # Nothing half-written: the index did not commit, so drop the blob.
+            self.blobs.delete(blob.key)
+            raise
+        if not added:  # another writer indexed the same UID first
+            existing = self.index.find_instance(header.SOPInstanceUID)
+            if existing is None or existing.blob_key != blob.key:
+                self.blobs.delete(blob.key)
+            if existing is None:
+                return StoreResult(StoreOutcome.REJECTED, reason="concurrent write failed", **ids)
+            return self._already_there(existing, facility_id, digest, ids)
+        return StoreResult(StoreOutcome.STORED, **ids)
+
+    @staticmethod
+    def _already_there(
+        existing: InstanceLocation, facility_id: int, digest: str, ids: dict[str, str]
+    ) -> StoreResult:
+        if existing.sha256 == digest and existing.facility_id == facility_id:
+            return StoreResult(StoreOutcome.DUPLICATE, **ids)
+        return StoreResult(
+            StoreOutcome.CONFLICT,
+            reason="a different object is already stored under this SOP Instance UID",
+            **ids,
+        )
+
+    def search(self, query: Query) -> list[dict[str, object]]:
+        return self.index.search(query)
+
+    def locate(
+        self, level: Level, uids: Sequence[str], facility_ids: frozenset[int] | None = None
+    ) -> list[InstanceLocation]:
+        return self.index.instances(level, uids, facility_ids)
+
+    def read(self, location: InstanceLocation) -> bytes:
+        """The stored bytes, verified against the SHA-256 recorded at write time."""
+        return self.blobs.get(location.blob_key, location.sha256)
+
+    def is_committed(self, sop_instance_uid: str, sop_class_uid: str) -> bool:
+        """True only for an instance that is indexed and whose bytes verify (Storage Commitment)."""
+        location = self.index.find_instance(sop_instance_uid)
+        if location is None or location.sop_class_uid != sop_class_uid:
+            return False
+        try:
+            self.read(location)
+        except Exception:
+            log.warning("storage commitment: stored object failed verification")
+            return False
+        return True

@@ -1,0 +1,77 @@
+"""Ports: what the use cases need from the outside world. Each has a real and a fake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from telerad.domain.model import (
+    Facility,
+    InstanceHeader,
+    InstanceLocation,
+    Level,
+    Node,
+    StoredObject,
+)
+from telerad.domain.query import Query
+
+
+class BlobStore(Protocol):
+    def put(
+        self, facility_id: int, sop_instance_uid: str, data: bytes, sha256: str | None = None
+    ) -> StoredObject:
+        """Durably write ``data``; return only once it would survive a crash."""
+        ...
+
+    def get(self, key: str, sha256: str | None = None) -> bytes:
+        """Read an object; when ``sha256`` is given, raise :class:`IntegrityError` on mismatch."""
+        ...
+
+    def path(self, key: str) -> str: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class IntegrityError(RuntimeError):
+    """Stored bytes do not match the digest recorded when they were written."""
+
+
+class Index(Protocol):
+    def facility_by_name(self, name: str) -> Facility | None: ...
+
+    def facility_by_ae(self, ae_title: str) -> Facility | None: ...
+
+    def add_facility(self, name: str, ae_title: str | None = None) -> Facility: ...
+
+    def list_facilities(self) -> list[Facility]: ...
+
+    def add_node(self, node: Node) -> Node: ...
+
+    def node_by_ae(self, ae_title: str) -> Node | None: ...
+
+    def list_nodes(self) -> list[Node]: ...
+
+    def find_instance(self, sop_instance_uid: str) -> InstanceLocation | None: ...
+
+    def study_facility(self, study_instance_uid: str) -> int | None: ...
+
+    def add_instance(self, facility_id: int, header: InstanceHeader, blob: StoredObject) -> bool:
+        """Index an instance; False when the SOP Instance UID is already indexed."""
+        ...
+
+    def search(self, query: Query) -> list[dict[str, object]]: ...
+
+    def instances(
+        self,
+        level: Level,
+        uids: Sequence[str],
+        facility_ids: frozenset[int] | None = None,
+    ) -> list[InstanceLocation]:
+        """Instances under a patient/study/series/instance, in series and instance order."""
+        ...
+
+    def get_metadata(self, sop_instance_uids: Sequence[str]) -> dict[str, str]: ...
+
+    def put_metadata(self, items: dict[str, str]) -> None: ...
+
+    def iter_studies(self) -> Iterator[dict[str, object]]: ...

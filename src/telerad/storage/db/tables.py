@@ -1,0 +1,123 @@
+"""The index schema (SQLAlchemy Core). Changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+metadata = MetaData()
+
+facility = Table(
+    "facility",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("ae_title", String(16), unique=True),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+node = Table(
+    "node",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ae_title", String(16), nullable=False, unique=True),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("facility_id", ForeignKey("facility.id", ondelete="SET NULL")),
+)
+
+patient = Table(
+    "patient",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("patient_name", String(324), nullable=False, default=""),
+    Column("patient_name_norm", String(324), nullable=False, default=""),
+    Column("birth_date", String(8), nullable=False, default=""),
+    Column("sex", String(16), nullable=False, default=""),
+    Column("num_studies", Integer, nullable=False, default=0),
+    UniqueConstraint("facility_id", "patient_id", name="uq_patient_facility_pid"),
+)
+Index("ix_patient_pid", patient.c.patient_id)
+Index("ix_patient_name_norm", patient.c.patient_name_norm)
+
+study = Table(
+    "study",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("patient_pk", ForeignKey("patient.id"), nullable=False),
+    Column("study_instance_uid", String(64), nullable=False, unique=True),
+    Column("study_date", String(8), nullable=False, default=""),
+    Column("study_time", String(16), nullable=False, default=""),
+    Column("accession_number", String(16), nullable=False, default=""),
+    Column("study_id", String(16), nullable=False, default=""),
+    Column("study_description", String(64), nullable=False, default=""),
+    Column("referring_physician_name", String(324), nullable=False, default=""),
+    Column("institution_name", String(64), nullable=False, default=""),
+    Column("modalities", String(128), nullable=False, default=""),
+    Column("num_series", Integer, nullable=False, default=0),
+    Column("num_instances", Integer, nullable=False, default=0),
+    Column("specific_character_set", String(128), nullable=False, default=""),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now()),
+)
+Index("ix_study_date", study.c.study_date)
+Index("ix_study_accession", study.c.accession_number)
+Index("ix_study_patient", study.c.patient_pk)
+Index("ix_study_facility_date", study.c.facility_id, study.c.study_date)
+
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("study_pk", ForeignKey("study.id"), nullable=False),
+    Column("series_instance_uid", String(64), nullable=False, unique=True),
+    Column("modality", String(16), nullable=False, default=""),
+    Column("series_number", Integer),
+    Column("series_description", String(64), nullable=False, default=""),
+    Column("series_date", String(8), nullable=False, default=""),
+    Column("series_time", String(16), nullable=False, default=""),
+    Column("body_part", String(16), nullable=False, default=""),
+    Column("num_instances", Integer, nullable=False, default=0),
+)
+Index("ix_series_study", series.c.study_pk)
+
+instance = Table(
+    "instance",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("series_pk", ForeignKey("series.id"), nullable=False),
+    Column("sop_instance_uid", String(64), nullable=False, unique=True),
+    Column("sop_class_uid", String(64), nullable=False),
+    Column("transfer_syntax_uid", String(64), nullable=False),
+    Column("instance_number", Integer),
+    Column("rows", Integer),
+    Column("columns", Integer),
+    Column("number_of_frames", Integer),
+    Column("blob_key", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)
+Index("ix_instance_series", instance.c.series_pk, instance.c.instance_number)
+
+# DICOM JSON of an instance without bulk data, filled on first WADO-RS metadata request.
+instance_metadata = Table(
+    "instance_metadata",
+    metadata,
+    Column("instance_pk", ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True),
+    Column("json", Text, nullable=False),
+)

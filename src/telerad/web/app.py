@@ -1,0 +1,45 @@
+"""The FastAPI application: DICOMweb, the viewer, the study list and health."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse
+
+from telerad import __version__
+from telerad.bootstrap import Platform
+
+
+def create_app(platform: Platform) -> FastAPI:
+    app = FastAPI(
+        title="telerad",
+        version=__version__,
+        description="Teleradiology platform: DICOMweb archive, viewer and reading workflow.",
+    )
+    app.state.platform = platform
+    if platform.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=platform.settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=["Content-Type", "Content-Location", "Warning"],
+        )
+    # JSON (QIDO-RS, metadata) compresses well; images are sent as they are.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> JSONResponse:
+        ready = platform.ready
+        return JSONResponse(
+            {"status": "ok" if ready else "starting", "listeners": platform.listeners},
+            status_code=200 if ready else 503,
+        )
+
+    from telerad.web.routes import dicomweb, ui, viewer
+
+    app.include_router(dicomweb.router(platform))
+    app.include_router(ui.router(platform))
+    viewer.mount(app, platform)
+    return app

@@ -1,0 +1,145 @@
+"""Shared fixtures: platforms on SQLite and PostgreSQL, and a live server in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from telerad.bootstrap import Platform, bootstrap
+from telerad.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("TELERAD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    """An embedded platform: SQLite index and blobs under a temporary data dir."""
+    p = bootstrap(Settings(data_dir=tmp_path / "data", fsync=False))
+    yield p
+    p.close()
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    import psycopg
+
+    name = "telerad_test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_platform(tmp_path: Path, pg_url: str) -> Iterator[Platform]:
+    p = bootstrap(Settings(data_dir=tmp_path / "data", database_url=pg_url, fsync=False))
+    yield p
+    p.close()
+
+
+@dataclass
+class LiveServer:
+    http_url: str
+    dicom_port: int
+    aet: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    @property
+    def dicomweb(self) -> str:
+        return self.http_url + "/dicom-web"
+
+    def telerad(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run the CLI against this server's data dir."""
+        return subprocess.run(
+            [sys.executable, "-m", "telerad.cli.main", *args],
+            env=self.env, input=input, capture_output=True, timeout=300,
+        )
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+    http_port, dicom_port = free_port(), free_port()
+    env = dict(os.environ)
+    env.update(
+        TELERAD_DATA_DIR=str(data_dir),
+        TELERAD_HTTP_PORT=str(http_port),
+        TELERAD_DICOM_PORT=str(dicom_port),
+        TELERAD_DICOM_AET="TELERAD",
+        TELERAD_FSYNC="false",
+        **(extra_env or {}),
+    )
+    log = open(data_dir.parent / f"server-{http_port}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telerad.cli.main", "serve"], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{http_port}.log').read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return LiveServer(url, dicom_port, "TELERAD", data_dir, proc, env)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become healthy in 60 s")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One telerad process (SQLite) for the whole session; tests use their own UIDs."""
+    data_dir = tmp_path_factory.mktemp("live") / "data"
+    data_dir.mkdir()
+    server = start_server(data_dir)
+    yield server
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (make install installs it)")
+    return path
