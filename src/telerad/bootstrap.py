@@ -58,7 +58,7 @@ class Platform:
 def bootstrap(settings: Settings | None = None) -> Platform:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, durable=settings.fsync)
     migrate(engine)
     index = SqlIndex(engine)
     blobs = FileBlobStore(settings.blob_dir, fsync=settings.fsync)

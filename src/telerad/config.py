@@ -27,8 +27,7 @@ class Settings(BaseSettings):
     # assigned to this facility (the demo/clinic default).
     default_facility: str = "DEFAULT"
     cors_origins: list[str] = Field(default_factory=list)
-    # Seconds a study must be quiet before it is considered stable.
-    study_stable_seconds: int = 60
+    # fsync blobs and (SQLite) commits: only acknowledged data survives a crash, all of it.
     fsync: bool = True
 
     @property

@@ -12,17 +12,19 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, durable: bool = True) -> Engine:
+    """``durable``: commits survive power loss too (SQLite synchronous=FULL)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            # WAL lets readers run beside the writer; NORMAL keeps commits safe
-            # against a process crash (the blobs themselves are fsynced).
+            # WAL lets readers run beside the writer. FULL syncs the WAL on every
+            # commit, so an acknowledged instance's index row survives power loss
+            # as its fsynced blob does; NORMAL survives a process crash only.
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA case_sensitive_like=ON")
             cur.execute("PRAGMA cache_size=-65536")
