@@ -20,7 +20,9 @@ from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get("TELERAD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "TELERAD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def free_port() -> int:
@@ -90,7 +92,10 @@ class LiveServer:
         """Run the CLI against this server's data dir."""
         return subprocess.run(
             [sys.executable, "-m", "telerad.cli.main", *args],
-            env=self.env, input=input, capture_output=True, timeout=300,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            timeout=300,
         )
 
 
@@ -105,15 +110,16 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
         TELERAD_FSYNC="false",
         **(extra_env or {}),
     )
-    log = open(data_dir.parent / f"server-{http_port}.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "telerad.cli.main", "serve"], env=env, stdout=log, stderr=log
-    )
+    log_path = data_dir.parent / f"server-{http_port}.log"
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "telerad.cli.main", "serve"], env=env, stdout=log, stderr=log
+        )
     url = f"http://127.0.0.1:{http_port}"
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {(data_dir.parent / f'server-{http_port}.log').read_text()}")
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return LiveServer(url, dicom_port, "TELERAD", data_dir, proc, env)

@@ -8,10 +8,21 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _default_viewer_dir() -> Path | None:
+    """vendor/ohif of the source checkout (src/telerad/ → repository root), else of the cwd."""
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
+        candidate = base / "vendor" / "ohif"
+        if (candidate / "index.html").is_file():
+            return candidate
+    return None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TELERAD_", extra="ignore")
 
-    data_dir: Path = Field(default=Path("./data"), description="Where blobs and the embedded index live")
+    data_dir: Path = Field(
+        default=Path("./data"), description="Where blobs and the embedded index live"
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite in the data dir when unset"
     )
@@ -29,6 +40,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     # fsync blobs and (SQLite) commits: only acknowledged data survives a crash, all of it.
     fsync: bool = True
+    # The unmodified OHIF Viewer build (`make install` unpacks it into vendor/ohif).
+    viewer_dir: Path | None = Field(
+        default_factory=lambda: _default_viewer_dir(),
+        description="Directory of the OHIF Viewer build served at /viewer",
+    )
 
     @property
     def resolved_database_url(self) -> str:

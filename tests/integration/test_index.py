@@ -95,7 +95,7 @@ def test_patients_are_facility_scoped(any_platform: Platform) -> None:
     two = p.index.add_facility("Two Clinic", "TWO")
     load(p, one.id, StudySpec(patient_id="SAME", patient_name="First^Person"))
     load(p, two.id, StudySpec(patient_id="SAME", patient_name="Second^Person"))
-    patients = p.archive.search(Query(Level.PATIENT, {"PatientID": parse_match("PatientID", "SAME")}))  # type: ignore[dict-item]
+    patients = p.archive.search(q(Level.PATIENT, PatientID="SAME"))
     assert sorted(str(r["PatientName"]) for r in patients) == ["First^Person", "Second^Person"]
     scoped = Query(Level.STUDY, facility_ids=frozenset({one.id}))
     assert [r["PatientName"] for r in p.archive.search(scoped)] == ["First^Person"]

@@ -93,7 +93,9 @@ def test_crash_leftovers_are_swept(tmp_path: Path) -> None:
     assert not leftover.exists()
 
 
-def test_failed_index_write_leaves_no_blob(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_index_write_leaves_no_blob(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*_a: object, **_k: object) -> bool:
         raise RuntimeError("database went away")
 

@@ -1,9 +1,8 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from telerad.domain.uids import InvalidUID, check_uid, is_valid_uid
-
-import pytest
 
 
 @pytest.mark.parametrize(

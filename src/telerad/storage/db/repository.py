@@ -41,9 +41,8 @@ from telerad.domain.query import (
 )
 from telerad.storage.db import tables as t
 
-
 # keyword -> column holding it
-COLUMNS: dict[str, Any] = {
+COLUMNS: dict[str, ColumnElement[Any]] = {
     "PatientName": t.patient.c.patient_name,
     "PatientID": t.patient.c.patient_id,
     "PatientBirthDate": t.patient.c.birth_date,
@@ -112,19 +111,17 @@ def _condition(keyword: str, match: Match, fuzzy: bool) -> ColumnElement[bool]:
             raw = match.value if isinstance(match, Exact) else match.pattern
             text = normalise_person_name(raw)
             if isinstance(match, Exact) and not fuzzy:
-                return norm == text  # type: ignore[no-any-return]
+                return norm == text
             pattern = like_pattern(text if isinstance(match, Wildcard) else text + "*")
             if fuzzy:
-                return or_(
-                    norm.like(pattern, escape="\\"), norm.like("% " + pattern, escape="\\")
-                )
-            return norm.like(pattern, escape="\\")  # type: ignore[no-any-return]
+                return or_(norm.like(pattern, escape="\\"), norm.like("% " + pattern, escape="\\"))
+            return norm.like(pattern, escape="\\")
     if isinstance(match, Exact):
-        return col == match.value  # type: ignore[no-any-return]
+        return col == match.value
     if isinstance(match, Wildcard):
-        return col.like(like_pattern(match.pattern), escape="\\")  # type: ignore[no-any-return]
+        return col.like(like_pattern(match.pattern), escape="\\")
     if isinstance(match, UidList):
-        return col.in_(match.uids)  # type: ignore[no-any-return]
+        return col.in_(match.uids)
     if isinstance(match, Range):
         parts = [col != ""]
         if match.low:
@@ -396,11 +393,6 @@ class SqlIndex:
             ).scalar_one()
         )
 
-    def remove_instance(self, sop_instance_uid: str) -> None:
-        """Forget an instance (used to undo a half-finished store)."""
-        with self.engine.begin() as conn:
-            conn.execute(t.instance.delete().where(t.instance.c.sop_instance_uid == sop_instance_uid))
-
     # -- queries -----------------------------------------------------------------
     def _base(self, level: Level) -> Select[Any]:
         if level is Level.PATIENT:
@@ -420,7 +412,9 @@ class SqlIndex:
                 raise QueryError(f"{keyword} cannot be matched at the {query.level} level")
             stmt = stmt.where(_condition(keyword, match, query.fuzzy))
         if query.facility_ids is not None:
-            owner = t.patient.c.facility_id if query.level is Level.PATIENT else t.study.c.facility_id
+            owner = (
+                t.patient.c.facility_id if query.level is Level.PATIENT else t.study.c.facility_id
+            )
             stmt = stmt.where(owner.in_(sorted(query.facility_ids)))
         order = {
             Level.PATIENT: t.patient.c.id,
@@ -462,8 +456,9 @@ class SqlIndex:
         stmt = select(*_LOCATION_COLUMNS).select_from(frm).where(key.in_(list(uids)))
         if facility_ids is not None:
             stmt = stmt.where(t.study.c.facility_id.in_(sorted(facility_ids)))
-        stmt = stmt.order_by(t.series.c.series_number, t.series.c.id, t.instance.c.instance_number,
-                             t.instance.c.id)
+        stmt = stmt.order_by(
+            t.series.c.series_number, t.series.c.id, t.instance.c.instance_number, t.instance.c.id
+        )
         with self.engine.connect() as conn:
             return [_row_to_location(r) for r in conn.execute(stmt)]
 
