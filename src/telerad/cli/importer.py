@@ -1,0 +1,128 @@
+"""``telerad import``: DICOM files from disk into the archive, each through ``Archive.store``.
+
+Folders are searched recursively. A file that is not DICOM, is truncated, or
+conflicts with what is stored is reported with its path and the reason, and
+nothing of it is kept. The report names paths only, never patient data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from telerad.bootstrap import Platform
+from telerad.domain.model import Facility, StoreOutcome
+
+#: Media directories index a file set; they are not instances to archive.
+SKIPPED_NAMES = frozenset({"DICOMDIR"})
+
+
+@dataclass
+class Summary:
+    stored: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.stored + self.duplicates + self.failed
+
+
+def find_files(paths: Iterable[Path], summary: Summary) -> Iterator[Path]:
+    """Regular files under the given paths, in a stable order; missing paths are failures."""
+    for path in paths:
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    candidate = Path(root) / name
+                    if name in SKIPPED_NAMES or not candidate.is_file():
+                        summary.skipped += 1  # DICOMDIR, sockets, broken links…
+                        continue
+                    yield candidate
+        elif not path.exists():
+            summary.failed += 1
+            summary.failures.append((path, "no such file or directory"))
+        else:
+            summary.skipped += 1
+
+
+def facility_for(platform: Platform, name: str | None) -> Facility:
+    if not name:
+        return platform.default_facility()
+    found = platform.index.facility_by_name(name)
+    return found if found is not None else platform.index.add_facility(name)
+
+
+def import_paths(
+    platform: Platform,
+    paths: Iterable[Path],
+    facility_name: str | None = None,
+    console: Console | None = None,
+) -> Summary:
+    """Store every file under ``paths`` for the named facility (created if missing)."""
+    console = console or Console(quiet=True)
+    facility = facility_for(platform, facility_name)
+    summary = Summary()
+    files = list(find_files(paths, summary))
+    progress = Progress(
+        TextColumn("[bold]import[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[state]}"),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("import", total=len(files), state="")
+        for path in files:
+            _import_one(platform, facility.id, path, summary)
+            progress.update(
+                task,
+                advance=1,
+                state=f"{summary.stored} stored, {summary.duplicates} dup, {summary.failed} failed",
+            )
+    print_summary(console, summary, facility.name)
+    return summary
+
+
+def _import_one(platform: Platform, facility_id: int, path: Path, summary: Summary) -> None:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        summary.failed += 1
+        summary.failures.append((path, f"cannot read: {exc.strerror or exc}"))
+        return
+    result = platform.archive.store(facility_id, data)
+    if result.outcome is StoreOutcome.STORED:
+        summary.stored += 1
+    elif result.outcome is StoreOutcome.DUPLICATE:
+        summary.duplicates += 1
+    else:
+        summary.failed += 1
+        summary.failures.append((path, f"{result.outcome.value}: {result.reason}"))
+
+
+def print_summary(console: Console, summary: Summary, facility: str) -> None:
+    table = Table(title=f"import into facility '{facility}'", show_header=False)
+    table.add_row("stored", str(summary.stored))
+    table.add_row("already stored (duplicates)", str(summary.duplicates))
+    table.add_row("failed", str(summary.failed))
+    if summary.skipped:
+        table.add_row("skipped (not regular files, DICOMDIR)", str(summary.skipped))
+    console.print(table)
+    if summary.failures:
+        failures = Table("file", "reason", title="files not imported")
+        for path, reason in summary.failures:
+            failures.add_row(str(path), reason)
+        console.print(failures)
