@@ -129,3 +129,20 @@ def test_study_of_another_facility_is_refused(any_platform: Platform) -> None:
     assert result.outcome is StoreOutcome.REJECTED and "another facility" in result.reason
     assert p.index.counts()["instances"] == 1
     assert len([f for f in p.settings.blob_dir.rglob("*.dcm")]) == 1
+
+
+def test_concurrent_writers_of_one_new_study(any_platform: Platform) -> None:
+    """Associations storing the same new study at once all succeed, each instance once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = any_platform
+    fac = p.default_facility()
+    spec = StudySpec(patient_id="RACE")
+    data = [to_bytes(ds) for ds in ct_series(spec, slices=12, rows=8, cols=8)]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda b: p.archive.store(fac.id, b), data + data))
+    outcomes = sorted(r.outcome.value for r in results)
+    assert outcomes == ["duplicate"] * 12 + ["stored"] * 12
+    assert p.index.counts() == {"patients": 1, "studies": 1, "series": 1, "instances": 12}
+    [study] = p.archive.search(q(Level.STUDY, PatientID="RACE"))
+    assert study["NumberOfStudyRelatedInstances"] == 12

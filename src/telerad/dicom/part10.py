@@ -11,6 +11,7 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
@@ -22,6 +23,16 @@ from telerad.domain.uids import InvalidUID, check_uid
 PREAMBLE = b"\x00" * 128 + b"DICM"
 UNDEFINED_LENGTH = 0xFFFFFFFF
 IMPLEMENTATION_VERSION = "TELERAD_010"
+_TAGS = {
+    keyword: tag_for_keyword(keyword)
+    for keyword in (
+        "PatientID PatientName PatientBirthDate PatientSex StudyDate StudyTime AccessionNumber "
+        "StudyID StudyDescription ReferringPhysicianName InstitutionName Modality SeriesNumber "
+        "SeriesDescription SeriesDate SeriesTime BodyPartExamined InstanceNumber Rows Columns "
+        "NumberOfFrames SpecificCharacterSet SOPClassUID SOPInstanceUID StudyInstanceUID "
+        "SeriesInstanceUID"
+    ).split()
+}
 
 
 class InvalidInstance(ValueError):
@@ -93,7 +104,18 @@ def _native_pixel_bytes(ds: Dataset) -> int | None:
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    value: Any = ds.get(keyword, "")
+    """A text attribute as str. Plain ASCII values are decoded straight from the raw
+    bytes (pydicom's general conversion is the slowest part of ingest); anything
+    else goes through pydicom so character sets are honoured."""
+    tag = _TAGS[keyword]
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return ""
+    if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+        raw = elem.value
+        if raw.isascii():
+            return raw.decode("ascii").strip(" \x00")
+    value: Any = ds[tag].value
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -102,7 +124,16 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
+    tag = _TAGS[keyword]
+    elem = ds._dict.get(tag)
+    if elem is None:
+        return None
+    if isinstance(elem, RawDataElement) and elem.VR == "IS" and isinstance(elem.value, bytes):
+        try:
+            return int(elem.value.strip(b" \x00") or b"x")
+        except ValueError:
+            return None
+    value = ds[tag].value
     if value in (None, ""):
         return None
     try:
@@ -114,10 +145,10 @@ def _int(ds: Dataset, keyword: str) -> int | None:
 def header_of(ds: Dataset) -> InstanceHeader:
     """The index's view of a dataset, after checking its identifying UIDs."""
     try:
-        sop_class = check_uid("SOPClassUID", ds.get("SOPClassUID"))
-        sop_instance = check_uid("SOPInstanceUID", ds.get("SOPInstanceUID"))
-        study = check_uid("StudyInstanceUID", ds.get("StudyInstanceUID"))
-        series = check_uid("SeriesInstanceUID", ds.get("SeriesInstanceUID"))
+        sop_class = check_uid("SOPClassUID", _text(ds, "SOPClassUID"))
+        sop_instance = check_uid("SOPInstanceUID", _text(ds, "SOPInstanceUID"))
+        study = check_uid("StudyInstanceUID", _text(ds, "StudyInstanceUID"))
+        series = check_uid("SeriesInstanceUID", _text(ds, "SeriesInstanceUID"))
         ts = check_uid("TransferSyntaxUID", ds.file_meta.get("TransferSyntaxUID"))
     except InvalidUID as exc:
         raise InvalidInstance(str(exc)) from exc

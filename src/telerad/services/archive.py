@@ -43,27 +43,37 @@ class Archive:
             series_instance_uid=header.SeriesInstanceUID,
         )
         digest = hashlib.sha256(data).hexdigest()
-        existing = self.index.find_instance(header.SOPInstanceUID)
-        if existing is not None:
-            return self._already_there(existing, facility_id, digest, ids)
+        # Write first and let the index's unique SOP Instance UID decide: re-sends
+        # and conflicts are rare, so checking before every write would cost more.
+        # Blob keys include the content digest, so a conflicting object never
+        # lands on the kept one's file, and an identical one lands on itself.
         blob = self.blobs.put(facility_id, header.SOPInstanceUID, data, digest)
-        try:
-            added = self.index.add_instance(facility_id, header, blob)
-        except ConflictingHierarchy as exc:
-            self.blobs.delete(blob.key)
-            return StoreResult(StoreOutcome.REJECTED, reason=str(exc), **ids)
-        except Exception:
-            # Nothing half-written: the index did not commit, so drop the blob.
-            self.blobs.delete(blob.key)
-            raise
-        if not added:  # another writer indexed the same UID first
+        for _attempt in range(3):
+            try:
+                added = self.index.add_instance(facility_id, header, blob)
+            except ConflictingHierarchy as exc:
+                self._discard(blob.key, header.SOPInstanceUID)
+                return StoreResult(StoreOutcome.REJECTED, reason=str(exc), **ids)
+            except Exception:
+                # Nothing half-written: the index did not commit, so drop the blob.
+                self._discard(blob.key, header.SOPInstanceUID)
+                raise
+            if added:
+                return StoreResult(StoreOutcome.STORED, **ids)
             existing = self.index.find_instance(header.SOPInstanceUID)
-            if existing is None or existing.blob_key != blob.key:
-                self.blobs.delete(blob.key)
-            if existing is None:
-                return StoreResult(StoreOutcome.REJECTED, reason="concurrent write failed", **ids)
-            return self._already_there(existing, facility_id, digest, ids)
-        return StoreResult(StoreOutcome.STORED, **ids)
+            if existing is not None:
+                if existing.blob_key != blob.key:
+                    self.blobs.delete(blob.key)
+                return self._already_there(existing, facility_id, digest, ids)
+            # Refused by a concurrent insert of the same new patient/study/series: retry.
+        self.blobs.delete(blob.key)
+        return StoreResult(StoreOutcome.REJECTED, reason="index busy: concurrent writes", **ids)
+
+    def _discard(self, key: str, sop_instance_uid: str) -> None:
+        """Delete a blob the index refused, unless the index already points at it."""
+        existing = self.index.find_instance(sop_instance_uid)
+        if existing is None or existing.blob_key != key:
+            self.blobs.delete(key)
 
     @staticmethod
     def _already_there(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from telerad.domain.model import (
     ConflictingHierarchy,
@@ -254,120 +255,130 @@ class SqlIndex:
             return self._add_instance(facility_id, header, blob)
 
     def _add_instance(self, facility_id: int, h: InstanceHeader, blob: StoredObject) -> bool:
-        new_study: tuple[int, int] | None = None
-        new_series: tuple[int, int] | None = None
-        with self.engine.begin() as conn:
-            if conn.execute(
-                select(t.instance.c.id).where(t.instance.c.sop_instance_uid == h.SOPInstanceUID)
-            ).first():
-                return False
-            study_pk, study_facility = self._study_cache.get(h.StudyInstanceUID) or (0, 0)
-            if not study_pk:
-                row = conn.execute(
-                    select(t.study.c.id, t.study.c.facility_id).where(
-                        t.study.c.study_instance_uid == h.StudyInstanceUID
-                    )
-                ).first()
-                if row:
-                    study_pk, study_facility = row.id, row.facility_id
-            if study_pk and study_facility != facility_id:
-                raise ConflictingHierarchy(
-                    "the StudyInstanceUID is already used by a study of another facility"
-                )
-            if not study_pk:
-                patient_pk = self._patient_pk(conn, facility_id, h)
-                study_pk = conn.execute(
-                    insert(t.study)
-                    .values(
-                        facility_id=facility_id,
-                        patient_pk=patient_pk,
-                        study_instance_uid=h.StudyInstanceUID,
-                        study_date=h.StudyDate,
-                        study_time=h.StudyTime,
-                        accession_number=h.AccessionNumber,
-                        study_id=h.StudyID,
-                        study_description=h.StudyDescription,
-                        referring_physician_name=h.ReferringPhysicianName,
-                        institution_name=h.InstitutionName,
-                        specific_character_set=h.SpecificCharacterSet,
-                    )
-                    .returning(t.study.c.id)
-                ).scalar_one()
-                conn.execute(
-                    update(t.patient)
-                    .where(t.patient.c.id == patient_pk)
-                    .values(num_studies=t.patient.c.num_studies + 1)
-                )
-                new_study = (study_pk, facility_id)
-            series_pk, series_study = self._series_cache.get(h.SeriesInstanceUID) or (0, 0)
-            if not series_pk:
-                row = conn.execute(
-                    select(t.series.c.id, t.series.c.study_pk).where(
-                        t.series.c.series_instance_uid == h.SeriesInstanceUID
-                    )
-                ).first()
-                if row:
-                    series_pk, series_study = row.id, row.study_pk
-            if series_pk and series_study != study_pk:
-                raise ConflictingHierarchy("the SeriesInstanceUID already belongs to another study")
-            if not series_pk:
-                series_pk = conn.execute(
-                    insert(t.series)
-                    .values(
-                        study_pk=study_pk,
-                        series_instance_uid=h.SeriesInstanceUID,
-                        modality=h.Modality,
-                        series_number=h.SeriesNumber,
-                        series_description=h.SeriesDescription,
-                        series_date=h.SeriesDate,
-                        series_time=h.SeriesTime,
-                        body_part=h.BodyPartExamined,
-                    )
-                    .returning(t.series.c.id)
-                ).scalar_one()
-                new_series = (series_pk, study_pk)
-                mods = conn.execute(
-                    select(t.series.c.modality).where(t.series.c.study_pk == study_pk).distinct()
-                ).scalars()
-                conn.execute(
-                    update(t.study)
-                    .where(t.study.c.id == study_pk)
-                    .values(
-                        num_series=t.study.c.num_series + 1,
-                        modalities=_modalities_to_db([m for m in mods if m]),
-                    )
-                )
-            conn.execute(
-                insert(t.instance).values(
-                    series_pk=series_pk,
-                    sop_instance_uid=h.SOPInstanceUID,
-                    sop_class_uid=h.SOPClassUID,
-                    transfer_syntax_uid=h.TransferSyntaxUID,
-                    instance_number=h.InstanceNumber,
-                    rows=h.Rows,
-                    columns=h.Columns,
-                    number_of_frames=h.NumberOfFrames,
-                    blob_key=blob.key,
-                    size=blob.size,
-                    sha256=blob.sha256,
-                )
-            )
-            conn.execute(
-                update(t.series)
-                .where(t.series.c.id == series_pk)
-                .values(num_instances=t.series.c.num_instances + 1)
-            )
-            conn.execute(
-                update(t.study)
-                .where(t.study.c.id == study_pk)
-                .values(num_instances=t.study.c.num_instances + 1, updated_at=func.now())
-            )
+        try:
+            with self.engine.begin() as conn:
+                new_study, new_series = self._insert(conn, facility_id, h, blob)
+        except IntegrityError:
+            # The unique SOP Instance UID (or a concurrent study/series insert)
+            # refused the row; the caller decides between duplicate and conflict.
+            self._study_cache.pop(h.StudyInstanceUID, None)
+            self._series_cache.pop(h.SeriesInstanceUID, None)
+            return False
         # Cache only what a committed transaction created.
         if new_study:
             self._study_cache[h.StudyInstanceUID] = new_study
         if new_series:
             self._series_cache[h.SeriesInstanceUID] = new_series
         return True
+
+    def _insert(
+        self, conn: Any, facility_id: int, h: InstanceHeader, blob: StoredObject
+    ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """Insert the instance row and whatever patient/study/series it brings."""
+        new_study: tuple[int, int] | None = None
+        new_series: tuple[int, int] | None = None
+        study_pk, study_facility = self._study_cache.get(h.StudyInstanceUID) or (0, 0)
+        if not study_pk:
+            row = conn.execute(
+                select(t.study.c.id, t.study.c.facility_id).where(
+                    t.study.c.study_instance_uid == h.StudyInstanceUID
+                )
+            ).first()
+            if row:
+                study_pk, study_facility = row.id, row.facility_id
+        if study_pk and study_facility != facility_id:
+            raise ConflictingHierarchy(
+                "the StudyInstanceUID is already used by a study of another facility"
+            )
+        if not study_pk:
+            patient_pk = self._patient_pk(conn, facility_id, h)
+            study_pk = conn.execute(
+                insert(t.study)
+                .values(
+                    facility_id=facility_id,
+                    patient_pk=patient_pk,
+                    study_instance_uid=h.StudyInstanceUID,
+                    study_date=h.StudyDate,
+                    study_time=h.StudyTime,
+                    accession_number=h.AccessionNumber,
+                    study_id=h.StudyID,
+                    study_description=h.StudyDescription,
+                    referring_physician_name=h.ReferringPhysicianName,
+                    institution_name=h.InstitutionName,
+                    specific_character_set=h.SpecificCharacterSet,
+                )
+                .returning(t.study.c.id)
+            ).scalar_one()
+            conn.execute(
+                update(t.patient)
+                .where(t.patient.c.id == patient_pk)
+                .values(num_studies=t.patient.c.num_studies + 1)
+            )
+            new_study = (study_pk, facility_id)
+        series_pk, series_study = self._series_cache.get(h.SeriesInstanceUID) or (0, 0)
+        if not series_pk:
+            row = conn.execute(
+                select(t.series.c.id, t.series.c.study_pk).where(
+                    t.series.c.series_instance_uid == h.SeriesInstanceUID
+                )
+            ).first()
+            if row:
+                series_pk, series_study = row.id, row.study_pk
+        if series_pk and series_study != study_pk:
+            raise ConflictingHierarchy("the SeriesInstanceUID already belongs to another study")
+        if not series_pk:
+            series_pk = conn.execute(
+                insert(t.series)
+                .values(
+                    study_pk=study_pk,
+                    series_instance_uid=h.SeriesInstanceUID,
+                    modality=h.Modality,
+                    series_number=h.SeriesNumber,
+                    series_description=h.SeriesDescription,
+                    series_date=h.SeriesDate,
+                    series_time=h.SeriesTime,
+                    body_part=h.BodyPartExamined,
+                )
+                .returning(t.series.c.id)
+            ).scalar_one()
+            new_series = (series_pk, study_pk)
+            mods = conn.execute(
+                select(t.series.c.modality).where(t.series.c.study_pk == study_pk).distinct()
+            ).scalars()
+            conn.execute(
+                update(t.study)
+                .where(t.study.c.id == study_pk)
+                .values(
+                    num_series=t.study.c.num_series + 1,
+                    modalities=_modalities_to_db([m for m in mods if m]),
+                )
+            )
+        conn.execute(
+            insert(t.instance).values(
+                series_pk=series_pk,
+                sop_instance_uid=h.SOPInstanceUID,
+                sop_class_uid=h.SOPClassUID,
+                transfer_syntax_uid=h.TransferSyntaxUID,
+                instance_number=h.InstanceNumber,
+                rows=h.Rows,
+                columns=h.Columns,
+                number_of_frames=h.NumberOfFrames,
+                blob_key=blob.key,
+                size=blob.size,
+                sha256=blob.sha256,
+            )
+        )
+        conn.execute(
+            update(t.series)
+            .where(t.series.c.id == series_pk)
+            .values(num_instances=t.series.c.num_instances + 1)
+        )
+        conn.execute(
+            update(t.study)
+            .where(t.study.c.id == study_pk)
+            .values(num_instances=t.study.c.num_instances + 1, updated_at=func.now())
+        )
+        return new_study, new_series
 
     @staticmethod
     def _patient_pk(conn: Any, facility_id: int, h: InstanceHeader) -> int:
