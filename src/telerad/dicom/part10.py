@@ -10,8 +10,8 @@ import io
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
@@ -23,15 +23,36 @@ from telerad.domain.uids import InvalidUID, check_uid
 PREAMBLE = b"\x00" * 128 + b"DICM"
 UNDEFINED_LENGTH = 0xFFFFFFFF
 IMPLEMENTATION_VERSION = "TELERAD_010"
-_TAGS = {
-    keyword: tag_for_keyword(keyword)
-    for keyword in (
-        "PatientID PatientName PatientBirthDate PatientSex StudyDate StudyTime AccessionNumber "
-        "StudyID StudyDescription ReferringPhysicianName InstitutionName Modality SeriesNumber "
-        "SeriesDescription SeriesDate SeriesTime BodyPartExamined InstanceNumber Rows Columns "
-        "NumberOfFrames SpecificCharacterSet SOPClassUID SOPInstanceUID StudyInstanceUID "
-        "SeriesInstanceUID"
-    ).split()
+_TAGS: dict[str, int] = {
+    keyword: int(tag_for_keyword(keyword) or 0)
+    for keyword in [
+        "PatientID",
+        "PatientName",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "StudyID",
+        "StudyDescription",
+        "ReferringPhysicianName",
+        "InstitutionName",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDescription",
+        "SeriesDate",
+        "SeriesTime",
+        "BodyPartExamined",
+        "InstanceNumber",
+        "Rows",
+        "Columns",
+        "NumberOfFrames",
+        "SpecificCharacterSet",
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+    ]
 }
 
 
