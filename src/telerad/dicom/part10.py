@@ -10,11 +10,11 @@ import io
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import write_file_meta_info
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from telerad.domain.model import InstanceHeader
@@ -23,8 +23,8 @@ from telerad.domain.uids import InvalidUID, check_uid
 PREAMBLE = b"\x00" * 128 + b"DICM"
 UNDEFINED_LENGTH = 0xFFFFFFFF
 IMPLEMENTATION_VERSION = "TELERAD_010"
-_TAGS: dict[str, int] = {
-    keyword: int(tag_for_keyword(keyword) or 0)
+_TAGS: dict[str, BaseTag] = {
+    keyword: Tag(keyword)
     for keyword in [
         "PatientID",
         "PatientName",
