@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import uvicorn
 
@@ -23,7 +24,9 @@ def start_listeners(platform: Platform) -> list[object]:
 
 
 def run(settings: Settings, demo: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     platform = bootstrap(settings)
     if demo:
         from telerad.demo import load_demo_once
@@ -33,19 +36,27 @@ def run(settings: Settings, demo: bool = False) -> None:
 
     handles = start_listeners(platform)
     app = create_app(platform)
-
-    @app.on_event("startup")
-    def _http_up() -> None:
-        platform.listeners["http"] = True
-
     s = settings
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False
+        )
+    )
+
+    def _mark_http_up() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        platform.listeners["http"] = server.started
+
+    platform.listeners["http"] = False
+    threading.Thread(target=_mark_http_up, daemon=True).start()
     print(
         f"telerad: web http://{s.http_host}:{s.http_port}/  viewer /viewer  DICOMweb /dicom-web  "
         f"DICOM {s.dicom_aet}@{s.dicom_host}:{s.dicom_port}",
         flush=True,
     )
     try:
-        uvicorn.run(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
+        server.run()
     finally:
         for handle in handles:
             shutdown = getattr(handle, "shutdown", None)
