@@ -114,13 +114,11 @@ def _import_one(platform: Platform, facility_id: int, path: Path, summary: Summa
 
 
 def print_summary(console: Console, summary: Summary, facility: str) -> None:
-    table = Table(title=f"import into facility '{facility}'", show_header=False)
-    table.add_row("stored", str(summary.stored))
-    table.add_row("already stored (duplicates)", str(summary.duplicates))
-    table.add_row("failed", str(summary.failed))
-    if summary.skipped:
-        table.add_row("skipped (not regular files, DICOMDIR)", str(summary.skipped))
-    console.print(table)
+    skipped = f", {summary.skipped} skipped" if summary.skipped else ""
+    console.print(
+        f"import into facility '{facility}': {summary.stored} stored, "
+        f"{summary.duplicates} duplicates, {summary.failed} failed{skipped}"
+    )
     if summary.failures:
         failures = Table("file", "reason", title="files not imported")
         for path, reason in summary.failures:

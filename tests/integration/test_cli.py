@@ -1,0 +1,172 @@
+"""The ``telerad`` command line, run as a user runs it: a subprocess on a data dir."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from telerad.bootstrap import Platform, bootstrap
+from telerad.config import Settings
+from telerad.demo import DEMO_FACILITY, SAMPLES
+from telerad.domain.model import Level
+from telerad.domain.query import Query
+from telerad.synthetic import StudySpec, ct_series, to_bytes
+
+
+def telerad(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TELERAD_DATA_DIR=str(data_dir), TELERAD_FSYNC="false", COLUMNS="200")
+    env.pop("TELERAD_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "telerad.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def open_platform(data_dir: Path) -> Platform:
+    return bootstrap(Settings(data_dir=data_dir, fsync=False))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[tuple[Path, list[str], str]]:
+    """A folder tree: 3 good CT slices (one in a subfolder), a text file, a truncated slice."""
+    folder = tmp_path / "inbox"
+    (folder / "series" / "deeper").mkdir(parents=True)
+    slices = [to_bytes(ds) for ds in ct_series(StudySpec(), slices=4, rows=64, cols=64)]
+    good = slices[:3]
+    (folder / "a.dcm").write_bytes(good[0])
+    (folder / "series" / "b.dcm").write_bytes(good[1])
+    (folder / "series" / "deeper" / "c").write_bytes(good[2])  # no suffix: content decides
+    (folder / "notes.txt").write_text("not an image, just some notes\n" * 20)
+    truncated = slices[3][: len(slices[3]) // 2]
+    (folder / "series" / "broken.dcm").write_bytes(truncated)
+    good_uids = [str(dcmread(folder / "a.dcm").SOPInstanceUID)]
+    good_uids += [
+        str(dcmread(folder / p).SOPInstanceUID) for p in ("series/b.dcm", "series/deeper/c")
+    ]
+    truncated_uid = str(dcmread(io.BytesIO(slices[3])).SOPInstanceUID)
+    yield folder, good_uids, truncated_uid
+
+
+def test_import_stores_good_files_and_reports_bad_ones(
+    data_dir: Path, inbox: tuple[Path, list[str], str]
+) -> None:
+    folder, good_uids, truncated_uid = inbox
+    run = telerad(data_dir, "import", str(folder), "--facility", "Clinic North")
+    assert run.returncode == 1, run.stdout + run.stderr
+    out = run.stdout
+    assert "'Clinic North': 3 stored, 0 duplicates, 2 failed" in out
+    assert "notes.txt" in out and "not a DICOM file" in out
+    assert "broken.dcm" in out and "truncated" in out
+
+    p = open_platform(data_dir)
+    try:
+        assert p.index.counts()["instances"] == 3
+        for uid in good_uids:
+            location = p.index.find_instance(uid)
+            assert location is not None
+            assert p.index.facility_by_id(location.facility_id).name == "Clinic North"  # type: ignore[union-attr]
+        assert p.index.find_instance(truncated_uid) is None
+        blobs = [f for f in p.settings.blob_dir.rglob("*") if f.is_file()]
+        assert len(blobs) == 3  # nothing kept of the bad files
+    finally:
+        p.close()
+
+    a, b = str(folder / "a.dcm"), str(folder / "series" / "b.dcm")
+    again = telerad(data_dir, "import", a, b, "--facility", "Clinic North")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 stored, 2 duplicates, 0 failed" in again.stdout
+    p = open_platform(data_dir)
+    try:
+        assert p.index.counts()["instances"] == 3
+    finally:
+        p.close()
+
+
+def test_import_of_a_missing_path_fails(data_dir: Path, tmp_path: Path) -> None:
+    run = telerad(data_dir, "import", str(tmp_path / "does-not-exist"))
+    assert run.returncode == 1
+    assert "no such file or directory" in run.stdout
+
+
+def test_node_add_registers_a_node(data_dir: Path) -> None:
+    run = telerad(
+        data_dir,
+        "node",
+        "add",
+        "READSTATION1",
+        "--host",
+        "10.1.2.3",
+        "--port",
+        "104",
+        "--facility",
+        "Clinic North",
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    listed = telerad(data_dir, "node", "list")
+    assert "READSTATION1" in listed.stdout and "10.1.2.3:104" in listed.stdout
+    p = open_platform(data_dir)
+    try:
+        node = p.index.node_by_ae("READSTATION1")
+        assert node is not None and (node.host, node.port) == ("10.1.2.3", 104)
+        facility = p.index.facility_by_name("Clinic North")
+        assert facility is not None and node.facility_id == facility.id
+    finally:
+        p.close()
+    bad = telerad(data_dir, "node", "add", "A" * 17, "--host", "h", "--port", "1")
+    assert bad.returncode != 0
+    assert "16" in bad.stderr
+
+
+def test_demo_loads_every_promised_modality_family(data_dir: Path) -> None:
+    run = telerad(data_dir, "demo")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "0 failed" in run.stdout
+    p = open_platform(data_dir)
+    try:
+        facility = p.index.facility_by_name(DEMO_FACILITY)
+        assert facility is not None
+        studies = p.archive.search(Query(Level.STUDY, facility_ids=frozenset({facility.id})))
+        modalities = {m for s in studies for m in s["ModalitiesInStudy"]}  # type: ignore[attr-defined]
+        assert {"CT", "MR", "US", "CR", "DX", "NM", "OT"} <= modalities
+        images = p.archive.search(
+            Query(Level.IMAGE, returns={"AvailableTransferSyntaxUID", "NumberOfFrames"})
+        )
+        syntaxes = {i["AvailableTransferSyntaxUID"] for i in images}
+        assert {
+            "1.2.840.10008.1.2.1",  # explicit VR little endian
+            "1.2.840.10008.1.2.4.50",  # JPEG baseline
+            "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+            "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+            "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+            "1.2.840.10008.1.2.5",  # RLE
+        } <= syntaxes
+        sop_classes = {i["SOPClassUID"] for i in images}
+        assert "1.2.840.10008.5.1.4.1.1.2.1" in sop_classes  # Enhanced CT
+        assert "1.2.840.10008.5.1.4.1.1.4.1" in sop_classes  # Enhanced MR
+        assert "1.2.840.10008.5.1.4.1.1.3.1" in sop_classes  # US multi-frame
+        assert any(int(i["NumberOfFrames"] or 1) > 100 for i in images)
+        ct = [s for s in studies if "CT" in s["ModalitiesInStudy"]]  # type: ignore[operator]
+        assert sum(1 for s in ct if s["NumberOfStudyRelatedInstances"] == 60) == 2
+        assert len(images) == 60 * 2 + 24 + 1 + len(SAMPLES)
+    finally:
+        p.close()
+
+    # Loading again stores nothing twice: every UID is derived from a fixed name.
+    again = telerad(data_dir, "demo")
+    assert again.returncode == 0
+    assert "0 stored" in again.stdout and f"{len(images)} already there" in again.stdout
