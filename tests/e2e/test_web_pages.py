@@ -145,6 +145,11 @@ def test_viewer_serves_ohif_and_generates_its_configuration(
     assert client.get("/" + wasm.name).headers["content-type"] == "application/wasm"
     assert client.get("/app.bundle.css").headers["content-type"].startswith("text/css")
     assert client.get("/assets/favicon.ico").status_code == 200
+    # Cross-origin isolated, or chromium refuses the decoders' worker scripts.
+    worker = next(viewer_dir.glob("histogram-worker.bundle.*.js"))
+    for response in (page, js, client.get("/" + worker.name), client.get("/assets/favicon.ico")):
+        assert response.headers["cross-origin-embedder-policy"] == "require-corp"
+        assert response.headers["cross-origin-opener-policy"] == "same-origin"
 
     config = client.get("/app-config.js", headers={"host": "pacs.example:9000"})
     assert config.status_code == 200

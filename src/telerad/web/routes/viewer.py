@@ -45,10 +45,12 @@ MEDIA_TYPES = {
 }
 # Bundles named by their content hash never change; everything else is revalidated.
 _HASHED = re.compile(r"\.[0-9a-f]{16,}\.|^[0-9a-f]{16,}\.")
-# SharedArrayBuffer (used by cornerstone for volumes) needs a cross-origin isolated page.
+# SharedArrayBuffer (used by cornerstone for volumes) needs a cross-origin isolated page,
+# and the page's web workers (image decoders) must be served with the same policy.
 ISOLATION_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
 
 for _suffix, _type in MEDIA_TYPES.items():
@@ -127,7 +129,9 @@ def app_config(origin: str) -> str:
 
 def _file_response(path: Path) -> FileResponse:
     return FileResponse(
-        path, media_type=media_type(path), headers={"Cache-Control": cache_control(path.name)}
+        path,
+        media_type=media_type(path),
+        headers={"Cache-Control": cache_control(path.name), **ISOLATION_HEADERS},
     )
 
 
@@ -139,6 +143,7 @@ class _ViewerFiles(StaticFiles):
         path = Path(full_path)
         response.headers["content-type"] = media_type(path)
         response.headers["cache-control"] = cache_control(path.name)
+        response.headers.update(ISOLATION_HEADERS)
         return response
 
 
@@ -175,7 +180,7 @@ def mount(app: FastAPI, platform: Platform) -> None:
         return Response(
             app_config(str(request.base_url)),
             media_type="text/javascript; charset=utf-8",
-            headers={"Cache-Control": "no-cache"},
+            headers={"Cache-Control": "no-cache", **ISOLATION_HEADERS},
         )
 
     app.add_api_route("/app-config.js", config_script, methods=["GET"], include_in_schema=False)
