@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from telerad import __version__
 from telerad.bootstrap import Platform
@@ -27,7 +28,17 @@ def create_app(platform: Platform) -> FastAPI:
             expose_headers=["Content-Type", "Content-Location", "Warning"],
         )
     # JSON (QIDO-RS, metadata) compresses well; images are sent as they are.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    app.add_middleware(
+        GZipMiddleware,
+        minimum_size=1024,
+        compresslevel=5,
+        exclude_content_types=(
+            *DEFAULT_EXCLUDED_CONTENT_TYPES,
+            "multipart/related",  # DICOM instances and frames (WADO-RS)
+            "application/dicom",
+            "application/octet-stream",
+        ),
+    )
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> JSONResponse:

@@ -1,11 +1,406 @@
-"""DICOMweb routes (placeholder until the DICOMweb adapter lands)."""
+"""DICOMweb routes (PS3.18): STOW-RS, QIDO-RS, WADO-RS and WADO-URI under ``/dicom-web``.
+
+Thin: each route turns HTTP into calls on the archive and the DICOMweb adapter
+(``telerad.adapters.dicomweb``) and maps their exceptions to status codes.
+Routes are plain ``def`` (run in the threadpool) except STOW-RS, which streams
+the request body and hands the work to the threadpool.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import mmap
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from telerad.adapters.dicomweb import retrieve as wado
+from telerad.adapters.dicomweb.dicomjson import qido_results
+from telerad.adapters.dicomweb.multipart import (
+    Buffer,
+    MultipartError,
+    encode_multipart,
+    iter_multipart,
+    new_boundary,
+    parse_accept,
+    parse_media_type,
+    related_content_type,
+    split_parts,
+)
+from telerad.adapters.dicomweb.negotiation import (
+    NotAcceptable,
+    frame_choices,
+    instance_syntaxes,
+    rendered_media_type,
+)
+from telerad.adapters.dicomweb.qido import check_path_uid, parse_qido
+from telerad.adapters.dicomweb.stow import UnsupportedMediaType, boundary_of, store_parts
 from telerad.bootstrap import Platform
+from telerad.dicom import transcode as tx
+from telerad.dicom.render import (
+    RenderError,
+    RenderOptions,
+    parse_quality,
+    parse_viewport,
+    parse_window,
+    thumbnail_options,
+)
+from telerad.domain.model import InstanceLocation, Level
+from telerad.domain.query import QueryError
+from telerad.services.ports import IntegrityError
+
+DICOM_JSON = "application/dicom+json"
+#: Bodies larger than this are spooled to a temporary file and framed through mmap.
+SPOOL_LIMIT = 256 * 1024 * 1024
+_SPOOL_WRITE = 8 * 1024 * 1024
+_RENDER_PARAMS = {"window", "viewport", "quality", "annotation", "charset", "iccprofile"}
 
 
-def router(platform: Platform) -> APIRouter:
-    return APIRouter(prefix="/dicom-web")
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    """Adapter exceptions → HTTP status codes with the reason as ``detail``."""
+    try:
+        yield
+    except (QueryError, RenderError, MultipartError, ValueError) as exc:
+        if isinstance(exc, (NotAcceptable, tx.TranscodeError)):
+            raise HTTPException(406, str(exc)) from exc
+        if isinstance(exc, UnsupportedMediaType):
+            raise HTTPException(415, str(exc)) from exc
+        raise HTTPException(400, str(exc)) from exc
+    except wado.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except IntegrityError as exc:
+        raise HTTPException(500, "a stored object failed its integrity check") from exc
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/dicom-web"
+
+
+def _warning(messages: Sequence[str]) -> dict[str, str]:
+    if not messages:
+        return {}
+    text = ", ".join(f'299 telerad "{m}"' for m in messages)
+    return {"Warning": text.encode("latin-1", "replace").decode("latin-1")}
+
+
+def _check_json_accept(accept: str | None) -> None:
+    for media in parse_accept(accept) or []:
+        if media.type in (DICOM_JSON, "application/json", "*/*", "application/*"):
+            return
+    if accept and accept.strip():
+        raise NotAcceptable(f"results are offered as {DICOM_JSON} only")
+
+
+def _multipart(parts: Iterator[tuple[str, bytes]], part_type: str) -> StreamingResponse:
+    boundary = new_boundary()
+    return StreamingResponse(
+        iter_multipart(boundary, parts),
+        media_type=related_content_type(boundary, part_type),
+    )
+
+
+def _multipart_now(parts: list[tuple[str, bytes]], part_type: str) -> Response:
+    boundary = new_boundary()
+    return Response(
+        encode_multipart(boundary, parts),
+        media_type=related_content_type(boundary, part_type),
+    )
+
+
+def _render_options(request: Request, media_type: str, thumbnail: bool = False) -> RenderOptions:
+    params = request.query_params
+    unknown = set(params) - _RENDER_PARAMS
+    if unknown:
+        raise RenderError(f"unsupported rendering parameter(s): {', '.join(sorted(unknown))}")
+    viewport = parse_viewport(params.get("viewport"))
+    if thumbnail:
+        return thumbnail_options(media_type, viewport)
+    return RenderOptions(media_type, parse_window(params.get("window")), viewport,
+                         parse_quality(params.get("quality")))
+
+
+def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per resource
+    r = APIRouter(prefix="/dicom-web", tags=["DICOMweb"])
+    archive, index = platform.archive, platform.index
+
+    # -- STOW-RS ------------------------------------------------------------------
+    async def receive(request: Request) -> tuple[Buffer, Callable[[], None]]:
+        """The whole body: in memory, or spooled to disk past SPOOL_LIMIT (then mmap'd)."""
+        buf = bytearray()
+        spool: Any = None
+        pending: list[bytes] = []
+        pending_size = 0
+        try:
+            async for chunk in request.stream():
+                if spool is None:
+                    buf += chunk
+                    if len(buf) > SPOOL_LIMIT:
+                        tmp_dir = platform.settings.data_dir / "tmp"
+                        tmp_dir.mkdir(parents=True, exist_ok=True)
+                        spool = tempfile.TemporaryFile(dir=tmp_dir, prefix="stow-")  # noqa: SIM115
+                        await run_in_threadpool(spool.write, buf)
+                        buf = bytearray()
+                else:
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= _SPOOL_WRITE:
+                        await run_in_threadpool(spool.writelines, pending)
+                        pending, pending_size = [], 0
+        except ClientDisconnect as exc:
+            if spool is not None:
+                spool.close()
+            raise MultipartError("the client disconnected before the body was complete") from exc
+        if spool is None:
+            return bytes(buf), lambda: None
+        await run_in_threadpool(spool.writelines, pending)
+        spool.flush()
+        mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
+
+        def close() -> None:
+            mapped.close()
+            spool.close()
+
+        return mapped, close
+
+    async def stow(request: Request, study: str | None, facility_name: str | None) -> Response:
+        with _http_errors():
+            if study is not None:
+                check_path_uid("StudyInstanceUID", study)
+            if facility_name is not None:
+                facility = await run_in_threadpool(index.facility_by_name, facility_name)
+                if facility is None:
+                    raise wado.NotFound(f"no facility named {facility_name}")
+            else:
+                facility = await run_in_threadpool(platform.default_facility)
+            content_type = request.headers.get("content-type")
+            if not content_type:
+                raise UnsupportedMediaType("STOW-RS needs a multipart/related Content-Type")
+            boundary = boundary_of(parse_media_type(content_type))
+            body, close = await receive(request)
+            try:
+                parts = await run_in_threadpool(split_parts, body, boundary)
+                fid = facility.id
+                result = await run_in_threadpool(
+                    store_parts, lambda data: archive.store(fid, data), body, parts, study,
+                    _base(request),
+                )
+            finally:
+                close()
+        return Response(result.body, status_code=result.status, media_type=DICOM_JSON)
+
+    @r.post("/studies")
+    async def store_instances(request: Request) -> Response:
+        return await stow(request, None, None)
+
+    @r.post("/studies/{study}")
+    async def store_study_instances(request: Request, study: str) -> Response:
+        return await stow(request, study, None)
+
+    @r.post("/facilities/{facility_name}/studies")
+    async def store_facility_instances(request: Request, facility_name: str) -> Response:
+        return await stow(request, None, facility_name)
+
+    @r.post("/facilities/{facility_name}/studies/{study}")
+    async def store_facility_study(request: Request, facility_name: str, study: str) -> Response:
+        return await stow(request, study, facility_name)
+
+    # -- QIDO-RS ------------------------------------------------------------------
+    def qido(request: Request, level: Level, path: dict[str, str]) -> Response:
+        with _http_errors():
+            _check_json_accept(request.headers.get("accept"))
+            req = parse_qido(level, request.query_params.multi_items(), path)
+            rows = archive.search(req.query)
+        warnings = list(req.warnings)
+        if req.cap is not None and len(rows) > req.cap:
+            rows = rows[: req.cap]
+            warnings.append("There are additional results that can be requested")
+        body = qido_results(level, req.query.return_keys(), rows, _base(request))
+        return Response(body, media_type=DICOM_JSON, headers=_warning(warnings))
+
+    @r.get("/studies")
+    def search_studies(request: Request) -> Response:
+        return qido(request, Level.STUDY, {})
+
+    @r.get("/series")
+    def search_all_series(request: Request) -> Response:
+        return qido(request, Level.SERIES, {})
+
+    @r.get("/studies/{study}/series")
+    def search_series(request: Request, study: str) -> Response:
+        return qido(request, Level.SERIES, {"StudyInstanceUID": study})
+
+    @r.get("/instances")
+    def search_all_instances(request: Request) -> Response:
+        return qido(request, Level.IMAGE, {})
+
+    @r.get("/studies/{study}/instances")
+    def search_study_instances(request: Request, study: str) -> Response:
+        return qido(request, Level.IMAGE, {"StudyInstanceUID": study})
+
+    @r.get("/studies/{study}/series/{series}/instances")
+    def search_instances(request: Request, study: str, series: str) -> Response:
+        return qido(request, Level.IMAGE, {"StudyInstanceUID": study, "SeriesInstanceUID": series})
+
+    # -- WADO-RS: instances and metadata --------------------------------------------
+    def retrieve(request: Request, study: str, series: str | None, sop: str | None) -> Response:
+        with _http_errors():
+            syntaxes = instance_syntaxes(request.headers.get("accept"))
+            locations = wado.locate(archive, study, series, sop)
+            parts = wado.instance_parts(archive, locations, syntaxes)
+        return _multipart(parts, "application/dicom")
+
+    @r.get("/studies/{study}")
+    def retrieve_study(request: Request, study: str) -> Response:
+        return retrieve(request, study, None, None)
+
+    @r.get("/studies/{study}/series/{series}")
+    def retrieve_series(request: Request, study: str, series: str) -> Response:
+        return retrieve(request, study, series, None)
+
+    @r.get("/studies/{study}/series/{series}/instances/{sop}")
+    def retrieve_instance(request: Request, study: str, series: str, sop: str) -> Response:
+        return retrieve(request, study, series, sop)
+
+    def metadata(request: Request, study: str, series: str | None, sop: str | None) -> Response:
+        with _http_errors():
+            _check_json_accept(request.headers.get("accept"))
+            locations = wado.locate(archive, study, series, sop)
+            body = wado.metadata(archive, index, locations, _base(request))
+        return Response(body, media_type=DICOM_JSON)
+
+    @r.get("/studies/{study}/metadata")
+    def study_metadata(request: Request, study: str) -> Response:
+        return metadata(request, study, None, None)
+
+    @r.get("/studies/{study}/series/{series}/metadata")
+    def series_metadata(request: Request, study: str, series: str) -> Response:
+        return metadata(request, study, series, None)
+
+    @r.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
+    def instance_metadata(request: Request, study: str, series: str, sop: str) -> Response:
+        return metadata(request, study, series, sop)
+
+    # -- WADO-RS: frames and bulk data ----------------------------------------------
+    def one(study: str, series: str, sop: str) -> InstanceLocation:
+        return wado.locate(archive, study, series, sop)[0]
+
+    @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
+    def retrieve_frames(request: Request, study: str, series: str, sop: str,
+                        frames: str) -> Response:
+        with _http_errors():
+            numbers = wado.parse_frame_list(frames)
+            choices = frame_choices(request.headers.get("accept"))
+            source = wado.open_frames(archive, one(study, series, sop))
+            parts = wado.frame_parts(source, numbers, choices)
+        return _multipart_now(parts, parts[0][0].split(";")[0])
+
+    @r.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}")
+    def retrieve_bulkdata(request: Request, study: str, series: str, sop: str,
+                          path: str) -> Response:
+        with _http_errors():
+            loc = one(study, series, sop)
+            if path.strip("/").upper() in ("7FE00010", "7FE00008", "7FE00009"):
+                source = wado.open_frames(archive, loc)
+                choices = frame_choices(request.headers.get("accept"))
+                parts = wado.frame_parts(source, range(1, source.count + 1), choices)
+                return _multipart_now(parts, parts[0][0].split(";")[0])
+            value = wado.bulk_value(archive.read(loc), path)
+        return _multipart_now([("application/octet-stream", value)], "application/octet-stream")
+
+    # -- WADO-RS: rendered and thumbnails --------------------------------------------
+    def rendered(request: Request, study: str, series: str | None, sop: str | None,
+                 frames: str | None, thumbnail: bool) -> Response:
+        with _http_errors():
+            media_type = rendered_media_type(request.headers.get("accept"))
+            options = _render_options(request, media_type, thumbnail)
+            locations = wado.locate(archive, study, series, sop)
+            numbers = wado.parse_frame_list(frames) if frames else None
+            if thumbnail:
+                loc = wado.representative(locations) if sop is None else locations[0]
+                frame = numbers[0] if numbers else wado.thumbnail_frame(loc)
+                image = wado.render_instance(archive, loc, options, frame)
+                return Response(image, media_type=media_type)
+            if sop is not None:
+                if numbers and len(numbers) > 1:
+                    images = [(media_type, wado.render_instance(archive, locations[0], options, n))
+                              for n in numbers]
+                    return _multipart_now(images, media_type)
+                frame = numbers[0] if numbers else None
+                image = wado.render_instance(archive, locations[0], options, frame)
+                return Response(image, media_type=media_type)
+            images = []
+            for loc in locations:
+                try:
+                    images.append((media_type, wado.render_instance(archive, loc, options)))
+                except wado.NotFound:
+                    continue  # instances without pixel data (SR, KOS) have no rendering
+            if not images:
+                raise wado.NotFound("nothing renderable in this resource")
+        return _multipart_now(images, media_type)
+
+    base = "/studies/{study}"
+    for suffix in ("rendered", "thumbnail"):
+        thumb = suffix == "thumbnail"
+
+        def study_view(request: Request, study: str, _t: bool = thumb) -> Response:
+            return rendered(request, study, None, None, None, _t)
+
+        def series_view(request: Request, study: str, series: str, _t: bool = thumb) -> Response:
+            return rendered(request, study, series, None, None, _t)
+
+        def instance_view(request: Request, study: str, series: str, sop: str,
+                          _t: bool = thumb) -> Response:
+            return rendered(request, study, series, sop, None, _t)
+
+        def frames_view(request: Request, study: str, series: str, sop: str, frames: str,
+                        _t: bool = thumb) -> Response:
+            return rendered(request, study, series, sop, frames, _t)
+
+        r.add_api_route(f"{base}/{suffix}", study_view, methods=["GET"],
+                        name=f"study_{suffix}")
+        r.add_api_route(f"{base}/series/{{series}}/{suffix}", series_view, methods=["GET"],
+                        name=f"series_{suffix}")
+        r.add_api_route(f"{base}/series/{{series}}/instances/{{sop}}/{suffix}", instance_view,
+                        methods=["GET"], name=f"instance_{suffix}")
+        r.add_api_route(f"{base}/series/{{series}}/instances/{{sop}}/frames/{{frames}}/{suffix}",
+                        frames_view, methods=["GET"], name=f"frames_{suffix}")
+
+    # -- WADO-URI (PS3.18 9) ------------------------------------------------------------
+    @r.get("/wado")
+    def wado_uri(request: Request) -> Response:
+        q = request.query_params
+        with _http_errors():
+            if q.get("requestType") != "WADO":
+                raise QueryError("requestType must be WADO")
+            missing = [k for k in ("studyUID", "seriesUID", "objectUID") if not q.get(k)]
+            if missing:
+                raise QueryError(f"missing parameter(s): {', '.join(missing)}")
+            loc = one(q["studyUID"], q["seriesUID"], q["objectUID"])
+            content_type = (q.get("contentType") or "image/jpeg").split(",")[0].strip()
+            if content_type in ("application/dicom", "application/dicom;"):
+                syntax = q.get("transferSyntax") or tx.EXPLICIT_LE
+                _ctype, data = wado.instance_parts(archive, [loc], [syntax]).__next__()
+                return Response(data, media_type="application/dicom")
+            if content_type not in ("image/jpeg", "image/png"):
+                raise NotAcceptable(f"contentType {content_type} is not offered")
+            window = None
+            if q.get("windowCenter") is not None or q.get("windowWidth") is not None:
+                window = parse_window(f"{q.get('windowCenter', '')},{q.get('windowWidth', '')}")
+            viewport = None
+            if q.get("rows") or q.get("columns"):
+                rows = q.get("rows") or q.get("columns")
+                cols = q.get("columns") or q.get("rows")
+                viewport = parse_viewport(f"{cols},{rows}")
+            quality = parse_quality(q.get("imageQuality"))
+            frame = int(q["frameNumber"]) if (q.get("frameNumber") or "").isdigit() else None
+            options = RenderOptions(content_type, window, viewport, quality)
+            image = wado.render_instance(archive, loc, options, frame)
+        return Response(image, media_type=content_type)
+
+    return r

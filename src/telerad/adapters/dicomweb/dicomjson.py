@@ -1,0 +1,185 @@
+"""The DICOM JSON Model (PS3.18 F.2): QIDO-RS results, instance metadata, STOW-RS responses.
+
+QIDO-RS results are written by hand from index rows (no Dataset round trip).
+Instance metadata comes from the parsed object once and is cached as text; its
+BulkDataURIs are stored relative (``studies/…``) and made absolute per request
+by :func:`absolutise`, so the cache does not depend on the host name a client used.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
+
+from telerad.domain.model import Level
+from telerad.domain.query import ATTRIBUTES
+
+RETRIEVE_URL = "00081190"
+_BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+_PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+#: Binary values longer than this are sent as BulkDataURI; shorter ones inline.
+BULK_THRESHOLD = 1024
+_BULK_KEY = b'"BulkDataURI":"'
+
+
+def _person_name(value: str) -> dict[str, str]:
+    groups = value.split("=")
+    out = {}
+    for name, text in zip(("Alphabetic", "Ideographic", "Phonetic"), groups, strict=False):
+        if text:
+            out[name] = text
+    return out
+
+
+def _value(vr: str, value: object) -> dict[str, Any]:
+    if value is None or value == "" or value == []:
+        return {"vr": vr}
+    if isinstance(value, list):
+        return {"vr": vr, "Value": value}
+    if vr in ("IS", "US", "SS", "UL", "SL"):
+        try:
+            return {"vr": vr, "Value": [int(value)]}  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return {"vr": vr}
+    text = str(value)
+    if vr == "PN":
+        names = [_person_name(v) for v in text.split("\\")]
+        return {"vr": vr, "Value": [n if n else None for n in names]}
+    if "\\" in text and vr not in ("UT", "ST", "LT", "UR"):
+        return {"vr": vr, "Value": [v or None for v in text.split("\\")]}
+    return {"vr": vr, "Value": [text]}
+
+
+def _retrieve_url(level: Level, row: dict[str, object], base: str) -> str | None:
+    study = row.get("StudyInstanceUID")
+    if level is Level.PATIENT or not study:
+        return None
+    url = f"{base}/studies/{study}"
+    if level in (Level.SERIES, Level.IMAGE):
+        series = row.get("SeriesInstanceUID")
+        if not series:
+            return None
+        url += f"/series/{series}"
+    if level is Level.IMAGE:
+        sop = row.get("SOPInstanceUID")
+        if not sop:
+            return None
+        url += f"/instances/{sop}"
+    return url
+
+
+def qido_results(
+    level: Level, keys: Sequence[str], rows: Iterable[dict[str, object]], base: str
+) -> bytes:
+    """Index rows → ``application/dicom+json`` bytes, attributes in tag order."""
+    columns = sorted(
+        [(f"{ATTRIBUTES[k].tag:08X}", k, ATTRIBUTES[k].vr) for k in keys]
+        + [(RETRIEVE_URL, "", "UR")]
+    )
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {}
+        for tag, keyword, vr in columns:
+            if tag == RETRIEVE_URL:
+                url = _retrieve_url(level, row, base)
+                if url:
+                    item[tag] = {"vr": "UR", "Value": [url]}
+                continue
+            item[tag] = _value(vr, row.get(keyword))
+        out.append(item)
+    return orjson.dumps(out)
+
+
+# -- instance metadata ---------------------------------------------------------------
+def _tag(tag: BaseTag) -> str:
+    return f"{int(tag):08X}"
+
+
+def _element(elem: DataElement, path: str) -> dict[str, Any] | None:
+    vr = elem.VR
+    if vr == "SQ":
+        items = [dataset_json(item, f"{path}/{i}/") for i, item in enumerate(elem.value or [])]
+        return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+    if vr in _BINARY_VRS or int(elem.tag) in _PIXEL_TAGS:
+        value = elem.value
+        if value is None or len(value) == 0:
+            return {"vr": vr}
+        if int(elem.tag) in _PIXEL_TAGS or len(value) > BULK_THRESHOLD:
+            return {"vr": vr, "BulkDataURI": path + _tag(elem.tag)}
+        if isinstance(value, (bytes, bytearray)):
+            return {"vr": vr, "InlineBinary": base64.b64encode(value).decode("ascii")}
+        return {"vr": vr}
+    try:
+        return elem.to_json_dict(None, BULK_THRESHOLD)
+    except Exception:  # an undecodable value: keep the attribute, drop the value
+        return {"vr": vr}
+
+
+def dataset_json(ds: Dataset, path: str) -> dict[str, Any]:
+    """A dataset as DICOM JSON; bulk data as ``path + tag`` URIs (``path`` ends in '/')."""
+    out: dict[str, Any] = {}
+    for elem in ds:
+        if elem.tag.element == 0:  # group lengths are not part of the model
+            continue
+        converted = _element(elem, path)
+        if converted is not None:
+            out[_tag(elem.tag)] = converted
+    return out
+
+
+def instance_path(study: str, series: str, sop: str) -> str:
+    return f"studies/{study}/series/{series}/instances/{sop}"
+
+
+def instance_metadata(ds: Dataset, study: str, series: str, sop: str, ts: str) -> str:
+    """Cacheable metadata of one instance (relative BulkDataURIs)."""
+    body = dataset_json(ds, instance_path(study, series, sop) + "/bulkdata/")
+    body["00083002"] = {"vr": "UI", "Value": [ts]}  # AvailableTransferSyntaxUID
+    return orjson.dumps(dict(sorted(body.items()))).decode("utf-8")
+
+
+def absolutise(cached: Iterable[str], base: str) -> bytes:
+    """Join cached instance metadata into a JSON array with absolute BulkDataURIs.
+
+    ``"BulkDataURI":"`` can only occur as a key: inside a JSON string its quotes
+    would be escaped, so the replacement never touches a value.
+    """
+    body = b"[" + b",".join(c.encode("utf-8") for c in cached) + b"]"
+    return body.replace(_BULK_KEY, _BULK_KEY + base.encode("utf-8") + b"/")
+
+
+# -- STOW-RS response (PS3.18 10.5.3) ---------------------------------------------
+def store_response(
+    referenced: Sequence[dict[str, str]],
+    failed: Sequence[dict[str, Any]],
+    study_url: str | None,
+) -> bytes:
+    def sop_item(entry: dict[str, Any]) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "00081150": _value("UI", entry.get("sop_class_uid")),
+            "00081155": _value("UI", entry.get("sop_instance_uid")),
+        }
+        if "failure_reason" in entry:
+            item["00081197"] = {"vr": "US", "Value": [entry["failure_reason"]]}
+        if entry.get("retrieve_url"):
+            item["00081190"] = {"vr": "UR", "Value": [entry["retrieve_url"]]}
+        if entry.get("reason"):
+            # TransactionStatusComment: the reason in words, for the person reading it.
+            item["00080418"] = {"vr": "LT", "Value": [str(entry["reason"])[:1024]]}
+        return dict(sorted(item.items()))
+
+    body: dict[str, Any] = {
+        "00081198": {"vr": "SQ", "Value": [sop_item(f) for f in failed]} if failed
+        else {"vr": "SQ"},
+        "00081199": {"vr": "SQ", "Value": [sop_item(r) for r in referenced]} if referenced
+        else {"vr": "SQ"},
+    }
+    if study_url:
+        body[RETRIEVE_URL] = {"vr": "UR", "Value": [study_url]}
+    return orjson.dumps(dict(sorted(body.items())))

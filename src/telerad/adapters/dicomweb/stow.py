@@ -1,0 +1,183 @@
+"""STOW-RS (PS3.18 10.5): a framed multipart body → stored instances and the response.
+
+Every part is handed to ``Archive.store`` on its own, so one bad part never
+blocks the others. Failure Reason codes (PS3.18 Table 10.5.3-2 and PS3.4 B.2.3):
+
+=========  ==============================================================
+``0xC000`` Cannot understand: not DICOM, truncated, bad identifying UIDs,
+           or a part whose Content-Type is not application/dicom
+``0xA900`` Data Set does not match SOP Class: File Meta
+           MediaStorageSOPClassUID differs from the dataset's SOPClassUID
+``0xA901`` (A9xx range) StudyInstanceUID differs from the study in the URL
+``0x0111`` Duplicate SOP Instance: a different object already holds this UID
+``0x0110`` Processing failure: hierarchy conflict (the study or series
+           belongs elsewhere) or an unexpected error while storing
+``0xA700`` Refused, out of resources: the disk could not take the object
+=========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom import dcmread
+
+from telerad.adapters.dicomweb.dicomjson import instance_path, store_response
+from telerad.adapters.dicomweb.multipart import Buffer, MediaType, MultipartError, Part
+from telerad.domain.model import StoreOutcome, StoreResult
+
+log = logging.getLogger(__name__)
+
+CANNOT_UNDERSTAND = 0xC000
+SOP_CLASS_MISMATCH = 0xA900
+STUDY_MISMATCH = 0xA901
+DUPLICATE_SOP_INSTANCE = 0x0111
+PROCESSING_FAILURE = 0x0110
+OUT_OF_RESOURCES = 0xA700
+
+#: Parts stored at once: file writes, hashing and fsync overlap; the index serialises itself.
+STORE_WORKERS = 4
+
+
+class UnsupportedMediaType(ValueError):
+    """A request body STOW-RS does not take (HTTP 415)."""
+
+
+def boundary_of(content_type: MediaType) -> str:
+    """Check the request's Content-Type and return its boundary."""
+    if content_type.type != "multipart/related":
+        raise UnsupportedMediaType(
+            f"STOW-RS takes multipart/related; type=\"application/dicom\", not {content_type.type}"
+        )
+    part_type = content_type.params.get("type", "application/dicom").lower()
+    if part_type != "application/dicom":
+        raise UnsupportedMediaType(
+            f"only application/dicom parts are accepted (type={part_type} is not supported)"
+        )
+    boundary = content_type.params.get("boundary")
+    if not boundary:
+        raise MultipartError("the multipart/related Content-Type has no boundary parameter")
+    return boundary
+
+
+@dataclass
+class StowResult:
+    status: int
+    body: bytes
+    stored: int
+    failed: int
+
+
+Store = Callable[[bytes], StoreResult]
+
+
+def _precheck(data: bytes, study: str | None) -> tuple[int, str] | None:
+    """A failure (reason code, text) found before storing, or None to go ahead."""
+    try:
+        ds = dcmread(
+            io.BytesIO(data),
+            stop_before_pixels=True,
+            specific_tags=["SOPClassUID", "StudyInstanceUID"],
+        )
+    except Exception as exc:
+        return CANNOT_UNDERSTAND, f"not a readable DICOM Part 10 object: {exc}"[:300]
+    meta_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or "").rstrip("\0 ")
+    ds_class = str(ds.get("SOPClassUID", "") or "").rstrip("\0 ")
+    if meta_class and ds_class and meta_class != ds_class:
+        return SOP_CLASS_MISMATCH, "MediaStorageSOPClassUID does not match SOPClassUID"
+    if study is not None:
+        ds_study = str(ds.get("StudyInstanceUID", "") or "").rstrip("\0 ")
+        if ds_study != study:
+            return STUDY_MISMATCH, "StudyInstanceUID differs from the study in the request URL"
+    return None
+
+
+def _store_one(
+    store: Store, body: Buffer, part: Part, number: int, study: str | None
+) -> dict[str, Any]:
+    content_type = (part.content_type or "application/dicom").split(";")[0].strip().lower()
+    if content_type != "application/dicom":
+        return {"failure_reason": CANNOT_UNDERSTAND,
+                "reason": f"part {number}: Content-Type {content_type} is not application/dicom"}
+    if len(part) == 0:
+        return {"failure_reason": CANNOT_UNDERSTAND, "reason": f"part {number} is empty"}
+    data = bytes(body[part.start : part.end])
+    failure = _precheck(data, study)
+    if failure is not None:
+        ids = _identifiers(data)
+        return {**ids, "failure_reason": failure[0], "reason": f"part {number}: {failure[1]}"}
+    try:
+        result = store(data)
+    except OSError as exc:
+        log.exception("STOW-RS: storing part %d failed", number)
+        code = OUT_OF_RESOURCES if exc.errno in (errno.ENOSPC, errno.EDQUOT) else PROCESSING_FAILURE
+        return {"failure_reason": code, "reason": f"part {number}: could not be written"}
+    except Exception:
+        log.exception("STOW-RS: storing part %d failed", number)
+        return {"failure_reason": PROCESSING_FAILURE,
+                "reason": f"part {number}: processing failure"}
+    ids = {"sop_class_uid": result.sop_class_uid, "sop_instance_uid": result.sop_instance_uid,
+           "study_instance_uid": result.study_instance_uid,
+           "series_instance_uid": result.series_instance_uid}
+    if result.ok:
+        return ids
+    if result.outcome is StoreOutcome.CONFLICT:
+        code = DUPLICATE_SOP_INSTANCE
+    elif result.sop_instance_uid is None:
+        code = CANNOT_UNDERSTAND
+    else:
+        code = PROCESSING_FAILURE
+    return {**ids, "failure_reason": code, "reason": f"part {number}: {result.reason}"}
+
+
+def _identifiers(data: bytes) -> dict[str, str]:
+    """SOP Class/Instance UIDs of a refused part, when they can be read at all."""
+    try:
+        ds = dcmread(io.BytesIO(data), stop_before_pixels=True,
+                     specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        return {"sop_class_uid": str(ds.get("SOPClassUID", "") or ""),
+                "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "")}
+    except Exception:
+        return {}
+
+
+def store_parts(
+    store: Store,
+    body: Buffer,
+    parts: list[Part],
+    study: str | None,
+    base: str,
+) -> StowResult:
+    """Store every part (in parallel, results in part order) and build the response."""
+    if not parts:
+        raise MultipartError("the multipart body contains no parts")
+    numbered = list(enumerate(parts, start=1))
+    if len(parts) == 1:
+        results = [_store_one(store, body, parts[0], 1, study)]
+    else:
+        with ThreadPoolExecutor(min(STORE_WORKERS, len(parts)),
+                                thread_name_prefix="stow") as pool:
+            results = list(pool.map(lambda np: _store_one(store, body, np[1], np[0], study),
+                                    numbered))
+    referenced, failed = [], []
+    studies = set()
+    for entry in results:
+        if "failure_reason" in entry:
+            failed.append(entry)
+            continue
+        entry["retrieve_url"] = base + "/" + instance_path(
+            entry["study_instance_uid"], entry["series_instance_uid"], entry["sop_instance_uid"]
+        )
+        studies.add(entry["study_instance_uid"])
+        referenced.append(entry)
+    only_study = study or (next(iter(studies)) if len(studies) == 1 else None)
+    study_url = f"{base}/studies/{only_study}" if only_study and referenced else None
+    status = 200 if not failed else (202 if referenced else 409)
+    return StowResult(status, store_response(referenced, failed, study_url), len(referenced),
+                      len(failed))
