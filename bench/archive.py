@@ -1,0 +1,408 @@
+"""Archive benchmark: telerad against Orthanc and dcmtk storescp, side by side, one command.
+
+    python -m bench.archive [--quick] [--only stores|qido|wado] [--json PATH]
+
+Every ingest runs against a freshly started server (empty storage in its own temporary
+directory); queries and retrieves run against one Orthanc and one telerad loaded with the
+same corpus. All servers are stopped and all temporary files removed at the end, also on
+error or Ctrl-C. See docs/benchmarks.md for what is measured and the last figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pydicom
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import clients, corpus
+from bench.clients import JSON, MeasureError, RssSampler
+from bench.report import BY_KEY, Results, environment
+from bench.servers import KINDS, Server, ServerUnavailable
+
+FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+
+
+@dataclass(frozen=True)
+class Config:
+    ct_slices: int = 400
+    tiny: int = 5000
+    studies: int = 30_000
+    chunk: int = 1000  # one-instance studies per storescu association while loading
+    load_workers: int = 3  # associations in parallel while loading
+    stow_batch: int = 10
+    ingest_repeats: int = 2  # best of, each on a fresh server
+    qido_requests: int = 50
+    qido_warmup: int = 5
+    metadata_requests: int = 10
+    frame_requests: int = 100
+    seed: int = 20260101
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(
+            ct_slices=100,
+            tiny=1000,
+            studies=3000,
+            chunk=500,
+            ingest_repeats=1,
+            qido_requests=20,
+            qido_warmup=3,
+            metadata_requests=3,
+            frame_requests=30,
+        )
+
+
+class Bench:
+    def __init__(self, cfg: Config, root: Path, console: Console) -> None:
+        self.cfg = cfg
+        self.root = root
+        self.console = console
+        self.results = Results()
+        self.unavailable: dict[str, str] = {}
+        self._runs = 0
+
+    # -- servers ---------------------------------------------------------------------------
+    @contextmanager
+    def server(self, kind: str) -> Iterator[Server | None]:
+        """A fresh server of ``kind``, or None (recorded) when it cannot start."""
+        if kind in self.unavailable:
+            yield None
+            return
+        self._runs += 1
+        srv = KINDS[kind](self.root / f"{kind}-{self._runs}")
+        try:
+            srv.start()
+        except ServerUnavailable as e:
+            srv.stop()
+            self.unavailable[kind] = str(e)
+            self.console.print(f"[yellow]{e}[/]")
+            if e.log:
+                self.console.print(e.log, style="dim", markup=False, highlight=False)
+            self.results.notes.append(str(e))
+            yield None
+            return
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+    def _record(self, key: str, server: str, fn: Callable[[], float | None], **detail: Any) -> None:
+        """Run one measurement; a failure is recorded (and shown) instead of stopping the run."""
+        value: float | None = None
+        if server not in self.unavailable:
+            try:
+                value = fn()
+            except (MeasureError, httpx.HTTPError, OSError, ValueError, KeyError) as e:
+                self.console.print(f"[red]{key} on {server}:[/] {e}")
+                self.results.set(key, server, f"error: {e}")
+                self.results.notes.append(f"{key} on {server}: {e}")
+                return
+        if value is None or server in self.unavailable:
+            self.results.set(key, server, "unavailable")
+            return
+        self.results.set(key, server, value, **detail)
+        unit = BY_KEY[key].unit
+        self.console.print(f"  {BY_KEY[key].label:<46} {server:<9} {value:10.2f} {unit}")
+
+    def progress(self) -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+
+    # -- corpus ----------------------------------------------------------------------------
+    def make_corpus(self, need_ct: bool, need_tiny: bool, need_studies: bool) -> None:
+        cfg, base = self.cfg, self.root / "corpus"
+        with self.progress() as p:
+            if need_ct:
+                t = p.add_task("corpus: CT 512×512", total=cfg.ct_slices)
+                self.ct = corpus.write_ct(base / "ct", cfg.ct_slices, lambda n: p.advance(t, n))
+            if need_tiny:
+                t = p.add_task("corpus: tiny 8×8", total=cfg.tiny)
+                self.tiny = corpus.write_tiny(base / "tiny", cfg.tiny, lambda n: p.advance(t, n))
+            if need_studies:
+                t = p.add_task("corpus: one-instance studies", total=cfg.studies)
+                self.studies = corpus.write_studies(
+                    base / "studies", cfg.studies, cfg.chunk, cfg.seed, lambda n: p.advance(t, n)
+                )
+        os.sync()  # write-back of the corpus must not land inside the first measurement
+
+    # -- ingest ----------------------------------------------------------------------------
+    def _ingest_once(
+        self, kind: str, series: corpus.SeriesSet, send: Callable[[Server], float]
+    ) -> tuple[float, float] | None:
+        """(instances/s, max RSS MB) from a fresh ``kind``; None when it cannot start."""
+        with self.server(kind) as srv:
+            if srv is None:
+                return None
+            os.sync()  # the previous server's write-back must not land in this measurement
+            with RssSampler(srv) as rss:
+                seconds = send(srv)
+            stored = srv.stored_instances(series.study_uid)
+            if stored != len(series.files):
+                raise MeasureError(f"{stored} of {len(series.files)} instances stored")
+            return len(series.files) / seconds, rss.max_mb
+
+    def _ingest(
+        self, key: str, kind: str, series: corpus.SeriesSet, send: Callable[[Server], float]
+    ) -> None:
+        """Best of ``ingest_repeats`` runs, each on a fresh server (other load on the machine
+        only ever slows a run down)."""
+        runs: list[tuple[float, float]] = []
+
+        def best() -> float | None:
+            for _ in range(self.cfg.ingest_repeats):
+                run = self._ingest_once(kind, series, send)
+                if run is None:
+                    return None
+                runs.append(run)
+            return max(rate for rate, _ in runs)
+
+        self._record(key, kind, best)
+        if not runs:
+            return
+        mb = max(m for _, m in runs)
+        self.results.details.setdefault(key, {})[kind] = {
+            "runs_per_s": [round(r, 1) for r, _ in runs],
+            "rss_max_mb": round(mb, 1),
+        }
+        if key in ("cstore_ct", "stow_ct") and kind != "storescp":
+            old = self.results.values.get("rss_ct_ingest", {}).get(kind)
+            if not isinstance(old, float) or mb > old:
+                self.results.set("rss_ct_ingest", kind, mb)
+
+    def stores(self) -> None:
+        self.console.rule("ingest: a fresh server for every measurement")
+        for kind in KINDS:
+            self._ingest("cstore_ct", kind, self.ct, lambda s: clients.storescu(s, self.ct.files))
+        for kind in KINDS:
+            self._ingest(
+                "cstore_tiny", kind, self.tiny, lambda s: clients.storescu(s, self.tiny.files)
+            )
+        bodies = clients.stow_bodies(self.ct.files, self.cfg.stow_batch)
+        for kind in ("Orthanc", "telerad"):
+            self._ingest("stow_ct", kind, self.ct, lambda s: clients.stow(s, bodies))
+
+    # -- query and retrieve ----------------------------------------------------------------
+    def query_and_retrieve(self, qido: bool, wado: bool) -> None:
+        self.console.rule("query and retrieve: one Orthanc and one telerad with the same corpus")
+        with ExitStack() as stack:
+            servers = [
+                s
+                for s in (stack.enter_context(self.server(k)) for k in ("Orthanc", "telerad"))
+                if s is not None
+            ]
+            loaded = []
+            for srv in servers:
+                try:
+                    if wado:
+                        clients.storescu(srv, self.ct.files)
+                        stored = srv.stored_instances(self.ct.study_uid)
+                        if stored != len(self.ct.files):
+                            raise MeasureError(f"{stored} of {len(self.ct.files)} CT stored")
+                    if qido:
+                        self._load_studies(srv)
+                    loaded.append(srv)
+                except MeasureError as e:
+                    self.console.print(f"[red]loading {srv.name} failed:[/] {e}")
+                    self.unavailable[srv.name] = f"load failed: {e}"
+            for srv in loaded:
+                if not srv.wait_idle():
+                    self.results.notes.append(f"{srv.name} was still busy 60 s after loading")
+            if qido:
+                self._qido(loaded)
+            if wado:
+                self._wado(loaded)
+            for kind in ("Orthanc", "telerad"):
+                if kind in self.unavailable:
+                    for key in (["qido_pid", "qido_name", "qido_date"] if qido else []) + (
+                        ["wado_metadata", "wado_frames"] if wado else []
+                    ):
+                        self.results.set(key, kind, "unavailable")
+
+    def _load_studies(self, srv: Server) -> None:
+        with self.progress() as p:
+            task = p.add_task(f"loading {srv.name}", total=self.cfg.studies)
+            seconds = clients.storescu_parallel(
+                srv, self.studies.chunks, self.cfg.load_workers, lambda n: p.advance(task, n)
+            )
+        self.results.set(
+            "load_studies",
+            srv.name,
+            seconds,
+            studies=self.cfg.studies,
+            rate=self.cfg.studies / seconds,
+        )
+        self.console.print(
+            f"  loaded {self.cfg.studies} studies into {srv.name} in {seconds:.1f} s"
+        )
+
+    def _qido_queries(self) -> dict[str, list[tuple[dict[str, str], int]]]:
+        """The same (params, expected count) lists for every server."""
+        cfg, s = self.cfg, self.studies
+        n = cfg.qido_requests + cfg.qido_warmup
+        rng = random.Random(cfg.seed + 1)
+        pids = rng.sample(sorted({r.patient_id for r in s.rows}), n)
+        prefixes = corpus.name_prefixes(s, n, cfg.seed + 2)
+        dates = []
+        for _ in range(n):
+            start = rng.randint(2014, 2025) * 10000 + rng.randint(1, 12) * 100 + 1
+            low = str(start)
+            high = str(start + 27)  # within one month, valid
+            dates.append((low, high))
+        return {
+            "qido_pid": [({"PatientID": p}, s.count_patient_id(p)) for p in pids],
+            "qido_name": [({"PatientName": f"{x}*"}, s.count_name_prefix(x)) for x in prefixes],
+            "qido_date": [
+                ({"StudyDate": f"{lo}-{hi}", "limit": "100"}, min(100, s.count_date_range(lo, hi)))
+                for lo, hi in dates
+            ],
+        }
+
+    def _qido(self, servers: list[Server]) -> None:
+        queries = self._qido_queries()
+        for key, plan in queries.items():
+            for srv in servers:
+                self._record(
+                    key,
+                    srv.name,
+                    lambda srv=srv, plan=plan: self._qido_run(srv, plan),
+                    expected_results_mean=sum(c for _, c in plan) / len(plan),
+                )
+
+    def _qido_run(self, srv: Server, plan: list[tuple[dict[str, str], int]]) -> float:
+        def check(i: int, r: httpx.Response) -> None:
+            got, want = clients.qido_count(r), plan[i][1]
+            if got != want:
+                raise MeasureError(f"{plan[i][0]} returned {got} studies, the corpus has {want}")
+
+        with httpx.Client(timeout=120) as client:
+            lat = clients.timed_gets(
+                client,
+                [(f"{srv.dicomweb}/studies", p) for p, _ in plan],
+                {"Accept": JSON},
+                check,
+                self.cfg.qido_warmup,
+            )
+        return lat.median_ms
+
+    def _wado(self, servers: list[Server]) -> None:
+        ct = self.ct
+        first = pydicom.dcmread(ct.files[0])
+        frame_bytes = first.Rows * first.Columns * first.BitsAllocated // 8
+        rng = random.Random(self.cfg.seed + 3)
+        picks = rng.sample(
+            range(len(ct.sop_uids)), min(len(ct.sop_uids), self.cfg.frame_requests + 5)
+        )
+        # The first frame fetched is compared byte for byte with the file's pixel data.
+        expected_first = pydicom.dcmread(ct.files[picks[0]]).PixelData
+        for srv in servers:
+            series_url = f"{srv.dicomweb}/studies/{ct.study_uid}/series/{ct.series_uid}"
+
+            def meta_check(i: int, r: httpx.Response) -> None:
+                if len(r.json()) != len(ct.sop_uids):
+                    raise MeasureError(
+                        f"metadata of {len(r.json())} instances, expected {len(ct.sop_uids)}"
+                    )
+
+            def metadata(series_url: str = series_url) -> float:
+                with httpx.Client(timeout=300) as client:
+                    urls = [(series_url + "/metadata", {})] * (self.cfg.metadata_requests + 1)
+                    return clients.timed_gets(
+                        client, urls, {"Accept": JSON}, meta_check, 1
+                    ).median_ms
+
+            def frame_check(i: int, r: httpx.Response) -> None:
+                parts = clients.multipart_parts(r)
+                if len(parts) != 1 or len(parts[0]) != frame_bytes:
+                    raise MeasureError(
+                        f"frame answer of {[len(x) for x in parts]} bytes, "
+                        f"expected one part of {frame_bytes}"
+                    )
+                if i == 0 and parts[0] != expected_first:
+                    raise MeasureError("frame bytes differ from the stored pixel data")
+
+            def frames(series_url: str = series_url) -> float:
+                urls = [(f"{series_url}/instances/{ct.sop_uids[j]}/frames/1", {}) for j in picks]
+                with httpx.Client(timeout=120) as client:
+                    return clients.timed_gets(
+                        client, urls, {"Accept": FRAMES_ACCEPT}, frame_check, 5
+                    ).median_ms
+
+            self._record("wado_metadata", srv.name, metadata)
+            self._record("wado_frames", srv.name, frames)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.archive", description=__doc__.splitlines()[0]
+    )
+    ap.add_argument("--quick", action="store_true", help="smaller corpus, 3,000 studies")
+    ap.add_argument("--only", choices=("stores", "qido", "wado"), help="run one part")
+    ap.add_argument("--json", type=Path, help="write the figures to this file")
+    args = ap.parse_args(argv)
+    cfg = Config.quick() if args.quick else Config()
+    # Wide enough for the table when the output goes to a file or a pipe.
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    run_stores = args.only in (None, "stores")
+    run_qido = args.only in (None, "qido")
+    run_wado = args.only in (None, "wado")
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    env = environment()
+    console.print("machine:", ", ".join(f"{k} {v}" for k, v in env.items()))
+    root = Path(tempfile.mkdtemp(prefix="telerad-bench-"))
+    bench = Bench(cfg, root, console)
+    started = time.monotonic()
+    code = 0
+    try:
+        bench.make_corpus(run_stores or run_wado, run_stores, run_qido)
+        if run_stores:
+            bench.stores()
+        if run_qido or run_wado:
+            bench.query_and_retrieve(run_qido, run_wado)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted: servers stopped, temporary files removed[/]")
+        code = 130
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    total = time.monotonic() - started
+    mode = "quick" if args.quick else "full"
+    title = (
+        f"archive benchmark ({mode}: CT {cfg.ct_slices}, tiny {cfg.tiny}, "
+        f"{cfg.studies:,} studies) — {total:.0f} s"
+    )
+    console.print(bench.results.table(title))
+    for note in bench.results.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if args.json:
+        meta = dict(env, mode=mode, config=cfg.__dict__, seconds=round(total, 1))
+        bench.results.write_json(args.json, meta)
+        console.print(f"figures written to {args.json}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
