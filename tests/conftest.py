@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +108,8 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
         TELERAD_DICOM_PORT=str(dicom_port),
         TELERAD_DICOM_AET="TELERAD",
         TELERAD_FSYNC="false",
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
     log_path = data_dir.parent / f"server-{http_port}.log"
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
@@ -128,6 +128,26 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("server did not become healthy in 60 s")
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., LiveServer]]:
+    """Start extra servers (own data dirs, own settings); all are stopped afterwards."""
+    started: list[LiveServer] = []
+
+    def factory(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+        server = start_server(data_dir, extra_env)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        if server.process.poll() is None:
+            server.process.terminate()
+            try:
+                server.process.wait(10)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
 
 
 @pytest.fixture(scope="session")
