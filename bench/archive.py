@@ -34,6 +34,7 @@ from bench.clients import JSON, MeasureError, RssSampler
 from bench.report import BY_KEY, Results, environment
 from bench.servers import KINDS, Server, ServerUnavailable
 
+BROWSER_GZIP = "gzip, deflate"
 FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 
 
@@ -341,15 +342,16 @@ class Bench:
                 if i == 0 and parts[0] != expected_first:
                     raise MeasureError("frame bytes differ from the stored pixel data")
 
-            def frames(series_url: str = series_url) -> float:
+            def frames(series_url: str = series_url, encoding: str = "identity") -> float:
                 urls = [(f"{series_url}/instances/{ct.sop_uids[j]}/frames/1", {}) for j in picks]
+                headers = {"Accept": FRAMES_ACCEPT, "Accept-Encoding": encoding}
                 with httpx.Client(timeout=120) as client:
-                    return clients.timed_gets(
-                        client, urls, {"Accept": FRAMES_ACCEPT}, frame_check, 5
-                    ).median_ms
+                    return clients.timed_gets(client, urls, headers, frame_check, 5).median_ms
 
             self._record("wado_metadata", srv.name, metadata)
             self._record("wado_frames", srv.name, frames)
+            # What a browser asks for; Orthanc then gzips pixel data, telerad sends it as is.
+            self._record("wado_frames_gzip", srv.name, lambda f=frames: f(encoding=BROWSER_GZIP))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,8 +373,16 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Also when started in the background, where a shell leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = environment()
     console.print("machine:", ", ".join(f"{k} {v}" for k, v in env.items()))
+    load_before = os.getloadavg()[0]
+    if load_before > 1.0:
+        console.print(
+            f"[yellow]the machine is busy (load average {load_before:.1f}): "
+            "figures will be noisier; ratios are still from the same run[/]"
+        )
     root = Path(tempfile.mkdtemp(prefix="telerad-bench-"))
     bench = Bench(cfg, root, console)
     started = time.monotonic()
@@ -398,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     for note in bench.results.notes:
         console.print(f"[yellow]note:[/] {note}")
     if args.json:
-        meta = dict(env, mode=mode, config=cfg.__dict__, seconds=round(total, 1))
+        meta = dict(
+            env,
+            mode=mode,
+            config=cfg.__dict__,
+            seconds=round(total, 1),
+            load_average_before=round(load_before, 2),
+            load_average_after=round(os.getloadavg()[0], 2),
+        )
         bench.results.write_json(args.json, meta)
         console.print(f"figures written to {args.json}")
     return code

@@ -25,6 +25,10 @@ from bench.servers import LOOPBACK, Server, dcmtk_env, which
 
 JSON = "application/dicom+json"
 
+# storescu processes under way, so an interrupted parallel load can end them at once.
+_running: set[subprocess.Popen[bytes]] = set()
+_lock = threading.Lock()
+
 
 class MeasureError(RuntimeError):
     """A server answered wrongly (error status, wrong count, wrong bytes)."""
@@ -43,11 +47,22 @@ def storescu(server: Server, files: Sequence[Path], timeout: float = 900) -> flo
         *map(str, files),
     ]
     t0 = time.perf_counter()
-    result = subprocess.run(argv, env=dcmtk_env(), capture_output=True, timeout=timeout)
+    with subprocess.Popen(
+        argv, env=dcmtk_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as proc:
+        with _lock:
+            _running.add(proc)
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        finally:
+            with _lock:
+                _running.discard(proc)
+            if proc.poll() is None:
+                proc.kill()
     elapsed = time.perf_counter() - t0
-    if result.returncode != 0:
-        tail = result.stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise MeasureError(f"storescu to {server.name} exited {result.returncode}: {tail}")
+    if proc.returncode != 0:
+        tail = stderr.decode(errors="replace").strip().splitlines()[-5:]
+        raise MeasureError(f"storescu to {server.name} exited {proc.returncode}: {tail}")
     return elapsed
 
 
@@ -59,11 +74,20 @@ def storescu_parallel(
 ) -> float:
     """Send each chunk over its own association, ``workers`` associations at a time."""
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         futures = [pool.submit(storescu, server, chunk) for chunk in chunks]
         for chunk, future in zip(chunks, futures, strict=True):
             future.result()
             advance(len(chunk))
+    except BaseException:
+        # Ctrl-C or a failed chunk: send nothing more, end the storescu still running.
+        pool.shutdown(wait=False, cancel_futures=True)
+        with _lock:
+            for proc in _running:
+                proc.kill()
+        raise
+    pool.shutdown()
     return time.perf_counter() - t0
 
 

@@ -49,6 +49,7 @@ MEASURES = [
     Measure("qido_date", "QIDO /studies?StudyDate=range&limit=100", "ms median", "max", 0.25, 2),
     Measure("wado_metadata", "WADO-RS CT series metadata", "ms median", "max", 0.5, 1),
     Measure("wado_frames", "WADO-RS frames/1 (native)", "ms median", "max", 1.0, 2),
+    Measure("wado_frames_gzip", "WADO-RS frames/1, Accept-Encoding gzip", "ms median", digits=2),
     Measure("rss_ct_ingest", "server RSS, max during CT ingest", "MB", "abs_max", 500, 0),
 ]
 BY_KEY = {m.key: m for m in MEASURES}
