@@ -231,3 +231,13 @@ def _sop(data: bytes) -> str:
     from pydicom import dcmread
 
     return str(dcmread(BytesIO(data), stop_before_pixels=True).SOPInstanceUID)
+
+
+def test_meta_without_preamble_is_completed(client: TestClient, platform: Platform) -> None:
+    """dicomweb-client sends a plain Dataset as File Meta + dataset, with no preamble."""
+    full = instances(1)[0]
+    bare = full[132:]
+    r = client.post("/dicom-web/studies", content=body(bare), headers={"Content-Type": CT})
+    assert r.status_code == 200, r.text
+    loc = platform.archive.locate(Level.IMAGE, [_sop(full)])[0]
+    assert platform.archive.read(loc) == full

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
 from telerad.dicom.transcode import FrameSource, TranscodeError
 
@@ -155,7 +155,8 @@ def _colour(arr: np.ndarray, bits_stored: int) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     shift = max(0, bits_stored - 8)
-    return np.clip(arr.astype(np.int64) >> shift, 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(arr.astype(np.int64) >> shift, 0, 255).astype(np.uint8)
+    return out
 
 
 def _fit(image: Image.Image, viewport: Viewport) -> Image.Image:

@@ -18,8 +18,10 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, get_frame
 from pydicom.filewriter import dcmwrite
 from pydicom.multival import MultiValue
-from pydicom.pixels import get_decoder, get_encoder
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.encoders.base import get_encoder
 from pydicom.pixels.utils import pack_bits
+from pydicom.uid import UID
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -81,7 +83,7 @@ def stored_syntax(ds: Dataset) -> str:
 
 
 def _write(ds: Dataset, transfer_syntax: str) -> bytes:
-    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
     buf = io.BytesIO()
     # dcmwrite (unlike save_as) may change the byte order, as a Big Endian source needs.
     dcmwrite(
@@ -275,8 +277,9 @@ class FrameSource:
         if self.transfer_syntax not in READABLE:
             raise TranscodeError(f"cannot decode transfer syntax {self.transfer_syntax}")
         try:
+            options: Any = {"as_rgb": True}
             arr, meta = get_decoder(self.transfer_syntax).as_array(
-                self.ds, index=index, as_rgb=True
+                self.ds, index=index, **options
             )
         except Exception as exc:
             raise TranscodeError(f"cannot decode frame {index + 1}: {exc}") from exc

@@ -139,10 +139,10 @@ def parse_qido(
         attribute = ATTRIBUTES[keyword]
         if attribute.vr in _LIST_VRS:
             raws = ["\\".join(r.replace(",", "\\") for r in raws)]
-        raw: str | list[str] = raws[0] if len(raws) == 1 else raws
-        if attribute.vr == "UI" and isinstance(raw, list):
-            raw = [u.strip() for r in raws for u in r.split(",") if u.strip()]
-        match = parse_match(keyword, raw)
+        value: str | list[str] = raws[0] if len(raws) == 1 else raws
+        if attribute.vr == "UI" and isinstance(value, list):
+            value = [u.strip() for r in raws for u in r.split(",") if u.strip()]
+        match = parse_match(keyword, value)
         if match is None:
             returns.add(keyword)  # universal matching: return the attribute
             continue

@@ -30,6 +30,7 @@ from pydicom import dcmread
 
 from telerad.adapters.dicomweb.dicomjson import instance_path, store_response
 from telerad.adapters.dicomweb.multipart import Buffer, MediaType, MultipartError, Part
+from telerad.dicom.part10 import PREAMBLE
 from telerad.domain.model import StoreOutcome, StoreResult
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,17 @@ class StowResult:
 Store = Callable[[bytes], StoreResult]
 
 
+def with_preamble(data: bytes) -> bytes:
+    """Part 10 bytes with the 128-byte preamble and 'DICM' (PS3.10 7.1).
+
+    Some clients (dicomweb-client writing a plain Dataset) send the File Meta
+    group without the preamble; the object is the same, so it is completed here.
+    """
+    if data[128:132] != b"DICM" and data[:2] == b"\x02\x00" and data[4:6].isalpha():
+        return PREAMBLE + data
+    return data
+
+
 def _precheck(data: bytes, study: str | None) -> tuple[int, str] | None:
     """A failure (reason code, text) found before storing, or None to go ahead."""
     try:
@@ -107,11 +119,11 @@ def _store_one(
                 "reason": f"part {number}: Content-Type {content_type} is not application/dicom"}
     if len(part) == 0:
         return {"failure_reason": CANNOT_UNDERSTAND, "reason": f"part {number} is empty"}
-    data = bytes(body[part.start : part.end])
+    data = with_preamble(bytes(body[part.start : part.end]))
     failure = _precheck(data, study)
     if failure is not None:
-        ids = _identifiers(data)
-        return {**ids, "failure_reason": failure[0], "reason": f"part {number}: {failure[1]}"}
+        return {**_identifiers(data), "failure_reason": failure[0],
+                "reason": f"part {number}: {failure[1]}"}
     try:
         result = store(data)
     except OSError as exc:
@@ -122,9 +134,11 @@ def _store_one(
         log.exception("STOW-RS: storing part %d failed", number)
         return {"failure_reason": PROCESSING_FAILURE,
                 "reason": f"part {number}: processing failure"}
-    ids = {"sop_class_uid": result.sop_class_uid, "sop_instance_uid": result.sop_instance_uid,
-           "study_instance_uid": result.study_instance_uid,
-           "series_instance_uid": result.series_instance_uid}
+    ids: dict[str, Any] = {
+        "sop_class_uid": result.sop_class_uid, "sop_instance_uid": result.sop_instance_uid,
+        "study_instance_uid": result.study_instance_uid,
+        "series_instance_uid": result.series_instance_uid,
+    }
     if result.ok:
         return ids
     if result.outcome is StoreOutcome.CONFLICT:

@@ -79,7 +79,26 @@ def _http_errors() -> Iterator[None]:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/dicom-web"
+    """The absolute URL of /dicom-web as this client reaches it (for RetrieveURL, BulkDataURI).
+
+    dicomweb-client sends ``Host`` without the port; when the host is an address
+    (a direct connection, not a proxy's name) the port the request arrived on is added.
+    """
+    headers = request.headers
+    scheme = headers.get("x-forwarded-proto") or request.url.scheme
+    host = headers.get("x-forwarded-host") or headers.get("host") or ""
+    server = request.scope.get("server")
+    name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not port.isdigit():
+        name, port = host, ""
+    if not host and server:
+        host = f"{server[0]}:{server[1]}"
+    elif not port and server and "x-forwarded-host" not in headers:
+        direct = name in ("localhost", "127.0.0.1", "[::1]") or name.replace(".", "").isdigit()
+        default = {"http": 80, "https": 443}.get(scheme)
+        if direct and server[1] != default:
+            host = f"{name}:{server[1]}"
+    return f"{scheme}://{host}{request.scope.get('root_path', '')}/dicom-web"
 
 
 def _warning(messages: Sequence[str]) -> dict[str, str]:
@@ -331,8 +350,8 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                     images = [(media_type, wado.render_instance(archive, locations[0], options, n))
                               for n in numbers]
                     return _multipart_now(images, media_type)
-                frame = numbers[0] if numbers else None
-                image = wado.render_instance(archive, locations[0], options, frame)
+                image = wado.render_instance(archive, locations[0], options,
+                                             numbers[0] if numbers else None)
                 return Response(image, media_type=media_type)
             images = []
             for loc in locations:
