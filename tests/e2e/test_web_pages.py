@@ -156,10 +156,23 @@ def test_viewer_serves_ohif_and_generates_its_configuration(
     text = config.text
     assert '"qidoRoot": "http://pacs.example:9000/dicom-web"' in text
     assert '"wadoRoot": "http://pacs.example:9000/dicom-web"' in text
-    assert '"wadoUriRoot": "http://pacs.example:9000/wado"' in text
+    wado_uri = re.search(r'"wadoUriRoot": "http://pacs.example:9000(/[^"]*)"', text)
+    assert wado_uri, text
     assert '"showStudyList": false' in text and '"routerBasename": "/"' in text
     assert '"dicomUploadEnabled": false' in text
     assert "@ohif/extension-default.dataSourcesModule.dicomweb" in text
+    # WADO-URI answers where the configuration says it is.
+    spec = StudySpec()
+    ds = next(ct_series(spec, slices=1, rows=16, cols=16))
+    assert platform.archive.store(platform.default_facility().id, to_bytes(ds)).ok
+    params = {
+        "requestType": "WADO",
+        "studyUID": spec.study_uid,
+        "seriesUID": ds.SeriesInstanceUID,
+        "objectUID": ds.SOPInstanceUID,
+    }
+    image = client.get(wado_uri.group(1), params=params)
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
     # The platform's own paths stay its own.
     assert "<title>Studies" in client.get("/").text
     assert client.get("/healthz").headers["content-type"] == "application/json"
