@@ -77,7 +77,8 @@ def demo(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     from telerad.demo import load_demo
 
     platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
-    load_demo(platform, console)
+    summary = load_demo(platform, console)
+    raise typer.Exit(0 if summary.failed == 0 else 1)
 
 
 @node_app.command("add")
