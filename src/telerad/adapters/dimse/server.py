@@ -1,9 +1,130 @@
-"""DIMSE listener (placeholder until the DIMSE adapter lands)."""
+"""The archive's DIMSE listener: one tuned pynetdicom AE serving every service in threads."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from pynetdicom import _config, evt
+from pynetdicom.transport import ThreadedAssociationServer
+
+from telerad.adapters.dimse.commitment import CommitmentSCP
+from telerad.adapters.dimse.contexts import supported_contexts
+from telerad.adapters.dimse.engine import TunedAE, TunedRequestHandler
+from telerad.adapters.dimse.find import handle_find
+from telerad.adapters.dimse.retrieve import handle_get, handle_move
+from telerad.adapters.dimse.status import SUCCESS
+from telerad.adapters.dimse.store import StoreSCP
 from telerad.bootstrap import Platform
 
+log = logging.getLogger(__name__)
 
-def start_dimse_server(platform: Platform) -> object:
-    raise NotImplementedError("DIMSE adapter not written yet")
+
+def quiet_libraries() -> None:
+    """No per-message logging: it costs time per instance and would log identifiers (PHI).
+
+    pydicom warns about every non-conformant value it reads, quoting the value
+    (a malformed birth date or name would end up in the log), so its warnings
+    are silenced too; real errors are still logged.
+    """
+    _config.LOG_HANDLER_LEVEL = "none"
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?$")
+
+
+@dataclass
+class DimseServer:
+    """Handle on a running listener."""
+
+    ae: TunedAE
+    server: ThreadedAssociationServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def shutdown(self) -> None:
+        """Stop accepting, end the open associations, close the socket."""
+        self.server.shutdown()
+        self.server.server_close()
+        for assoc in list(self.ae.active_associations):
+            with contextlib.suppress(Exception):
+                assoc.abort()
+        self.thread.join(timeout=5)
+
+
+def _echo(event: Any) -> int:
+    return SUCCESS
+
+
+def _established(event: Any) -> None:
+    assoc = event.assoc
+    log.info(
+        "association from %s at %s:%s",
+        str(assoc.requestor.ae_title).strip(),
+        assoc.requestor.address,
+        assoc.requestor.port,
+    )
+
+
+def start_dimse_server(
+    platform: Platform,
+    *,
+    acse_timeout: float = 30.0,
+    network_timeout: float = 60.0,
+    dimse_timeout: float = 60.0,
+    port: int | None = None,
+) -> DimseServer:
+    """Listen on (settings.dicom_host, settings.dicom_port) without blocking.
+
+    ``port`` overrides the settings' port (0 picks a free one; see
+    :attr:`DimseServer.port`). The timeouts are in seconds: ``acse_timeout``
+    bounds association negotiation (and a connection that never sends an
+    A-ASSOCIATE-RQ), ``network_timeout`` an idle association or a PDU that
+    stops half-way, ``dimse_timeout`` the wait for a peer's DIMSE response.
+    """
+    settings = platform.settings
+    quiet_libraries()
+    ae = TunedAE(ae_title=settings.dicom_aet)
+    ae.maximum_pdu_size = settings.dicom_max_pdu
+    ae.maximum_associations = settings.dicom_max_associations
+    ae.acse_timeout = acse_timeout
+    ae.network_timeout = network_timeout
+    ae.dimse_timeout = dimse_timeout
+    ae.connection_timeout = 10
+    # Any Called AE title is accepted (peers configured with an old title keep working);
+    # the calling AE title decides the facility, see scope.py and Platform.facility_for_ae.
+    ae.require_called_aet = False
+    ae.require_calling_aet = []
+    for cx in supported_contexts():
+        assert cx.abstract_syntax is not None
+        ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, cx.scu_role, cx.scp_role)
+    handlers: list[Any] = [
+        (evt.EVT_C_ECHO, _echo),
+        (evt.EVT_C_STORE, StoreSCP(platform)),
+        (evt.EVT_C_FIND, handle_find, [platform]),
+        (evt.EVT_C_GET, handle_get, [platform]),
+        (evt.EVT_C_MOVE, handle_move, [platform]),
+        (evt.EVT_N_ACTION, CommitmentSCP(platform)),
+        (evt.EVT_ESTABLISHED, _established),
+    ]
+    address = (settings.dicom_host, settings.dicom_port if port is None else port)
+    server = ae.make_server(
+        address,
+        evt_handlers=handlers,
+        server_class=ThreadedAssociationServer,
+        request_handler=TunedRequestHandler,
+    )
+    ae._servers.append(server)
+    thread = threading.Thread(target=server.serve_forever, name="dimse-listener", daemon=True)
+    thread.start()
+    log.info("DIMSE listener %s on %s:%s", settings.dicom_aet, address[0], server.server_address[1])
+    return DimseServer(ae, server, thread)
