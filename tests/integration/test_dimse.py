@@ -136,17 +136,17 @@ def test_facility_comes_from_the_calling_ae(live_server: LiveServer, tmp_path: P
 def _uid_file(tmp_path: Path, sop_uid: str) -> Path:
     from pydicom import config
 
-    ds = pydicom.dcmread(sample_path("CT_small.dcm"))
-    ds.StudyInstanceUID = generate_uid("2.25.")
-    ds.SeriesInstanceUID = generate_uid("2.25.")
-    ds.SOPInstanceUID = sop_uid
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
     path = tmp_path / f"bad-{len(sop_uid)}.dcm"
     saved = config.settings.writing_validation_mode
     config.settings.writing_validation_mode = config.IGNORE
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # the UID is invalid on purpose
+            ds = pydicom.dcmread(sample_path("CT_small.dcm"))
+            ds.StudyInstanceUID = generate_uid("2.25.")
+            ds.SeriesInstanceUID = generate_uid("2.25.")
+            ds.SOPInstanceUID = sop_uid
+            ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
             ds.save_as(path)
     finally:
         config.settings.writing_validation_mode = saved
