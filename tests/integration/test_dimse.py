@@ -72,7 +72,7 @@ def test_dataset_is_archived_byte_for_byte(live_server: LiveServer, tmp_path: Pa
                 assert assoc.send_c_store(path).Status == 0x0000
     finally:
         _config.STORE_SEND_CHUNKED_DATASET = saved
-    for path, uid in zip(study.files, study.sop_uids, strict=False):
+    for path, uid in zip(study.files, study.sop_uids, strict=True):
         ts, sent = dataset_bytes(path)
         location = index.find_instance(uid)
         assert location is not None
@@ -86,7 +86,7 @@ def test_generated_ct_over_one_association(live_server: LiveServer, tmp_path: Pa
     result = storescu(live_server.dicom_port, study.files)
     assert result.returncode == 0, result.stderr
     index = read_index(live_server.data_dir)
-    for path, uid in zip(study.files, study.sop_uids, strict=False):
+    for path, uid in zip(study.files, study.sop_uids, strict=True):
         location = index.find_instance(uid)
         assert location is not None and location.study_instance_uid == study.study_uid
         stored = pydicom.dcmread(live_server.data_dir / "blobs" / location.blob_key)

@@ -114,21 +114,20 @@ MAX_PROPOSED_CONTEXTS = 128
 def sending_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationContext]:
     """Contexts to propose for sending instances of these (SOP class, transfer syntax) pairs.
 
-    Each SOP class gets one context per stored transfer syntax (to send the
-    original unchanged) and one uncompressed context to fall back to when the
-    peer does not accept the original encoding.
+    Each stored transfer syntax gets a context of its own, so the peer can take
+    the original unchanged; each SOP class also gets an uncompressed context to
+    fall back to when the peer accepts none of the originals.
     """
-    fallbacks: list[PresentationContext] = []
     originals: list[PresentationContext] = []
+    fallbacks: list[PresentationContext] = []
     seen: set[tuple[str, str]] = set()
     for sop_class, ts in pairs:
+        if (sop_class, ts) not in seen:
+            seen.add((sop_class, ts))
+            originals.append(build_context(sop_class, [ts]))
         if (sop_class, "") not in seen:
             seen.add((sop_class, ""))
             fallbacks.append(build_context(sop_class, list(UNCOMPRESSED)))
-        if ts not in UNCOMPRESSED and (sop_class, ts) not in seen:
-            seen.add((sop_class, ts))
-            originals.append(build_context(sop_class, [ts]))
-    # Originals first so that the peer's choice does not matter; fallbacks are
-    # kept even when the list is too long, so that every class can be sent.
+    # Past the limit, the fallbacks win: every class can still be sent, converted.
     room = max(0, MAX_PROPOSED_CONTEXTS - len(fallbacks))
     return originals[:room] + fallbacks[:MAX_PROPOSED_CONTEXTS]
