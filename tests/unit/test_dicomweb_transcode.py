@@ -163,3 +163,36 @@ def test_render_parameter_parsing() -> None:
     for bad in ("100", "0,10", "1.5,2", "100,100,0,0,-1,5", "99999,1"):
         with pytest.raises(RenderError):
             parse_viewport(bad)
+
+
+def test_header_walk_finds_the_same_frames_as_pydicom() -> None:
+    """Every pydicom sample with pixel data: frames as stored equal pydicom's view of them."""
+    from pydicom.data import get_testdata_files
+    from pydicom.encaps import get_frame
+
+    from telerad.dicom import pixelscan
+
+    walked = 0
+    for path in sorted(set(get_testdata_files("*.dcm"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        layout = pixelscan.scan(data)
+        if layout is None:
+            continue
+        ds = dcmread(io.BytesIO(data))
+        if "Rows" not in ds:  # a deliberately truncated sample pydicom reads only in part
+            continue
+        walked += 1
+        assert (layout.rows, layout.columns) == (ds.Rows, ds.Columns), path
+        source = tx.FrameSource(data)
+        ts = ds.file_meta.TransferSyntaxUID
+        for index in range(min(source.count, 3)):
+            if ts.is_encapsulated:
+                expected = get_frame(ds.PixelData, index, number_of_frames=source.count)
+            elif ts in tx.NATIVE_LE and source.info.bits_allocated >= 8:
+                length = source.info.frame_length
+                expected = ds.PixelData[index * length : (index + 1) * length]
+            else:
+                continue
+            assert source.stored(index) == expected, (path, index)
+    assert walked > 80

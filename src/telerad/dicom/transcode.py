@@ -23,6 +23,8 @@ from pydicom.pixels.encoders.base import get_encoder
 from pydicom.pixels.utils import pack_bits
 from pydicom.uid import UID
 
+from telerad.dicom import pixelscan
+
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
@@ -229,33 +231,59 @@ class PixelInfo:
     @property
     def frame_length(self) -> int:
         """Bytes of one native frame (bit-packed data has no byte-aligned frames)."""
-        return self.rows * self.columns * self.samples * self.bits_allocated // 8
+        samples = self.samples
+        if samples == 3 and self.photometric == "YBR_FULL_422":
+            samples = 2  # chroma subsampled horizontally: two values per pixel (PS3.3 C.7.6.3.1.2)
+        return self.rows * self.columns * samples * self.bits_allocated // 8
 
 
 class FrameSource:
-    """The frames of one stored instance: as stored (no decoding) or decoded."""
+    """The frames of one stored instance: as stored (no decoding) or decoded.
+
+    Frames as stored come from a header walk (:mod:`telerad.dicom.pixelscan`) and
+    slicing; the object is parsed with pydicom only when that walk cannot be used
+    or when a frame has to be decoded.
+    """
 
     def __init__(self, data: bytes) -> None:
-        self.ds = read_dataset(data)
-        if "PixelData" not in self.ds:
+        self.data = data
+        self._ds: Dataset | None = None
+        self._layout = pixelscan.scan(data)
+        self._fragments: list[tuple[int, int]] | None = None
+        if self._layout is not None:
+            lay = self._layout
+            self.transfer_syntax = lay.transfer_syntax
+            self.info = PixelInfo(lay.rows, lay.columns, lay.samples, lay.bits_allocated,
+                                  lay.bits_stored, lay.pixel_representation, lay.photometric,
+                                  lay.planar_configuration, lay.frames)
+            return
+        ds = self.ds
+        if "PixelData" not in ds:
             raise NoPixelData("the instance has no Pixel Data")
-        self.transfer_syntax = stored_syntax(self.ds)
-        self.info = PixelInfo.of(self.ds)
+        self.transfer_syntax = stored_syntax(ds)
+        self.info = PixelInfo.of(ds)
+
+    @property
+    def ds(self) -> Dataset:
+        if self._ds is None:
+            self._ds = read_dataset(self.data)
+        return self._ds
 
     @property
     def count(self) -> int:
         return self.info.frames
 
-    def check(self, number: int) -> None:
-        if not 1 <= number <= self.count:
-            raise IndexError(f"frame {number} does not exist (the instance has {self.count})")
-
     def stored(self, index: int) -> bytes:
         """Frame ``index`` (0-based) exactly as stored; native frames in little endian."""
         ts = self.transfer_syntax
+        lay = self._layout
         if ts in NATIVE_LE and self.info.bits_allocated >= 8:
             length = self.info.frame_length
             start = index * length
+            if lay is not None and lay.value_length != pixelscan.UNDEFINED:
+                if start + length > lay.value_length:
+                    raise TranscodeError("Pixel Data is shorter than its frames need")
+                return self.data[lay.value_offset + start : lay.value_offset + start + length]
             value = self.ds.PixelData
             if start + length > len(value):
                 raise TranscodeError("Pixel Data is shorter than its frames need")
@@ -263,6 +291,10 @@ class FrameSource:
         if ts in NATIVE:
             arr, _ = self.decoded(index)
             return _native_bytes(arr, self.info.bits_allocated)
+        if lay is not None and lay.value_length == pixelscan.UNDEFINED:
+            frame = self._encapsulated_frame(lay, index)
+            if frame is not None:
+                return frame
         try:
             ext = None
             if "ExtendedOffsetTable" in self.ds and "ExtendedOffsetTableLengths" in self.ds:
@@ -271,6 +303,27 @@ class FrameSource:
                              extended_offsets=ext)
         except Exception as exc:
             raise TranscodeError(f"cannot find frame {index + 1} in the pixel data: {exc}") from exc
+
+    def _encapsulated_frame(self, lay: pixelscan.PixelLayout, index: int) -> bytes | None:
+        """A frame from the fragments when their layout is unambiguous, else None."""
+        found = pixelscan.fragments(self.data, lay.value_offset)
+        if found is None:
+            return None
+        table, frags = found
+        data = self.data
+        if self.count == 1:
+            return b"".join(data[a:b] for a, b in frags)
+        if table and len(table) == self.count:
+            first = frags[0][0] - 8 if frags else 0  # offsets count from the first item tag
+            low = table[index]
+            high = table[index + 1] if index + 1 < len(table) else None
+            picked = [(a, b) for a, b in frags
+                      if (a - 8 - first) >= low and (high is None or (a - 8 - first) < high)]
+            return b"".join(data[a:b] for a, b in picked) if picked else None
+        if len(frags) == self.count:
+            a, b = frags[index]
+            return data[a:b]
+        return None
 
     def decoded(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Frame ``index`` decoded (colour as RGB), with the decoder's pixel attributes."""

@@ -9,7 +9,7 @@ by :func:`absolutise`, so the cache does not depend on the host name a client us
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -74,24 +74,49 @@ def _retrieve_url(level: Level, row: dict[str, object], base: str) -> str | None
     return url
 
 
+def _converter(vr: str) -> Callable[[object], dict[str, Any]]:
+    """A value → DICOM JSON attribute function specialised for one VR (the QIDO hot loop)."""
+    empty = {"vr": vr}
+    if vr in ("IS", "US", "SS", "UL", "SL"):
+        def number(value: object) -> dict[str, Any]:
+            if type(value) is int:
+                return {"vr": vr, "Value": [value]}
+            return _value(vr, value)
+        return number
+    if vr == "PN":
+        def person(value: object) -> dict[str, Any]:
+            if not value:
+                return empty
+            if type(value) is str and "=" not in value and "\\" not in value:
+                return {"vr": "PN", "Value": [{"Alphabetic": value}]}
+            return _value(vr, value)
+        return person
+
+    def text(value: object) -> dict[str, Any]:
+        if not value:
+            return empty
+        if type(value) is str and "\\" not in value:
+            return {"vr": vr, "Value": [value]}
+        return _value(vr, value)
+    return text
+
+
 def qido_results(
     level: Level, keys: Sequence[str], rows: Iterable[dict[str, object]], base: str
 ) -> bytes:
     """Index rows → ``application/dicom+json`` bytes, attributes in tag order."""
-    columns = sorted(
-        [(f"{ATTRIBUTES[k].tag:08X}", k, ATTRIBUTES[k].vr) for k in keys]
-        + [(RETRIEVE_URL, "", "UR")]
-    )
+    columns = sorted((f"{ATTRIBUTES[k].tag:08X}", k, _converter(ATTRIBUTES[k].vr)) for k in keys)
+    before = [c for c in columns if c[0] < RETRIEVE_URL]
+    after = [c for c in columns if c[0] > RETRIEVE_URL]
     out = []
     for row in rows:
-        item: dict[str, Any] = {}
-        for tag, keyword, vr in columns:
-            if tag == RETRIEVE_URL:
-                url = _retrieve_url(level, row, base)
-                if url:
-                    item[tag] = {"vr": "UR", "Value": [url]}
-                continue
-            item[tag] = _value(vr, row.get(keyword))
+        get = row.get
+        item = {tag: convert(get(keyword)) for tag, keyword, convert in before}
+        url = _retrieve_url(level, row, base)
+        if url:
+            item[RETRIEVE_URL] = {"vr": "UR", "Value": [url]}
+        for tag, keyword, convert in after:
+            item[tag] = convert(get(keyword))
         out.append(item)
     return orjson.dumps(out)
 
