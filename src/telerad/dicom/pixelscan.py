@@ -144,6 +144,38 @@ def scan(data: bytes) -> PixelLayout | None:
         return None
 
 
+def text_values(data: bytes, tags: frozenset[int]) -> dict[int, str] | None:
+    """Top-level text values of ``tags`` (File Meta ones included), or None when the
+    header walk cannot be used. Stops at the largest wanted tag."""
+    try:
+        meta = _meta(data)
+        if meta is None:
+            return None
+        ts, end = meta
+        if ts not in (EXPLICIT_LE, IMPLICIT_LE) and not ts.startswith("1.2.840.10008.1.2.4.") \
+                and ts != "1.2.840.10008.1.2.5":
+            return None
+        found: dict[int, str] = {}
+        pos = 132
+        while pos < end:  # File Meta: always explicit VR
+            tag, vr, length, value = _element(data, pos, True)
+            if tag in tags:
+                found[tag] = data[value : value + length].rstrip(b"\0 ").decode("ascii")
+            pos = value + length
+        explicit = ts != IMPLICIT_LE
+        last = max(tags)
+        while pos < len(data):
+            tag, vr, length, value = _element(data, pos, explicit)
+            if tag > last:
+                break
+            if tag in tags and length != UNDEFINED:
+                found[tag] = data[value : value + length].rstrip(b"\0 ").decode("ascii")
+            pos = _after(data, vr, length, value, explicit, 0)
+        return found
+    except (_Unsupported, struct.error, UnicodeDecodeError, ValueError):
+        return None
+
+
 def _layout(ts: str, offset: int, length: int, found: dict[str, int | str]) -> PixelLayout | None:
     try:
         frames_text = str(found.get("frames", "1")).split("\\")[0].strip() or "1"

@@ -30,6 +30,7 @@ from pydicom import dcmread
 
 from telerad.adapters.dicomweb.dicomjson import instance_path, store_response
 from telerad.adapters.dicomweb.multipart import Buffer, MediaType, MultipartError, Part
+from telerad.dicom import pixelscan
 from telerad.dicom.part10 import PREAMBLE
 from telerad.domain.model import StoreOutcome, StoreResult
 
@@ -89,24 +90,33 @@ def with_preamble(data: bytes) -> bytes:
     return data
 
 
+_MEDIA_CLASS, _SOP_CLASS, _STUDY = 0x00020002, 0x00080016, 0x0020000D
+_CHECKED = frozenset({_MEDIA_CLASS, _SOP_CLASS, _STUDY})
+
+
 def _precheck(data: bytes, study: str | None) -> tuple[int, str] | None:
-    """A failure (reason code, text) found before storing, or None to go ahead."""
-    try:
-        ds = dcmread(
-            io.BytesIO(data),
-            stop_before_pixels=True,
-            specific_tags=["SOPClassUID", "StudyInstanceUID"],
-        )
-    except Exception as exc:
-        return CANNOT_UNDERSTAND, f"not a readable DICOM Part 10 object: {exc}"[:300]
-    meta_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or "").rstrip("\0 ")
-    ds_class = str(ds.get("SOPClassUID", "") or "").rstrip("\0 ")
+    """A failure (reason code, text) found before storing, or None to go ahead.
+
+    A header walk reads the three UIDs in microseconds; pydicom is the fallback.
+    """
+    values = pixelscan.text_values(data, _CHECKED)
+    if values is None:
+        try:
+            ds = dcmread(io.BytesIO(data), stop_before_pixels=True,
+                         specific_tags=["SOPClassUID", "StudyInstanceUID"])
+        except Exception as exc:
+            return CANNOT_UNDERSTAND, f"not a readable DICOM Part 10 object: {exc}"[:300]
+        values = {
+            _MEDIA_CLASS: str(ds.file_meta.get("MediaStorageSOPClassUID", "") or ""),
+            _SOP_CLASS: str(ds.get("SOPClassUID", "") or ""),
+            _STUDY: str(ds.get("StudyInstanceUID", "") or ""),
+        }
+    meta_class = values.get(_MEDIA_CLASS, "").rstrip("\0 ")
+    ds_class = values.get(_SOP_CLASS, "").rstrip("\0 ")
     if meta_class and ds_class and meta_class != ds_class:
         return SOP_CLASS_MISMATCH, "MediaStorageSOPClassUID does not match SOPClassUID"
-    if study is not None:
-        ds_study = str(ds.get("StudyInstanceUID", "") or "").rstrip("\0 ")
-        if ds_study != study:
-            return STUDY_MISMATCH, "StudyInstanceUID differs from the study in the request URL"
+    if study is not None and values.get(_STUDY, "").rstrip("\0 ") != study:
+        return STUDY_MISMATCH, "StudyInstanceUID differs from the study in the request URL"
     return None
 
 
