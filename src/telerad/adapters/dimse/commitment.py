@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import build_context, build_role
-from pynetdicom.pdu_primitives import A_RELEASE
 
 from telerad.adapters.dimse.contexts import (
     STORAGE_COMMITMENT_PUSH_MODEL,
@@ -40,8 +40,13 @@ log = logging.getLogger(__name__)
 REQUEST_STORAGE_COMMITMENT = 1
 ALL_COMMITTED = 1
 SOME_FAILED = 2
-#: Seconds to wait for the peer's N-EVENT-REPORT response on the requesting association.
+#: Seconds to wait for the peer's N-EVENT-REPORT response.
 REPORT_TIMEOUT = 10.0
+#: Many SCUs release right after the N-ACTION response and expect the report on a
+#: new association; a report sent into their release would collide with it. So
+#: the requesting association is used only if it is still open this long after
+#: the request (the result is being computed meanwhile anyway).
+RELEASE_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,16 @@ def commitment_result(
     return (SOME_FAILED if failed else ALL_COMMITTED), info
 
 
+def _released_within(assoc: Any, deadline: float) -> bool:
+    """Wait until ``deadline`` for the peer to release (or abort) the association."""
+    while True:
+        if not assoc.is_established or assoc.peer_is_leaving():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
 class CommitmentSCP:
     """EVT_N_ACTION handler: accepts the request and reports the result from a thread."""
 
@@ -136,30 +151,30 @@ class CommitmentSCP:
 
     def report(self, assoc: Any, request: CommitmentRequest) -> None:
         try:
+            started = time.monotonic()
             aet = assoc.acceptor.ae_title
             calling_ae = str(assoc.requestor.ae_title).strip()
             event_type, info = commitment_result(self.platform, request, aet)
-            if self._over_same_association(assoc, event_type, info):
+            if not _released_within(assoc, started + RELEASE_GRACE) and self._over_same_association(
+                assoc, event_type, info
+            ):
                 return
             self._over_new_association(assoc.ae, calling_ae, event_type, info)
         except Exception as exc:
             log.error("storage commitment report failed: %s", type(exc).__name__)
 
-    @staticmethod
-    def _send(assoc: Any, event_type: int, info: Dataset) -> bool:
-        status, _ = assoc.send_n_event_report(
-            info, event_type, STORAGE_COMMITMENT_PUSH_MODEL, STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE
-        )
-        return bool(status) and status.get("Status") == SUCCESS
-
     def _over_same_association(self, assoc: Any, event_type: int, info: Dataset) -> bool:
-        if not assoc.is_established or isinstance(assoc.dul.peek_next_pdu(), A_RELEASE):
-            return False
-        assoc.dimse_timeout = min(assoc.dimse_timeout or REPORT_TIMEOUT, REPORT_TIMEOUT)
         try:
-            return self._send(assoc, event_type, info)
+            status = assoc.send_event_report(
+                info,
+                event_type,
+                STORAGE_COMMITMENT_PUSH_MODEL,
+                STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE,
+                timeout=REPORT_TIMEOUT,
+            )
         except Exception:  # released or aborted meanwhile: use a new association
             return False
+        return bool(status == SUCCESS)
 
     def _over_new_association(
         self, ae: Any, calling_ae: str, event_type: int, info: Dataset
@@ -182,7 +197,15 @@ class CommitmentSCP:
             log.warning("storage commitment result undeliverable: %s did not accept", calling_ae)
             return
         try:
-            if not self._send(out, event_type, info):
+            status = out.send_event_report(
+                info,
+                event_type,
+                STORAGE_COMMITMENT_PUSH_MODEL,
+                STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE,
+                timeout=REPORT_TIMEOUT,
+            )
+            if status != SUCCESS:
                 log.warning("storage commitment report to %s was not acknowledged", calling_ae)
         finally:
-            out.release()
+            if out.is_established:
+                out.release()

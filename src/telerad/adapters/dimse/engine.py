@@ -42,9 +42,11 @@ from pynetdicom import evt
 from pynetdicom._globals import MODE_ACCEPTOR, MODE_REQUESTOR
 from pynetdicom.ae import ApplicationEntity
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_primitives import C_STORE, N_EVENT_REPORT
+from pynetdicom.dsutils import encode
 from pynetdicom.dul import _PDU_TYPES, DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import AddressInformation, AssociationSocket, RequestHandler
 
 log = logging.getLogger(__name__)
@@ -279,6 +281,59 @@ class TunedAssociation(Association):
         if send_over is not None:
             return send_over(dataset, self, *args, **kwargs)  # type: ignore[no-any-return]
         return super().send_c_store(dataset, *args, **kwargs)
+
+    def send_event_report(
+        self,
+        info: Dataset,
+        event_type: int,
+        class_uid: str,
+        instance_uid: str,
+        timeout: float,
+        msg_id: int = 1,
+    ) -> int | None:
+        """Send an N-EVENT-REPORT-RQ and return the response status.
+
+        Returns None, without waiting out ``timeout``, when the peer asks to
+        release or abort meanwhile (an SCU often releases right after its
+        request, and then never answers a report sent on that association).
+        """
+        if not self.is_established:
+            return None
+        context = self._get_valid_context(class_uid, "", None)
+        ts = context.transfer_syntax[0]
+        encoded = encode(info, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+        if encoded is None:
+            raise ValueError("the Event Information cannot be encoded")
+        req = N_EVENT_REPORT()
+        req.MessageID = msg_id
+        req.AffectedSOPClassUID = class_uid
+        req.AffectedSOPInstanceUID = instance_uid
+        req.EventTypeID = event_type
+        req.EventInformation = BytesIO(encoded)
+        self._reactor_checkpoint.clear()
+        while not self._is_paused:
+            time.sleep(0.0001)
+        try:
+            if not self.is_established or self.peer_is_leaving():
+                return None
+            self.dimse.send_msg(req, cast(int, context.context_id))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    _, rsp = self.dimse.msg_queue.get(timeout=0.05)
+                except queue.Empty:
+                    if self.peer_is_leaving() or not self.dul.is_alive():
+                        return None
+                    continue
+                status = getattr(rsp, "Status", None)  # rsp is None after an abort
+                return None if status is None else int(status)
+            return None
+        finally:
+            self._reactor_checkpoint.set()
+
+    def peer_is_leaving(self) -> bool:
+        """True when the peer's A-RELEASE-RQ or A-ABORT is waiting to be handled."""
+        return isinstance(self.dul.peek_next_pdu(), (A_RELEASE, A_ABORT, A_P_ABORT))
 
     def send_c_store_bytes(
         self,
