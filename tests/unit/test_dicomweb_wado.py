@@ -366,3 +366,14 @@ def test_wado_uri(client: TestClient, platform: Platform) -> None:
     assert missing.status_code == 400 and "seriesUID" in missing.json()["detail"]
     assert client.get(f"{DW}/wado", params={**params, "objectUID": "1.2.3"}).status_code == 404
     assert client.get(f"{DW}/wado", params={**params, "requestType": "X"}).status_code == 400
+
+
+def test_json_is_gzipped_only_for_clients_that_accept_it(client: TestClient,
+                                                         platform: Platform) -> None:
+    study, series, _ = store(platform, sample("CT_small.dcm"))
+    zipped = client.get(f"{url(study, series)}/metadata", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    plain = client.get(f"{url(study, series)}/metadata", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert zipped.json() == plain.json()
+    assert len(plain.content) > int(zipped.headers["content-length"])
