@@ -47,14 +47,13 @@ def locate(
     if sop is not None:
         check_path_uid("SOPInstanceUID", sop)
     if sop is not None:
-        found = [
-            loc for loc in archive.locate(Level.IMAGE, [sop])
-            if loc.study_instance_uid == study
-            and (series is None or loc.series_instance_uid == series)
-        ]
-        if not found:
+        # One row by its unique key: the frames hot path, no ORDER BY needed.
+        loc = archive.index.find_instance(sop)
+        if loc is None or loc.study_instance_uid != study or (
+            series is not None and loc.series_instance_uid != series
+        ):
             raise NotFound(f"no instance {sop} in this study and series")
-        return found
+        return [loc]
     if series is not None:
         found = [
             loc for loc in archive.locate(Level.SERIES, [series])
