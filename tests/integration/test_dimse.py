@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    JPEG2000,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    generate_uid,
+)
 from pynetdicom import _config, build_context
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage
 from tests.conftest import LiveServer, require_tool
@@ -207,3 +213,22 @@ def _encoded(ds: pydicom.Dataset) -> tuple[str, bytes]:
     data = to_bytes(ds)
     meta = pydicom.dcmread(BytesIO(data), stop_before_pixels=True).file_meta
     return str(meta.TransferSyntaxUID), data[132 + 12 + int(meta.FileMetaInformationGroupLength) :]
+
+
+def test_first_proposed_transfer_syntax_is_accepted(live_server: LiveServer) -> None:
+    """Of the syntaxes proposed in one context, the requestor's first supported one wins."""
+    sc_storage = "1.2.840.10008.5.1.4.1.1.7"
+    proposals = {
+        (JPEG2000, ExplicitVRLittleEndian): JPEG2000,
+        (ImplicitVRLittleEndian, ExplicitVRLittleEndian): ImplicitVRLittleEndian,
+        (
+            "1.2.840.10008.1.2.4.100",
+            RLELossless,
+            ExplicitVRLittleEndian,
+        ): RLELossless,  # MPEG2 unsupported
+    }
+    for proposed, accepted in proposals.items():
+        with association(
+            live_server.dicom_port, [build_context(sc_storage, list(proposed))]
+        ) as assoc:
+            assert [cx.transfer_syntax[0] for cx in assoc.accepted_contexts] == [accepted]

@@ -8,6 +8,7 @@ modalities can send what they produced and the archive keeps it unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from pydicom.uid import (
     HTJ2K,
@@ -131,3 +132,32 @@ def sending_contexts(pairs: Iterable[tuple[str, str]]) -> list[PresentationConte
     # Past the limit, the fallbacks win: every class can still be sent, converted.
     room = max(0, MAX_PROPOSED_CONTEXTS - len(fallbacks))
     return originals[:room] + fallbacks[:MAX_PROPOSED_CONTEXTS]
+
+
+def follow_requestor_order(event: Any) -> None:
+    """EVT_REQUESTED: accept, per context, the first proposed transfer syntax the archive supports.
+
+    pynetdicom picks the acceptor's first supported syntax among those
+    proposed. A modality proposing [JPEG 2000, Explicit VR LE] for a JPEG 2000
+    image would then have to decompress it; following the requestor's order
+    keeps what it has. (Contexts of the same abstract syntax proposed twice
+    follow the first proposal.)
+    """
+    acceptor = event.assoc.acceptor
+    contexts = list(acceptor.supported_contexts)
+    position = {cx.abstract_syntax: i for i, cx in enumerate(contexts)}
+    seen: set[str] = set()
+    for proposed in event.assoc.requestor.requested_contexts:
+        abstract = proposed.abstract_syntax
+        i = position.get(abstract)
+        if i is None or abstract in seen:
+            continue
+        seen.add(abstract)
+        ours = contexts[i]
+        first = [ts for ts in proposed.transfer_syntax if ts in ours.transfer_syntax]
+        if first and first != ours.transfer_syntax[: len(first)]:
+            rest = [ts for ts in ours.transfer_syntax if ts not in first]
+            reordered = build_context(abstract, first + rest)
+            reordered.scu_role, reordered.scp_role = ours.scu_role, ours.scp_role
+            contexts[i] = reordered  # a new object: the server's list is shared
+    acceptor.supported_contexts = contexts

@@ -13,7 +13,7 @@ from pynetdicom import _config, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from telerad.adapters.dimse.commitment import CommitmentSCP
-from telerad.adapters.dimse.contexts import supported_contexts
+from telerad.adapters.dimse.contexts import follow_requestor_order, supported_contexts
 from telerad.adapters.dimse.engine import TunedAE, TunedRequestHandler
 from telerad.adapters.dimse.find import handle_find
 from telerad.adapters.dimse.retrieve import handle_get, handle_move
@@ -114,6 +114,7 @@ def start_dimse_server(
         (evt.EVT_C_GET, handle_get, [platform]),
         (evt.EVT_C_MOVE, handle_move, [platform]),
         (evt.EVT_N_ACTION, CommitmentSCP(platform)),
+        (evt.EVT_REQUESTED, follow_requestor_order),
         (evt.EVT_ESTABLISHED, _established),
     ]
     address = (settings.dicom_host, settings.dicom_port if port is None else port)
