@@ -199,11 +199,13 @@ def closing(boundary: str) -> bytes:
 def iter_multipart(
     boundary: str, parts: Iterable[tuple[str, bytes]], extra: dict[str, str] | None = None
 ) -> Iterator[bytes]:
-    """Encode parts (content type, content) as multipart/related, chunk by chunk."""
+    """Encode parts (content type, content) as multipart/related, one chunk per part.
+
+    One chunk per part (a copy of the part) costs less than the two extra trips
+    through the server's threadpool that separate header and trailer chunks would.
+    """
     for content_type, content in parts:
-        yield part_header(boundary, content_type, extra)
-        yield content
-        yield _CRLF
+        yield b"".join((part_header(boundary, content_type, extra), content, _CRLF))
     yield closing(boundary)
 
 
