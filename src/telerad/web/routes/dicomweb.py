@@ -77,6 +77,8 @@ def _http_errors() -> Iterator[None]:
         raise HTTPException(404, str(exc)) from exc
     except IntegrityError as exc:
         raise HTTPException(500, "a stored object failed its integrity check") from exc
+    except OSError as exc:
+        raise HTTPException(500, "a stored object could not be read") from exc
 
 
 def _base(request: Request) -> str:
