@@ -49,6 +49,8 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
 from pynetdicom.transport import AddressInformation, AssociationSocket, RequestHandler
 
+from telerad.adapters.dimse.fastdimse import FastDIMSE
+
 log = logging.getLogger(__name__)
 
 #: How long an idle reactor waits before re-checking its timers (seconds).
@@ -264,6 +266,7 @@ class TunedAssociation(Association):
         # The timeouts live partly in the DUL's timers: apply them to the new one.
         self.acse_timeout = self.ae.acse_timeout
         self.network_timeout = self.ae.network_timeout
+        self.dimse = FastDIMSE(self)
         self.dimse.msg_queue = _WakingQueue(self._wake_reactor)
 
     def _wake_reactor(self) -> None:

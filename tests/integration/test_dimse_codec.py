@@ -1,0 +1,204 @@
+"""The direct DIMSE command codec gives the bytes and primitives pynetdicom's own codec gives."""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Any
+
+import pytest
+from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE
+from pynetdicom.dimse_messages import DIMSEMessage
+from pynetdicom.dimse_primitives import (
+    C_ECHO,
+    C_FIND,
+    C_GET,
+    C_MOVE,
+    C_STORE,
+    N_ACTION,
+    N_EVENT_REPORT,
+)
+from pynetdicom.dsutils import encode
+from pynetdicom.pdu import P_DATA_TF
+
+from telerad.adapters.dimse.fastdimse import (
+    FastDIMSE,
+    command_of,
+    decode_command,
+    p_data,
+)
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+UID = "2.25.339115236725946542426046426815419212183"
+
+
+def _store_rq() -> C_STORE:
+    p = C_STORE()
+    p.MessageID = 7
+    p.AffectedSOPClassUID = CT
+    p.AffectedSOPInstanceUID = UID
+    p.Priority = 2
+    p.MoveOriginatorApplicationEntityTitle = "MOVESCU"
+    p.MoveOriginatorMessageID = 3
+    p.DataSet = BytesIO(b"\x08\x00\x16\x00" + b"x" * 30)
+    return p
+
+
+def _store_rsp(comment: str | None) -> C_STORE:
+    p = C_STORE()
+    p.MessageIDBeingRespondedTo = 7
+    p.AffectedSOPClassUID = CT
+    p.AffectedSOPInstanceUID = UID + "1"  # odd length: padded
+    p.Status = 0xC000 if comment else 0
+    p.ErrorComment = comment
+    return p
+
+
+def _find_rsp() -> C_FIND:
+    p = C_FIND()
+    p.MessageIDBeingRespondedTo = 2
+    p.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.1"
+    p.Status = 0xFF00
+    p.Identifier = BytesIO(b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY ")
+    return p
+
+
+def _move_rsp() -> C_MOVE:
+    p = C_MOVE()
+    p.MessageIDBeingRespondedTo = 9
+    p.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
+    p.Status = 0xB000
+    p.NumberOfRemainingSuboperations = 0
+    p.NumberOfCompletedSuboperations = 5
+    p.NumberOfFailedSuboperations = 1
+    p.NumberOfWarningSuboperations = 0
+    p.Identifier = BytesIO(b"")
+    return p
+
+
+def _get_rq() -> C_GET:
+    p = C_GET()
+    p.MessageID = 11
+    p.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.3"
+    p.Priority = 0
+    p.Identifier = BytesIO(b"\x08\x00\x52\x00\x06\x00\x00\x00SERIES")
+    return p
+
+
+def _echo_rq() -> C_ECHO:
+    p = C_ECHO()
+    p.MessageID = 1
+    p.AffectedSOPClassUID = "1.2.840.10008.1.1"
+    return p
+
+
+def _event_report() -> N_EVENT_REPORT:
+    p = N_EVENT_REPORT()
+    p.MessageID = 4
+    p.AffectedSOPClassUID = "1.2.840.10008.1.20.1"
+    p.AffectedSOPInstanceUID = "1.2.840.10008.1.20.1.1"
+    p.EventTypeID = 2
+    p.EventInformation = BytesIO(b"\x08\x00\x95\x11\x02\x00\x00\x001\x00")
+    return p
+
+
+def _action_rsp() -> N_ACTION:
+    p = N_ACTION()
+    p.MessageIDBeingRespondedTo = 4
+    p.AffectedSOPClassUID = "1.2.840.10008.1.20.1"
+    p.AffectedSOPInstanceUID = "1.2.840.10008.1.20.1.1"
+    p.Status = 0x0120
+    p.ErrorComment = "Transaction UID is missing"
+    p.ActionTypeID = 1
+    return p
+
+
+PRIMITIVES = {
+    "c-store-rq": _store_rq,
+    "c-store-rsp": lambda: _store_rsp(None),
+    "c-store-rsp-failure": lambda: _store_rsp("dataset SOP Class UID differs"),
+    "c-find-rsp": _find_rsp,
+    "c-move-rsp": _move_rsp,
+    "c-get-rq": _get_rq,
+    "c-echo-rq": _echo_rq,
+    "n-event-report-rq": _event_report,
+    "n-action-rsp": _action_rsp,
+}
+
+
+def _pynetdicom_message(primitive: Any) -> Any:
+    table = _RQ_TO_MESSAGE if primitive.MessageIDBeingRespondedTo is None else _RSP_TO_MESSAGE
+    message = table[type(primitive)]()
+    message.primitive_to_message(primitive)
+    return message
+
+
+@pytest.mark.parametrize("name", list(PRIMITIVES))
+def test_command_bytes_equal_pynetdicoms(name: str) -> None:
+    primitive = PRIMITIVES[name]()
+    expected = encode(_pynetdicom_message(primitive).command_set, True, True)
+    assert command_of(primitive)[0] == expected
+
+
+@pytest.mark.parametrize("name", list(PRIMITIVES))
+def test_decoded_primitive_equals_pynetdicoms(name: str) -> None:
+    primitive = PRIMITIVES[name]()
+    message = _pynetdicom_message(primitive)
+    pdatas = list(message.encode_msg(1, 16384))
+    theirs = DIMSEMessage()
+    for pdata in pdatas:
+        theirs.decode_msg(pdata)
+    expected = theirs.message_to_primitive()
+    fields = decode_command(encode(message.command_set, True, True))
+    sent = message.data_set.getvalue() if message.data_set is not None else b""
+    dataset = BytesIO(sent) if sent else None
+    ours = FastDIMSE._primitive(fields, dataset)
+    assert type(ours) is type(expected)
+    for keyword in (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "Priority",
+        "Status",
+        "ErrorComment",
+        "MoveOriginatorApplicationEntityTitle",
+        "MoveOriginatorMessageID",
+        "NumberOfCompletedSuboperations",
+        "NumberOfFailedSuboperations",
+        "EventTypeID",
+        "ActionTypeID",
+    ):
+        assert getattr(ours, keyword, None) == getattr(expected, keyword, None), keyword
+    for keyword in ("DataSet", "Identifier", "EventInformation", "ActionReply"):
+        if hasattr(expected, keyword):
+            mine, their = getattr(ours, keyword), getattr(expected, keyword)
+            assert (mine.getvalue() if mine else b"") == (their.getvalue() if their else b"")
+
+
+@pytest.mark.parametrize("max_pdu", [0, 64, 100, 4096])
+def test_fragments_fit_the_pdu_and_reassemble(max_pdu: int) -> None:
+    dataset = bytes(range(256)) * 7
+    command, _ = command_of(_store_rq())
+    pdatas = list(p_data(5, command, dataset, max_pdu))
+    message = DIMSEMessage()
+    done = False
+    for pdata in pdatas:
+        pdu = P_DATA_TF()
+        pdu.from_primitive(pdata)
+        if max_pdu:
+            assert len(pdu.encode()) - 6 <= max_pdu  # the PDV list within the peer's maximum
+        done = message.decode_msg(pdata)
+    assert done
+    assert message.data_set.getvalue() == dataset
+    assert message.command_set.AffectedSOPInstanceUID == UID
+    assert message.command_set.AffectedSOPClassUID == CT
+    if not max_pdu or max_pdu >= 4096:
+        assert len(pdatas) == 1  # command and dataset in one P-DATA-TF
+
+
+def test_retired_command_elements_are_left_to_pynetdicom() -> None:
+    from telerad.adapters.dimse.fastdimse import Unsupported, encode_command
+
+    command = encode_command({0x0100: ("US", 0x0030), 0x0850: ("US", 1)})  # NumberOfMatches
+    with pytest.raises(Unsupported):
+        decode_command(command)
