@@ -5,6 +5,7 @@ from __future__ import annotations
 from io import BytesIO
 from typing import Any
 
+import pydicom
 import pytest
 from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE
 from pynetdicom.dimse_messages import DIMSEMessage
@@ -19,6 +20,7 @@ from pynetdicom.dimse_primitives import (
 )
 from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
+from tests.integration.test_dimse_support import SAMPLES, dataset_bytes, sample_path
 
 from telerad.adapters.dimse.fastdimse import (
     FastDIMSE,
@@ -26,6 +28,7 @@ from telerad.adapters.dimse.fastdimse import (
     decode_command,
     p_data,
 )
+from telerad.adapters.dimse.store import Identity, peek_identity
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 UID = "2.25.339115236725946542426046426815419212183"
@@ -202,3 +205,19 @@ def test_retired_command_elements_are_left_to_pynetdicom() -> None:
     command = encode_command({0x0100: ("US", 0x0030), 0x0850: ("US", 1)})  # NumberOfMatches
     with pytest.raises(Unsupported):
         decode_command(command)
+
+
+@pytest.mark.parametrize("name", [*SAMPLES, "rtplan.dcm", "SC_rgb_small_odd.dcm"])
+def test_peek_identity_reads_the_uids_of_every_encoding(name: str) -> None:
+    path = sample_path(name)
+    ts, dataset = dataset_bytes(path)
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    identity = peek_identity(dataset, ts)
+    assert identity.sop_class_uid == ds.SOPClassUID
+    assert identity.sop_instance_uid == ds.SOPInstanceUID
+
+
+def test_peek_identity_of_a_dataset_without_uids() -> None:
+    assert peek_identity(b"\x10\x00\x10\x00\x04\x00\x00\x00DOE^", "1.2.840.10008.1.2") == Identity(
+        None, None
+    )

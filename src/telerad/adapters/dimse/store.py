@@ -10,6 +10,7 @@ only once the object is durable. Success is answered after that, never before.
 from __future__ import annotations
 
 import logging
+import struct
 import zlib
 from dataclasses import dataclass
 from io import BytesIO
@@ -51,27 +52,70 @@ def _clean(value: Any) -> str | None:
     return text or None
 
 
-def peek_identity(dataset_bytes: bytes, transfer_syntax: str) -> Identity:
-    """SOP Class and Instance UIDs from the head of an encoded dataset (nothing else is read)."""
-    ts = UID(transfer_syntax)
-    if ts.is_deflated:
-        # Only the head is needed: inflate a few KiB at most.
-        head = zlib.decompressobj(-zlib.MAX_WBITS).decompress(dataset_bytes, 65536)
-        stream = BytesIO(head)
-    else:
-        stream = BytesIO(dataset_bytes)
+#: Explicit VR with a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
+
+
+class _NeedsPydicom(Exception):
+    """The head of the dataset is not plain enough to scan by hand."""
+
+
+def _scan_little_endian(data: bytes, implicit: bool) -> dict[int, bytes]:
+    """Raw values of SOP Class/Instance UID, reading only the elements before them."""
+    found: dict[int, bytes] = {}
+    offset, end = 0, len(data)
+    while offset + 8 <= end:
+        group, element = struct.unpack_from("<HH", data, offset)
+        tag = (group << 16) | element
+        if tag > SOP_INSTANCE_UID:
+            break
+        if implicit:
+            (length,) = struct.unpack_from("<L", data, offset + 4)
+            offset += 8
+        else:
+            vr = data[offset + 4 : offset + 6]
+            if vr in _LONG_VRS:
+                (length,) = struct.unpack_from("<L", data, offset + 8)
+                offset += 12
+            else:
+                (length,) = struct.unpack_from("<H", data, offset + 6)
+                offset += 8
+        if length == 0xFFFFFFFF:  # a sequence of undefined length before the UIDs
+            raise _NeedsPydicom
+        if tag in (SOP_CLASS_UID, SOP_INSTANCE_UID):
+            found[tag] = data[offset : offset + length]
+        offset += length
+    return found
+
+
+def _with_pydicom(data: bytes, ts: UID) -> dict[int, Any]:
     ds = read_dataset(
-        stream,
+        BytesIO(data),
         ts.is_implicit_VR,
         ts.is_little_endian,
         stop_when=lambda tag, vr, length: tag > SOP_INSTANCE_UID,
     )
-    sop_class = ds.get(SOP_CLASS_UID)
-    sop_instance = ds.get(SOP_INSTANCE_UID)
-    return Identity(
-        _clean(sop_class.value if sop_class is not None else None),
-        _clean(sop_instance.value if sop_instance is not None else None),
-    )
+    return {tag: ds[tag].value for tag in (SOP_CLASS_UID, SOP_INSTANCE_UID) if tag in ds}
+
+
+def peek_identity(dataset_bytes: bytes, transfer_syntax: str) -> Identity:
+    """SOP Class and Instance UIDs from the head of an encoded dataset (nothing else is read)."""
+    ts = UID(transfer_syntax)
+    data = dataset_bytes
+    if ts.is_deflated:
+        # Only the head is needed: inflate a few KiB at most.
+        data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(dataset_bytes, 65536)
+    values: dict[int, Any]
+    try:
+        if not ts.is_little_endian:
+            raise _NeedsPydicom
+        raw = _scan_little_endian(data, ts.is_implicit_VR)
+        values = {tag: value.decode("ascii") for tag, value in raw.items()}
+    except (_NeedsPydicom, UnicodeDecodeError):
+        values = _with_pydicom(data, ts)
+    return Identity(_clean(values.get(SOP_CLASS_UID)), _clean(values.get(SOP_INSTANCE_UID)))
 
 
 class StoreSCP:
