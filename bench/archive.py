@@ -11,6 +11,7 @@ error or Ctrl-C. See docs/benchmarks.md for what is measured and the last figure
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import shutil
@@ -20,7 +21,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,15 @@ BROWSER_GZIP = "gzip, deflate"
 FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Config:
     ct_slices: int = 400
     tiny: int = 5000
     studies: int = 30_000
     chunk: int = 1000  # one-instance studies per storescu association while loading
-    load_workers: int = 3  # associations in parallel while loading
+    load_workers: int = 3  # associations (or STOW-RS clients) in parallel while loading
+    load_via: str = "stow"  # or "storescu"
+    load_batch: int = 100  # instances per STOW-RS request while loading
     stow_batch: int = 10
     ingest_repeats: int = 2  # best of, each on a fresh server
     qido_requests: int = 50
@@ -164,14 +166,19 @@ class Bench:
             return len(series.files) / seconds, rss.max_mb
 
     def _ingest(
-        self, key: str, kind: str, series: corpus.SeriesSet, send: Callable[[Server], float]
+        self,
+        key: str,
+        kind: str,
+        series: corpus.SeriesSet,
+        send: Callable[[Server], float],
+        repeats: int,
     ) -> None:
         """Best of ``ingest_repeats`` runs, each on a fresh server (other load on the machine
         only ever slows a run down)."""
         runs: list[tuple[float, float]] = []
 
         def best() -> float | None:
-            for _ in range(self.cfg.ingest_repeats):
+            for _ in range(repeats):
                 run = self._ingest_once(kind, series, send)
                 if run is None:
                     return None
@@ -193,15 +200,25 @@ class Bench:
 
     def stores(self) -> None:
         self.console.rule("ingest: a fresh server for every measurement")
-        for kind in KINDS:
-            self._ingest("cstore_ct", kind, self.ct, lambda s: clients.storescu(s, self.ct.files))
+        cfg = self.cfg
         for kind in KINDS:
             self._ingest(
-                "cstore_tiny", kind, self.tiny, lambda s: clients.storescu(s, self.tiny.files)
+                "cstore_ct",
+                kind,
+                self.ct,
+                lambda s: clients.storescu(s, self.ct.files),
+                cfg.ingest_repeats,
             )
-        bodies = clients.stow_bodies(self.ct.files, self.cfg.stow_batch)
+        for kind in KINDS:
+            # One run: 5,000 messages already average out short disturbances.
+            self._ingest(
+                "cstore_tiny", kind, self.tiny, lambda s: clients.storescu(s, self.tiny.files), 1
+            )
+        bodies = clients.stow_bodies(self.ct.files, cfg.stow_batch)
         for kind in ("Orthanc", "telerad"):
-            self._ingest("stow_ct", kind, self.ct, lambda s: clients.stow(s, bodies))
+            self._ingest(
+                "stow_ct", kind, self.ct, lambda s: clients.stow(s, bodies), cfg.ingest_repeats
+            )
 
     # -- query and retrieve ----------------------------------------------------------------
     def query_and_retrieve(self, qido: bool, wado: bool) -> None:
@@ -241,21 +258,31 @@ class Bench:
                         self.results.set(key, kind, "unavailable")
 
     def _load_studies(self, srv: Server) -> None:
+        cfg = self.cfg
+        if cfg.load_via == "stow":
+            files = [f for chunk in self.studies.chunks for f in chunk]
+            bodies = clients.stow_bodies(files, cfg.load_batch)
         with self.progress() as p:
-            task = p.add_task(f"loading {srv.name}", total=self.cfg.studies)
-            seconds = clients.storescu_parallel(
-                srv, self.studies.chunks, self.cfg.load_workers, lambda n: p.advance(task, n)
-            )
+            task = p.add_task(f"loading {srv.name}", total=cfg.studies)
+
+            def advance(n: int) -> None:
+                p.advance(task, n)
+
+            if cfg.load_via == "stow":
+                seconds = clients.stow_parallel(srv, bodies, cfg.load_workers, advance)
+            else:
+                seconds = clients.storescu_parallel(
+                    srv, self.studies.chunks, cfg.load_workers, advance
+                )
         self.results.set(
             "load_studies",
             srv.name,
             seconds,
-            studies=self.cfg.studies,
-            rate=self.cfg.studies / seconds,
+            studies=cfg.studies,
+            rate=cfg.studies / seconds,
+            via=cfg.load_via,
         )
-        self.console.print(
-            f"  loaded {self.cfg.studies} studies into {srv.name} in {seconds:.1f} s"
-        )
+        self.console.print(f"  loaded {cfg.studies} studies into {srv.name} in {seconds:.1f} s")
 
     def _qido_queries(self) -> dict[str, list[tuple[dict[str, str], int]]]:
         """The same (params, expected count) lists for every server."""
@@ -361,8 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smaller corpus, 3,000 studies")
     ap.add_argument("--only", choices=("stores", "qido", "wado"), help="run one part")
     ap.add_argument("--json", type=Path, help="write the figures to this file")
+    ap.add_argument(
+        "--load",
+        choices=("stow", "storescu"),
+        default="stow",
+        help="how the QIDO-RS study set is loaded (3 in parallel; not a target)",
+    )
     args = ap.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
+    cfg = dataclasses.replace(cfg, load_via=args.load)
     # Wide enough for the table when the output goes to a file or a pipe.
     console = Console(width=None if sys.stdout.isatty() else 150)
     run_stores = args.only in (None, "stores")
@@ -411,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = dict(
             env,
             mode=mode,
-            config=cfg.__dict__,
+            config=dataclasses.asdict(cfg),
             seconds=round(total, 1),
             load_average_before=round(load_before, 2),
             load_average_after=round(os.getloadavg()[0], 2),

@@ -91,7 +91,14 @@ def storescu_parallel(
     return time.perf_counter() - t0
 
 
-def stow_bodies(files: Sequence[Path], batch: int) -> list[tuple[str, bytes]]:
+@dataclass(frozen=True)
+class StowBody:
+    content_type: str
+    body: bytes
+    count: int
+
+
+def stow_bodies(files: Sequence[Path], batch: int) -> list[StowBody]:
     """multipart/related request bodies of ``batch`` instances each, built before timing."""
     out = []
     for i in range(0, len(files), batch):
@@ -103,26 +110,47 @@ def stow_bodies(files: Sequence[Path], batch: int) -> list[tuple[str, bytes]]:
             parts.append(b"\r\n")
         parts.append(f"--{boundary}--\r\n".encode())
         ctype = f'multipart/related; type="application/dicom"; boundary={boundary}'
-        out.append((ctype, b"".join(parts)))
+        out.append(StowBody(ctype, b"".join(parts), len(files[i : i + batch])))
     return out
 
 
-def stow(server: Server, bodies: Sequence[tuple[str, bytes]]) -> float:
+def stow(
+    server: Server, bodies: Sequence[StowBody], advance: Callable[[int], None] | None = None
+) -> float:
     """POST the batches one after another on one connection; return the wall time."""
     with httpx.Client(timeout=300) as client:
         t0 = time.perf_counter()
-        for ctype, body in bodies:
+        for b in bodies:
             r = client.post(
                 f"{server.dicomweb}/studies",
-                content=body,
-                headers={"Content-Type": ctype, "Accept": JSON},
+                content=b.body,
+                headers={"Content-Type": b.content_type, "Accept": JSON},
             )
             if r.status_code != 200:
                 raise MeasureError(f"STOW-RS to {server.name}: HTTP {r.status_code} {r.text[:200]}")
             failed = r.json().get("00081198") if r.content else None
             if failed and failed.get("Value"):
                 raise MeasureError(f"STOW-RS to {server.name}: failed instances {failed}")
+            if advance:
+                advance(b.count)
         return time.perf_counter() - t0
+
+
+def stow_parallel(
+    server: Server, bodies: Sequence[StowBody], workers: int, advance: Callable[[int], None]
+) -> float:
+    """``workers`` clients, each posting its share of the batches one after another."""
+    t0 = time.perf_counter()
+    pool = ThreadPoolExecutor(workers)
+    try:
+        futures = [pool.submit(stow, server, bodies[i::workers], advance) for i in range(workers)]
+        for future in futures:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return time.perf_counter() - t0
 
 
 def with_query(url: str, params: dict[str, str]) -> str:

@@ -43,7 +43,7 @@ MEASURES = [
     Measure("cstore_ct", "C-STORE CT 512×512 (1 association)", "inst/s", "min", 1.5),
     Measure("cstore_tiny", "C-STORE tiny 8×8 (1 association)", "inst/s", "min", 1.0),
     Measure("stow_ct", "STOW-RS CT (batches of 10)", "inst/s", "min", 1.5),
-    Measure("load_studies", "load 1-instance studies (3 assocs)", "s", digits=1),
+    Measure("load_studies", "load the QIDO study set (3 in parallel)", "s", digits=1),
     Measure("qido_pid", "QIDO /studies?PatientID=exact", "ms median", "max", 0.25, 2),
     Measure("qido_name", "QIDO /studies?PatientName=prefix*", "ms median", "max", 0.25, 2),
     Measure("qido_date", "QIDO /studies?StudyDate=range&limit=100", "ms median", "max", 0.25, 2),
