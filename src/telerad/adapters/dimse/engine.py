@@ -266,7 +266,7 @@ class TunedAssociation(Association):
         # The timeouts live partly in the DUL's timers: apply them to the new one.
         self.acse_timeout = self.ae.acse_timeout
         self.network_timeout = self.ae.network_timeout
-        self.dimse = FastDIMSE(self)
+        self.dimse = FastDIMSE(self, getattr(ae, "store_handler", None))
         self.dimse.msg_queue = _WakingQueue(self._wake_reactor)
 
     def _wake_reactor(self) -> None:
@@ -464,6 +464,9 @@ class TunedRequestHandler(RequestHandler):
 
 class TunedAE(ApplicationEntity):
     """An AE whose outgoing associations (C-MOVE, storage commitment) are tuned too."""
+
+    #: Serves C-STORE requests inline (see FastDIMSE); None: pynetdicom's EVT_C_STORE path.
+    store_handler: Callable[[Any], Any] | None = None
 
     def associate(  # type: ignore[override]
         self,

@@ -19,10 +19,12 @@ from __future__ import annotations
 import logging
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from io import BytesIO
 from typing import Any, cast
 
+from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pynetdicom import _config, evt
 from pynetdicom.dimse import _RQ_TO_MESSAGE, _RSP_TO_MESSAGE, DIMSEServiceProvider
@@ -32,7 +34,7 @@ from pynetdicom.dimse_messages import (
     _MESSAGE_TYPES,
     _MSG_TO_PRIMITVE,
 )
-from pynetdicom.dimse_primitives import C_CANCEL, N_EVENT_REPORT
+from pynetdicom.dimse_primitives import C_CANCEL, C_STORE, N_EVENT_REPORT
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.utils import make_target
 
@@ -201,11 +203,31 @@ def p_data(context_id: int, command: bytes, dataset: bytes, max_pdu: int) -> Ite
     yield primitive
 
 
-class FastDIMSE(DIMSEServiceProvider):
-    """pynetdicom's DIMSE provider with direct command encoding and decoding."""
+@dataclass
+class InlineStoreEvent:
+    """What a C-STORE handler reads of a pynetdicom event, for requests served inline."""
 
-    def __init__(self, assoc: Any) -> None:
+    request: Any
+    context: (
+        Any  # pynetdicom's PresentationContextTuple: context_id, abstract_syntax, transfer_syntax
+    )
+    assoc: Any
+
+
+class FastDIMSE(DIMSEServiceProvider):
+    """pynetdicom's DIMSE provider with direct command encoding and decoding.
+
+    With a ``store_handler``, C-STORE requests are served right where they are
+    decoded, in the DUL thread: the peer waits for the response anyway (no
+    asynchronous operations are negotiated), and handing each request to the
+    association thread and the response back costs two thread switches and
+    pynetdicom's service-class machinery per instance. The handler is called
+    like an EVT_C_STORE handler and its status is answered the same way.
+    """
+
+    def __init__(self, assoc: Any, store_handler: Callable[[Any], Any] | None = None) -> None:
         super().__init__(assoc)
+        self.store_handler = store_handler
         self._command_parts: list[bytes] = []
         self._fields: dict[int, Any] | None = None
         self._dataset: BytesIO | None = None
@@ -293,6 +315,8 @@ class FastDIMSE(DIMSEServiceProvider):
         primitive._context_id = context_id
         if isinstance(primitive, C_CANCEL) and len(self.cancel_req) < 10:
             self.cancel_req[int(primitive.MessageIDBeingRespondedTo or 0)] = primitive
+        elif self._inline_store(primitive, context_id):
+            self._serve_store(primitive, context_id)
         elif isinstance(primitive, N_EVENT_REPORT) and primitive.is_valid_request:
             # As pynetdicom: served at once, in its own thread, not to block the DUL.
             threading.Thread(
@@ -300,6 +324,47 @@ class FastDIMSE(DIMSEServiceProvider):
             ).start()
         else:
             self.msg_queue.put((context_id, primitive))
+
+    def _inline_store(self, primitive: Any, context_id: int) -> bool:
+        if self.store_handler is None or not isinstance(primitive, C_STORE):
+            return False
+        assoc = self.assoc
+        context = assoc._accepted_cx.get(context_id)
+        return bool(
+            primitive.is_valid_request
+            and context is not None
+            and context.as_scp
+            and context.abstract_syntax == primitive.AffectedSOPClassUID
+            and assoc.is_established
+            and not assoc._sent_release
+            and not _config.UNRESTRICTED_STORAGE_SERVICE
+        )
+
+    def _serve_store(self, request: Any, context_id: int) -> None:
+        assert self.store_handler is not None
+        self.cancel_req = {}
+        context = self.assoc._accepted_cx[context_id]
+        try:
+            status = self.store_handler(InlineStoreEvent(request, context.as_tuple, self.assoc))
+        except Exception as exc:  # as pynetdicom: a failing handler is 0xC211
+            log.error("C-STORE handler failed: %s", type(exc).__name__)
+            status = 0xC211
+        comment = None
+        if isinstance(status, Dataset):
+            comment = status.get("ErrorComment")
+            status = status.Status
+        elements: dict[int, tuple[str, Any]] = {
+            0x0002: ("UI", request.AffectedSOPClassUID),
+            0x0100: ("US", 0x8001),  # C-STORE-RSP
+            0x0120: ("US", request.MessageID),
+            0x0800: ("US", NO_DATASET),
+            0x0900: ("US", int(status)),
+            0x1000: ("UI", request.AffectedSOPInstanceUID),
+        }
+        if comment:
+            elements[0x0902] = ("LO", comment)
+        for pdata in p_data(context_id, encode_command(elements), b"", self.maximum_pdu_size):
+            self.dul.send_pdu(pdata)
 
     @staticmethod
     def _primitive(fields: dict[int, Any], dataset: BytesIO | None) -> Any:

@@ -107,9 +107,11 @@ def start_dimse_server(
     for cx in supported_contexts():
         assert cx.abstract_syntax is not None
         ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, cx.scu_role, cx.scp_role)
+    store = StoreSCP(platform)
+    ae.store_handler = store  # served inline in the DUL thread; EVT_C_STORE is the fallback
     handlers: list[Any] = [
         (evt.EVT_C_ECHO, _echo),
-        (evt.EVT_C_STORE, StoreSCP(platform)),
+        (evt.EVT_C_STORE, store),
         (evt.EVT_C_FIND, handle_find, [platform]),
         (evt.EVT_C_GET, handle_get, [platform]),
         (evt.EVT_C_MOVE, handle_move, [platform]),
