@@ -9,11 +9,13 @@ by :func:`absolutise`, so the cache does not depend on the host name a client us
 from __future__ import annotations
 
 import base64
+import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
@@ -129,7 +131,8 @@ def _tag(tag: BaseTag) -> str:
 def _element(elem: DataElement, path: str) -> dict[str, Any] | None:
     vr = elem.VR
     if vr == "SQ":
-        items = [dataset_json(item, f"{path}/{i}/") for i, item in enumerate(elem.value or [])]
+        prefix = f"{path}{_tag(elem.tag)}/"
+        items = [dataset_json(item, f"{prefix}{i}/") for i, item in enumerate(elem.value or [])]
         return {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
     if vr in _BINARY_VRS or int(elem.tag) in _PIXEL_TAGS:
         value = elem.value
@@ -146,16 +149,102 @@ def _element(elem: DataElement, path: str) -> dict[str, Any] | None:
         return {"vr": vr}
 
 
+# The fast path: raw little-endian values of common VRs straight to JSON, without
+# pydicom's per-element conversion (most of a cold metadata build). Anything it
+# does not handle (other character sets, big endian, private tags in implicit VR,
+# odd values) goes through pydicom's own conversion above.
+_CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
+           "ISO_IR 192": "utf-8"}
+_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
+_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR"})
+_SINGLE_VRS = frozenset({"LT", "ST", "UT", "UR"})
+_STRUCTS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q",
+            "UV": "Q"}
+
+
+def _codec(ds: Dataset) -> str | None:
+    value = ds.get("SpecificCharacterSet", "")
+    if not isinstance(value, str):
+        return None  # several character sets (ISO 2022 code extensions)
+    return _CODECS.get(value.strip())
+
+
+def _fast(tag: int, vr: str, raw: bytes, codec: str | None) -> dict[str, Any] | None:
+    if not raw:
+        return {"vr": vr}
+    if vr in _ASCII_VRS or vr in _CHARSET_VRS or vr in ("DS", "IS"):
+        if vr in _CHARSET_VRS:
+            if codec is None:
+                return None
+            text = raw.decode(codec)
+        else:
+            text = raw.decode("ascii")
+        text = text.rstrip(" \0") if vr != "UI" else text.rstrip("\0").strip()
+        if not text:
+            return {"vr": vr}
+        values: list[Any] = [text] if vr in _SINGLE_VRS else text.split("\\")
+        if vr == "PN":
+            out = []
+            for v in values:
+                groups = v.split("=")
+                name = {"Alphabetic": groups[0]}
+                if len(groups) > 1:
+                    name["Ideographic"] = groups[1]
+                if len(groups) > 2:
+                    name["Phonetic"] = groups[2]
+                out.append(name)
+            return {"vr": vr, "Value": out}
+        if vr in ("DS", "IS"):
+            values = [float(v) if vr == "DS" else int(v) for v in values]
+        elif vr not in _SINGLE_VRS:
+            values = [v.strip() if vr in ("CS", "DA", "TM", "DT", "AS", "AE") else v
+                      for v in values]
+        return {"vr": vr, "Value": values}
+    code = _STRUCTS.get(vr)
+    if code is not None:
+        size = struct.calcsize(code)
+        if len(raw) % size:
+            return None
+        return {"vr": vr, "Value": list(struct.unpack(f"<{len(raw) // size}{code}", raw))}
+    if vr == "AT":
+        if len(raw) % 4:
+            return None
+        pairs = struct.unpack(f"<{len(raw) // 2}H", raw)
+        return {"vr": vr, "Value": [f"{pairs[i]:04X}{pairs[i + 1]:04X}"
+                                    for i in range(0, len(pairs), 2)]}
+    return None
+
+
 def dataset_json(ds: Dataset, path: str) -> dict[str, Any]:
     """A dataset as DICOM JSON; bulk data as ``path + tag`` URIs (``path`` ends in '/')."""
     out: dict[str, Any] = {}
-    for elem in ds:
-        if elem.tag.element == 0:  # group lengths are not part of the model
+    codec = _codec(ds)
+    for raw in ds.elements():
+        tag = int(raw.tag)
+        if tag & 0xFFFF == 0 or tag == 0xFFFCFFFC:  # group lengths, trailing padding
             continue
-        converted = _element(elem, path)
+        converted = None
+        if isinstance(raw, RawDataElement) and raw.is_little_endian and raw.value is not None:
+            vr = raw.VR or (dictionary_vr(tag) if not raw.tag.is_private else None)
+            if vr and vr not in _BINARY_VRS and vr != "SQ" and tag not in _PIXEL_TAGS:
+                try:
+                    converted = _fast(tag, vr, raw.value, codec)
+                except (ValueError, UnicodeDecodeError, struct.error):
+                    converted = None
+        if converted is None:
+            converted = _element(ds[raw.tag], path)
         if converted is not None:
-            out[_tag(elem.tag)] = converted
+            out[f"{tag:08X}"] = converted
     return out
+
+
+def dictionary_vr(tag: int) -> str | None:
+    """The VR of a standard tag when it is unambiguous (implicit VR data names none)."""
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return vr if " " not in vr else None
 
 
 def instance_path(study: str, series: str, sop: str) -> str:
