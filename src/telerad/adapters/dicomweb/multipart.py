@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 MAX_PART_HEADER = 16 * 1024
 _CRLF = b"\r\n"
 
-Buffer = bytes | mmap.mmap
+Buffer = bytes | bytearray | mmap.mmap
 
 
 class MultipartError(ValueError):

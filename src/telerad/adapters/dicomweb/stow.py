@@ -129,7 +129,8 @@ def _store_one(
                 "reason": f"part {number}: Content-Type {content_type} is not application/dicom"}
     if len(part) == 0:
         return {"failure_reason": CANNOT_UNDERSTAND, "reason": f"part {number} is empty"}
-    data = with_preamble(bytes(body[part.start : part.end]))
+    with memoryview(body) as view:  # one copy of the part, whatever holds the body
+        data = with_preamble(bytes(view[part.start : part.end]))
     failure = _precheck(data, study)
     if failure is not None:
         return {**_identifiers(data), "failure_reason": failure[0],

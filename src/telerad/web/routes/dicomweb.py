@@ -195,7 +195,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                 spool.close()
             raise MultipartError("the client disconnected before the body was complete") from exc
         if spool is None:
-            return bytes(buf), lambda: None
+            return buf, lambda: None  # no copy: parts are sliced out of it
         await run_in_threadpool(spool.writelines, pending)
         spool.flush()
         mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
