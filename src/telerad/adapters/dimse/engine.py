@@ -136,7 +136,8 @@ class TunedDUL(DULServiceProvider):
         if self.state_machine.current_state == "Sta1":
             self._kill_thread = True
             self._wake()
-            self.join(timeout=5)
+            if threading.current_thread() is not self:
+                self.join(timeout=5)
             return True
         return False
 
