@@ -241,3 +241,10 @@ def test_meta_without_preamble_is_completed(client: TestClient, platform: Platfo
     assert r.status_code == 200, r.text
     loc = platform.archive.locate(Level.IMAGE, [_sop(full)])[0]
     assert platform.archive.read(loc) == full
+
+
+def test_response_only_in_json(client: TestClient, platform: Platform) -> None:
+    r = client.post("/dicom-web/studies", content=body(*instances(1)),
+                    headers={"Content-Type": CT, "Accept": "application/dicom+xml"})
+    assert r.status_code == 406
+    assert platform.index.counts()["instances"] == 0

@@ -208,6 +208,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
 
     async def stow(request: Request, study: str | None, facility_name: str | None) -> Response:
         with _http_errors():
+            _check_json_accept(request.headers.get("accept"))
             if study is not None:
                 check_path_uid("StudyInstanceUID", study)
             if facility_name is not None:
