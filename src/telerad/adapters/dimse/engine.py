@@ -224,7 +224,9 @@ class TunedDUL(DULServiceProvider):
             self.event_queue.put("Evt17")
             return
         if pdu_type not in (0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
-            log.warning("unknown PDU type 0x%02X received, aborting", pdu_type)
+            # After the A-ABORT (Sta13) the rest of the garbage is read and dropped quietly.
+            if self.state_machine.current_state != "Sta13":
+                log.warning("unknown PDU type 0x%02X received, aborting", pdu_type)
             self.event_queue.put("Evt19")
             return
         if pdu_length > self.max_pdu_length:
