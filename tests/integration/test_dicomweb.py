@@ -30,8 +30,12 @@ def client(live_server) -> DICOMwebClient:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def ct_study(client: DICOMwebClient) -> tuple[syn.StudySpec, list[Dataset]]:
     """A CT series (with a patient name of its own) stored through STOW-RS."""
-    spec = syn.StudySpec(patient_id="DW-INT-1", patient_name="WEBCLIENT^ALICE",
-                         study_date="20250315", accession="DWINT1")
+    spec = syn.StudySpec(
+        patient_id="DW-INT-1",
+        patient_name="WEBCLIENT^ALICE",
+        study_date="20250315",
+        accession="DWINT1",
+    )
     datasets = list(syn.ct_series(spec, slices=6, rows=128, cols=128))
     response = client.store_instances(datasets)
     assert len(response.ReferencedSOPSequence) == 6
@@ -55,18 +59,21 @@ def test_search_with_filters(client: DICOMwebClient, ct_study) -> None:  # type:
     assert [s["0020000D"]["Value"][0] for s in wildcard] == [spec.study_uid]
     fuzzy = client.search_for_studies(search_filters={"PatientName": "ALI"}, fuzzymatching=True)
     assert spec.study_uid in [s["0020000D"]["Value"][0] for s in fuzzy]
-    ranged = client.search_for_studies(search_filters={"StudyDate": "20250301-20250331",
-                                                       "PatientID": "DW-INT-1"})
+    ranged = client.search_for_studies(
+        search_filters={"StudyDate": "20250301-20250331", "PatientID": "DW-INT-1"}
+    )
     assert len(ranged) == 1
-    with_field = client.search_for_studies(search_filters={"PatientID": "DW-INT-1"},
-                                           fields=["InstitutionName"])
+    with_field = client.search_for_studies(
+        search_filters={"PatientID": "DW-INT-1"}, fields=["InstitutionName"]
+    )
     assert with_field[0]["00080080"]["Value"] == ["Demo General Hospital"]
     series = client.search_for_series(spec.study_uid)
     assert [s["0020000E"]["Value"][0] for s in series] == [datasets[0].SeriesInstanceUID]
     everything = client.search_for_instances(spec.study_uid, datasets[0].SeriesInstanceUID)
     assert sorted(i["00200013"]["Value"][0] for i in everything) == [1, 2, 3, 4, 5, 6]
-    page = client.search_for_instances(spec.study_uid, datasets[0].SeriesInstanceUID,
-                                       limit=2, offset=1)
+    page = client.search_for_instances(
+        spec.study_uid, datasets[0].SeriesInstanceUID, limit=2, offset=1
+    )
     assert page == everything[1:3]
 
 
@@ -79,9 +86,12 @@ def test_retrieve_compares_pixels(client: DICOMwebClient, ct_study) -> None:  # 
         assert np.array_equal(ds.pixel_array, by_uid[ds.SOPInstanceUID].pixel_array)
     series = client.retrieve_series(spec.study_uid, datasets[0].SeriesInstanceUID)
     assert len(series) == 6
-    one = client.retrieve_instance(spec.study_uid, datasets[2].SeriesInstanceUID,
-                                   datasets[2].SOPInstanceUID,
-                                   media_types=(("application/dicom", tx.J2K_LOSSLESS),))
+    one = client.retrieve_instance(
+        spec.study_uid,
+        datasets[2].SeriesInstanceUID,
+        datasets[2].SOPInstanceUID,
+        media_types=(("application/dicom", tx.J2K_LOSSLESS),),
+    )
     assert one.file_meta.TransferSyntaxUID == tx.J2K_LOSSLESS
     assert np.array_equal(one.pixel_array, datasets[2].pixel_array)
 
@@ -97,8 +107,9 @@ def test_metadata_and_bulkdata(client: DICOMwebClient, ct_study) -> None:  # typ
         uri, media_types=(("application/octet-stream", tx.EXPLICIT_LE),)
     )
     assert pixel_data == datasets[0].PixelData
-    again = client.retrieve_instance_metadata(spec.study_uid, datasets[0].SeriesInstanceUID,
-                                              datasets[0].SOPInstanceUID)
+    again = client.retrieve_instance_metadata(
+        spec.study_uid, datasets[0].SeriesInstanceUID, datasets[0].SOPInstanceUID
+    )
     assert again == first
 
 
@@ -110,10 +121,14 @@ def test_frames_in_several_media_types(client: DICOMwebClient, ct_study) -> None
         *ids, frame_numbers=[1], media_types=(("application/octet-stream", tx.EXPLICIT_LE),)
     )
     assert native == ds.PixelData
-    for media_type, syntax in (("image/jls", tx.JPEG_LS_LOSSLESS), ("image/jp2", tx.J2K_LOSSLESS),
-                               ("image/x-dicom-rle", tx.RLE)):
-        [frame] = client.retrieve_instance_frames(*ids, frame_numbers=[1],
-                                                  media_types=((media_type, syntax),))
+    for media_type, syntax in (
+        ("image/jls", tx.JPEG_LS_LOSSLESS),
+        ("image/jp2", tx.J2K_LOSSLESS),
+        ("image/x-dicom-rle", tx.RLE),
+    ):
+        [frame] = client.retrieve_instance_frames(
+            *ids, frame_numbers=[1], media_types=((media_type, syntax),)
+        )
         assert np.array_equal(_decode(frame, syntax, ds), ds.pixel_array), media_type
 
 
@@ -123,8 +138,16 @@ def _decode(frame: bytes, syntax: str, like: Dataset) -> np.ndarray:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = syntax
-    for keyword in ("Rows", "Columns", "SamplesPerPixel", "BitsAllocated", "BitsStored",
-                    "HighBit", "PixelRepresentation", "PhotometricInterpretation"):
+    for keyword in (
+        "Rows",
+        "Columns",
+        "SamplesPerPixel",
+        "BitsAllocated",
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "PhotometricInterpretation",
+    ):
         setattr(ds, keyword, getattr(like, keyword))
     ds.NumberOfFrames = 1
     ds.PixelData = encapsulate([frame])
@@ -139,8 +162,9 @@ def test_compressed_samples_round_trip(client: DICOMwebClient) -> None:
         ids = (original.StudyInstanceUID, original.SeriesInstanceUID, original.SOPInstanceUID)
         as_stored = client.retrieve_instance(*ids, media_types=(("application/dicom", "*"),))
         assert as_stored.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
-        native = client.retrieve_instance(*ids,
-                                          media_types=(("application/dicom", tx.EXPLICIT_LE),))
+        native = client.retrieve_instance(
+            *ids, media_types=(("application/dicom", tx.EXPLICIT_LE),)
+        )
         assert native.file_meta.TransferSyntaxUID == tx.EXPLICIT_LE
         assert np.array_equal(native.pixel_array, original.pixel_array), name
 
@@ -150,16 +174,18 @@ def test_rendered(client: DICOMwebClient, ct_study) -> None:  # type: ignore[no-
     ids = (spec.study_uid, datasets[0].SeriesInstanceUID, datasets[0].SOPInstanceUID)
     jpeg = client.retrieve_instance_rendered(*ids, media_types=("image/jpeg",))
     assert Image.open(io.BytesIO(jpeg)).format == "JPEG"
-    png = client.retrieve_instance_rendered(*ids, media_types=("image/png",),
-                                            params={"viewport": "64,64"})
+    png = client.retrieve_instance_rendered(
+        *ids, media_types=("image/png",), params={"viewport": "64,64"}
+    )
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size == (64, 64)
 
 
 def test_bad_input_and_the_server_keeps_serving(live_server, client: DICOMwebClient) -> None:  # type: ignore[no-untyped-def]
     url = live_server.dicomweb + "/studies"
-    good = syn.to_bytes(next(syn.ct_series(syn.StudySpec(patient_id="DW-BAD"), slices=1,
-                                           rows=16, cols=16)))
+    good = syn.to_bytes(
+        next(syn.ct_series(syn.StudySpec(patient_id="DW-BAD"), slices=1, rows=16, cols=16))
+    )
     with httpx.Client(timeout=30) as http:
         r = http.post(url, content=good, headers={"Content-Type": "application/dicom"})
         assert r.status_code == 415 and r.json()["detail"]
@@ -167,8 +193,9 @@ def test_bad_input_and_the_server_keeps_serving(live_server, client: DICOMwebCli
         r = http.post(url, content=truncated, headers={"Content-Type": CT})
         assert r.status_code == 400 and "truncated" in r.json()["detail"]
         assert client.search_for_studies(search_filters={"PatientID": "DW-BAD"}) == []
-        mixed = encode_multipart("b0und", [("application/dicom", b"\x00garbage"),
-                                           ("application/dicom", good)])
+        mixed = encode_multipart(
+            "b0und", [("application/dicom", b"\x00garbage"), ("application/dicom", good)]
+        )
         r = http.post(url, content=mixed, headers={"Content-Type": CT})
         assert r.status_code == 202
         assert r.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]

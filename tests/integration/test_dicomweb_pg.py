@@ -29,8 +29,11 @@ def test_round_trip_on_postgresql(client: TestClient, pg_platform: Platform) -> 
     r = client.post("/dicom-web/studies", content=body, headers={"Content-Type": CT})
     assert r.status_code == 200, r.text
 
-    for params in ({"PatientName": "POST*"}, {"PatientName": "PAU*", "fuzzymatching": "true"},
-                   {"PatientID": "PG-1", "ModalitiesInStudy": "CT"}):
+    for params in (
+        {"PatientName": "POST*"},
+        {"PatientName": "PAU*", "fuzzymatching": "true"},
+        {"PatientID": "PG-1", "ModalitiesInStudy": "CT"},
+    ):
         found = client.get("/dicom-web/studies", params=params).json()
         assert [s["0020000D"]["Value"][0] for s in found] == [spec.study_uid], params
 
@@ -42,7 +45,9 @@ def test_round_trip_on_postgresql(client: TestClient, pg_platform: Platform) -> 
     assert client.get(f"{series}/metadata").json() == first
 
     ds = datasets[1]
-    r = client.get(f"{series}/instances/{ds.SOPInstanceUID}/frames/1",
-                   headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    r = client.get(
+        f"{series}/instances/{ds.SOPInstanceUID}/frames/1",
+        headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+    )
     [part] = split_parts(r.content, parse_media_type(r.headers["content-type"]).params["boundary"])
     assert r.content[part.start : part.end] == ds.PixelData

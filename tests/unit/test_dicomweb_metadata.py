@@ -34,8 +34,9 @@ def reference(ds: Dataset, path: str) -> dict[str, Any]:
         converted = dj._element(elem, path)
         if elem.VR == "CS" and converted and "Value" in converted:
             # CS padding spaces are insignificant (PS3.5 6.2); the fast path drops them.
-            converted["Value"] = [v.strip() if isinstance(v, str) else v
-                                  for v in converted["Value"]]
+            converted["Value"] = [
+                v.strip() if isinstance(v, str) else v for v in converted["Value"]
+            ]
         out[tag] = converted
     return out
 
@@ -50,8 +51,9 @@ def differences(a: Any, b: Any, where: str = "") -> Iterator[str]:
     elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             yield from differences(x, y, f"{where}[{i}]")
-    elif a != b and not (isinstance(a, float) and isinstance(b, float)
-                         and math.isnan(a) and math.isnan(b)):
+    elif a != b and not (
+        isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    ):
         yield f"{where}: {a!r} != {b!r}"
 
 
@@ -96,8 +98,10 @@ def test_bulk_data_inside_a_sequence(client: TestClient, platform: Platform) -> 
     ds.AnatomicRegionSequence = [item]
     result = platform.archive.store(platform.default_facility().id, syn.to_bytes(ds))
     assert result.ok
-    base = (f"/dicom-web/studies/{result.study_instance_uid}/series/"
-            f"{result.series_instance_uid}/instances/{result.sop_instance_uid}")
+    base = (
+        f"/dicom-web/studies/{result.study_instance_uid}/series/"
+        f"{result.series_instance_uid}/instances/{result.sop_instance_uid}"
+    )
     [meta] = client.get(f"{base}/metadata").json()
     uri = meta["00082218"]["Value"][0]["00091010"]["BulkDataURI"]
     assert uri == f"http://testserver{base}/bulkdata/00082218/0/00091010"

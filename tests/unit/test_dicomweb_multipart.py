@@ -113,17 +113,20 @@ def test_media_type_parameters() -> None:
 
 def test_accept_orders_by_quality_and_keeps_ties_in_order() -> None:
     accept = 'image/png;q=0.5, multipart/related; type="image/jls", image/jpeg, x/y;q=0'
-    assert [m.type for m in parse_accept(accept)] == ["multipart/related", "image/jpeg",
-                                                      "image/png"]
+    assert [m.type for m in parse_accept(accept)] == [
+        "multipart/related",
+        "image/jpeg",
+        "image/png",
+    ]
 
 
 def test_instance_syntaxes() -> None:
     assert instance_syntaxes(None) == [tx.EXPLICIT_LE]
     assert instance_syntaxes("*/*") == [tx.EXPLICIT_LE]
     assert instance_syntaxes('multipart/related; type="application/dicom"') == [tx.EXPLICIT_LE]
-    assert instance_syntaxes(
-        'multipart/related; type="application/dicom"; transfer-syntax=*'
-    ) == [AS_STORED]
+    assert instance_syntaxes('multipart/related; type="application/dicom"; transfer-syntax=*') == [
+        AS_STORED
+    ]
     accept = (
         f'multipart/related; type="application/dicom"; transfer-syntax={tx.J2K_LOSSLESS},'
         'multipart/related; type="application/dicom"; transfer-syntax=*;q=0.5'

@@ -26,9 +26,13 @@ def test_keyword_and_tag_forms_are_the_same_key() -> None:
 def test_matching_kinds() -> None:
     q = parse_qido(
         Level.STUDY,
-        [("PatientName", "DOE*"), ("StudyDate", "20240101-20240131"),
-         ("StudyInstanceUID", "1.2.3,1.2.4"), ("ModalitiesInStudy", "CT,MR"),
-         ("AccessionNumber", "")],
+        [
+            ("PatientName", "DOE*"),
+            ("StudyDate", "20240101-20240131"),
+            ("StudyInstanceUID", "1.2.3,1.2.4"),
+            ("ModalitiesInStudy", "CT,MR"),
+            ("AccessionNumber", ""),
+        ],
     ).query
     assert q.matches["PatientName"] == Wildcard("DOE*")
     assert q.matches["StudyDate"] == Range("20240101", "20240131")
@@ -43,8 +47,9 @@ def test_repeated_uid_parameters_form_a_list() -> None:
 
 
 def test_includefield_forms() -> None:
-    q = parse_qido(Level.STUDY, [("includefield", "00081030,InstitutionName"),
-                                 ("includefield", "StudyID")]).query
+    q = parse_qido(
+        Level.STUDY, [("includefield", "00081030,InstitutionName"), ("includefield", "StudyID")]
+    ).query
     assert {"StudyDescription", "InstitutionName", "StudyID"} <= q.returns
     everything = parse_qido(Level.SERIES, [("includefield", "all")]).query
     assert "BodyPartExamined" in everything.returns and "PatientName" in everything.returns
@@ -88,12 +93,18 @@ def test_bad_parameters(params: list[tuple[str, str]], message: str) -> None:
 def loaded(platform: Platform) -> Iterator[tuple[TestClient, dict[str, syn.StudySpec]]]:
     fid = platform.default_facility().id
     specs = {
-        "doe": syn.StudySpec(patient_id="P-DOE", patient_name="DOE^JANE", study_date="20240105",
-                             accession="A1"),
-        "roe": syn.StudySpec(patient_id="P-ROE", patient_name="ROE^RICHARD^^DR",
-                             study_date="20240220", accession="A2"),
-        "dane": syn.StudySpec(patient_id="P-DANE", patient_name="DANE^JOHN",
-                              study_date="20230701", accession="A3"),
+        "doe": syn.StudySpec(
+            patient_id="P-DOE", patient_name="DOE^JANE", study_date="20240105", accession="A1"
+        ),
+        "roe": syn.StudySpec(
+            patient_id="P-ROE",
+            patient_name="ROE^RICHARD^^DR",
+            study_date="20240220",
+            accession="A2",
+        ),
+        "dane": syn.StudySpec(
+            patient_id="P-DANE", patient_name="DANE^JOHN", study_date="20230701", accession="A3"
+        ),
     }
     for key, spec in specs.items():
         for ds in syn.ct_series(spec, slices=2, rows=8, cols=8):
@@ -120,9 +131,7 @@ def test_study_search_json_model(loaded) -> None:  # type: ignore[no-untyped-def
     assert study["00201206"] == {"vr": "IS", "Value": [2]}
     assert study["00201208"] == {"vr": "IS", "Value": [5]}
     assert sorted(study["00080061"]["Value"]) == ["CT", "MR"]
-    assert study["00081190"]["Value"] == [
-        f"http://testserver{DW}/studies/{specs['roe'].study_uid}"
-    ]
+    assert study["00081190"]["Value"] == [f"http://testserver{DW}/studies/{specs['roe'].study_uid}"]
 
 
 def test_wildcards_fuzzy_and_ranges(loaded) -> None:  # type: ignore[no-untyped-def]

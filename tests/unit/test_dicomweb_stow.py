@@ -85,8 +85,9 @@ def test_garbage_next_to_good_part_is_202(client: TestClient, platform: Platform
 
 
 def test_all_failed_is_409(client: TestClient, platform: Platform) -> None:
-    r = client.post("/dicom-web/studies", content=body(b"junk", b"more junk"),
-                    headers={"Content-Type": CT})
+    r = client.post(
+        "/dicom-web/studies", content=body(b"junk", b"more junk"), headers={"Content-Type": CT}
+    )
     assert r.status_code == 409
     assert len(failed(r.json())) == 2
     assert platform.index.counts()["instances"] == 0
@@ -98,8 +99,12 @@ def test_conflicting_object_under_same_uid(client: TestClient, platform: Platfor
     first = syn.to_bytes(ds)
     ds.SeriesDescription = "CHANGED"
     second = syn.to_bytes(ds)
-    assert client.post("/dicom-web/studies", content=body(first),
-                       headers={"Content-Type": CT}).status_code == 200
+    assert (
+        client.post(
+            "/dicom-web/studies", content=body(first), headers={"Content-Type": CT}
+        ).status_code
+        == 200
+    )
     r = client.post("/dicom-web/studies", content=body(second), headers={"Content-Type": CT})
     assert r.status_code == 409
     item = failed(r.json())[0]
@@ -113,15 +118,19 @@ def test_conflicting_object_under_same_uid(client: TestClient, platform: Platfor
 def test_study_in_url_must_match(client: TestClient, platform: Platform) -> None:
     spec = syn.StudySpec()
     mine, other = instances(1, spec)[0], instances(1)[0]
-    r = client.post(f"/dicom-web/studies/{spec.study_uid}", content=body(mine, other),
-                    headers={"Content-Type": CT})
+    r = client.post(
+        f"/dicom-web/studies/{spec.study_uid}",
+        content=body(mine, other),
+        headers={"Content-Type": CT},
+    )
     assert r.status_code == 202
     js = r.json()
     assert len(referenced(js)) == 1
     assert failed(js)[0]["00081197"]["Value"] == [0xA901]
     assert js["00081190"]["Value"][0].endswith(spec.study_uid)
-    bad = client.post("/dicom-web/studies/not-a-uid", content=body(mine),
-                      headers={"Content-Type": CT})
+    bad = client.post(
+        "/dicom-web/studies/not-a-uid", content=body(mine), headers={"Content-Type": CT}
+    )
     assert bad.status_code == 400
     assert "not a valid UID" in bad.json()["detail"]
 
@@ -148,11 +157,16 @@ def test_part_of_another_type_fails_alone(client: TestClient, platform: Platform
 
 @pytest.mark.parametrize(
     "content_type",
-    [None, "application/dicom", "application/json",
-     'multipart/related; type="application/dicom+json"; boundary=xyz'],
+    [
+        None,
+        "application/dicom",
+        "application/json",
+        'multipart/related; type="application/dicom+json"; boundary=xyz',
+    ],
 )
-def test_not_multipart_dicom_is_415(client: TestClient, platform: Platform,
-                                    content_type: str | None) -> None:
+def test_not_multipart_dicom_is_415(
+    client: TestClient, platform: Platform, content_type: str | None
+) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     r = client.post("/dicom-web/studies", content=instances(1)[0], headers=headers)
     assert r.status_code == 415
@@ -164,8 +178,9 @@ def test_not_multipart_dicom_is_415(client: TestClient, platform: Platform,
     "payload_cut",
     [lambda b: b[:-20], lambda b: b.replace(b"--xyz--", b"")],
 )
-def test_malformed_multipart_is_400_and_nothing_stored(client: TestClient, platform: Platform,
-                                                        payload_cut) -> None:
+def test_malformed_multipart_is_400_and_nothing_stored(
+    client: TestClient, platform: Platform, payload_cut
+) -> None:
     payload = payload_cut(body(*instances(2)))
     r = client.post("/dicom-web/studies", content=payload, headers={"Content-Type": CT})
     assert r.status_code == 400
@@ -174,8 +189,11 @@ def test_malformed_multipart_is_400_and_nothing_stored(client: TestClient, platf
 
 
 def test_missing_boundary_and_empty_body(client: TestClient) -> None:
-    r = client.post("/dicom-web/studies", content=b"x",
-                    headers={"Content-Type": 'multipart/related; type="application/dicom"'})
+    r = client.post(
+        "/dicom-web/studies",
+        content=b"x",
+        headers={"Content-Type": 'multipart/related; type="application/dicom"'},
+    )
     assert r.status_code == 400 and "boundary" in r.json()["detail"]
     r = client.post("/dicom-web/studies", content=b"--xyz--", headers={"Content-Type": CT})
     assert r.status_code == 400 and "no parts" in r.json()["detail"]
@@ -184,18 +202,25 @@ def test_missing_boundary_and_empty_body(client: TestClient) -> None:
 def test_facility_route(client: TestClient, platform: Platform) -> None:
     facility = platform.index.add_facility("NORTH CLINIC")
     spec = syn.StudySpec()
-    r = client.post("/dicom-web/facilities/NORTH CLINIC/studies", content=body(*instances(2, spec)),
-                    headers={"Content-Type": CT})
+    r = client.post(
+        "/dicom-web/facilities/NORTH CLINIC/studies",
+        content=body(*instances(2, spec)),
+        headers={"Content-Type": CT},
+    )
     assert r.status_code == 200
     assert platform.index.study_facility(spec.study_uid) == facility.id
-    r = client.post("/dicom-web/facilities/NOWHERE/studies", content=body(*instances(1)),
-                    headers={"Content-Type": CT})
+    r = client.post(
+        "/dicom-web/facilities/NOWHERE/studies",
+        content=body(*instances(1)),
+        headers={"Content-Type": CT},
+    )
     assert r.status_code == 404 and "NOWHERE" in r.json()["detail"]
     assert platform.index.counts()["instances"] == 2
 
 
-def test_large_body_is_spooled_to_disk(client: TestClient, platform: Platform,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_body_is_spooled_to_disk(
+    client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(routes, "SPOOL_LIMIT", 10_000)
     monkeypatch.setattr(routes, "_SPOOL_WRITE", 5_000)
     data = instances(4)
@@ -207,8 +232,9 @@ def test_large_body_is_spooled_to_disk(client: TestClient, platform: Platform,
     assert not list((platform.settings.data_dir / "tmp").iterdir())
 
 
-def test_one_failing_store_does_not_block_others(client: TestClient, platform: Platform,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_failing_store_does_not_block_others(
+    client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = instances(3)
     real = platform.archive.store
     poisoned = _sop(data[1])
@@ -244,7 +270,10 @@ def test_meta_without_preamble_is_completed(client: TestClient, platform: Platfo
 
 
 def test_response_only_in_json(client: TestClient, platform: Platform) -> None:
-    r = client.post("/dicom-web/studies", content=body(*instances(1)),
-                    headers={"Content-Type": CT, "Accept": "application/dicom+xml"})
+    r = client.post(
+        "/dicom-web/studies",
+        content=body(*instances(1)),
+        headers={"Content-Type": CT, "Accept": "application/dicom+xml"},
+    )
     assert r.status_code == 406
     assert platform.index.counts()["instances"] == 0

@@ -25,8 +25,14 @@ SAMPLES = [
     "MR_small_bigendian.dcm",
     "SC_rgb_2frame.dcm",
 ]
-LOSSLESS = [tx.EXPLICIT_LE, tx.IMPLICIT_LE, tx.DEFLATED_LE, tx.RLE, tx.JPEG_LS_LOSSLESS,
-            tx.J2K_LOSSLESS]
+LOSSLESS = [
+    tx.EXPLICIT_LE,
+    tx.IMPLICIT_LE,
+    tx.DEFLATED_LE,
+    tx.RLE,
+    tx.JPEG_LS_LOSSLESS,
+    tx.J2K_LOSSLESS,
+]
 
 
 def sample(name: str) -> bytes:
@@ -63,9 +69,10 @@ def test_same_syntax_returns_the_same_bytes() -> None:
     assert tx.transcode(original, tx.J2K) == (original, tx.J2K)
 
 
-@pytest.mark.parametrize("target, method", [(tx.J2K, "ISO_15444_1"),
-                                            (tx.JPEG_LS_NEAR, "ISO_14495_1"),
-                                            (tx.JPEG_BASELINE, "ISO_10918_1")])
+@pytest.mark.parametrize(
+    "target, method",
+    [(tx.J2K, "ISO_15444_1"), (tx.JPEG_LS_NEAR, "ISO_14495_1"), (tx.JPEG_BASELINE, "ISO_10918_1")],
+)
 def test_lossy_targets_are_recorded(target: str, method: str) -> None:
     original = sample("SC_rgb_2frame.dcm")
     out, _ = tx.transcode(original, target)
@@ -92,10 +99,10 @@ def test_object_without_pixels_goes_out_explicit_little_endian() -> None:
         tx.FrameSource(sr)
 
 
-@pytest.mark.parametrize("name", ["emri_small.dcm", "emri_small_RLE.dcm", "SC_rgb_2frame.dcm",
-                                  "US1_J2KR.dcm"])
-@pytest.mark.parametrize("target", [tx.EXPLICIT_LE, tx.RLE, tx.JPEG_LS_LOSSLESS,
-                                    tx.J2K_LOSSLESS])
+@pytest.mark.parametrize(
+    "name", ["emri_small.dcm", "emri_small_RLE.dcm", "SC_rgb_2frame.dcm", "US1_J2KR.dcm"]
+)
+@pytest.mark.parametrize("target", [tx.EXPLICIT_LE, tx.RLE, tx.JPEG_LS_LOSSLESS, tx.J2K_LOSSLESS])
 def test_frame_encoding_decodes_to_the_same_frame(name: str, target: str) -> None:
     source = tx.FrameSource(sample(name))
     index = source.count - 1

@@ -49,8 +49,10 @@ def parts(response) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
     media = parse_media_type(response.headers["content-type"])
     assert media.type == "multipart/related"
     body = response.content
-    return [(p.content_type or "", body[p.start : p.end])
-            for p in split_parts(body, media.params["boundary"])]
+    return [
+        (p.content_type or "", body[p.start : p.end])
+        for p in split_parts(body, media.params["boundary"])
+    ]
 
 
 def pixels(data: bytes) -> np.ndarray:
@@ -82,11 +84,19 @@ def test_retrieve_study_series_instance(client: TestClient, platform: Platform) 
 
 @pytest.mark.parametrize(
     "name",
-    ["JPEG2000.dcm", "JPEG-LL.dcm", "SC_rgb_rle.dcm", "US1_J2KR.dcm", "MR_small_bigendian.dcm",
-     "emri_small_jpeg_2k_lossless.dcm", "SC_rgb_jpeg_gdcm.dcm"],
+    [
+        "JPEG2000.dcm",
+        "JPEG-LL.dcm",
+        "SC_rgb_rle.dcm",
+        "US1_J2KR.dcm",
+        "MR_small_bigendian.dcm",
+        "emri_small_jpeg_2k_lossless.dcm",
+        "SC_rgb_jpeg_gdcm.dcm",
+    ],
 )
-def test_default_syntax_decompresses_losslessly(client: TestClient, platform: Platform,
-                                                name: str) -> None:
+def test_default_syntax_decompresses_losslessly(
+    client: TestClient, platform: Platform, name: str
+) -> None:
     original = sample(name)
     study, series, sop = store(platform, original)
     [(ctype, data)] = parts(client.get(url(study, series, sop), headers={"Accept": DICOM}))
@@ -100,20 +110,24 @@ def test_default_syntax_decompresses_losslessly(client: TestClient, platform: Pl
     assert platform.archive.read(loc) == original
 
 
-def test_transfer_syntax_star_returns_the_stored_bytes(client: TestClient,
-                                                       platform: Platform) -> None:
+def test_transfer_syntax_star_returns_the_stored_bytes(
+    client: TestClient, platform: Platform
+) -> None:
     original = sample("JPEG2000.dcm")
     study, series, sop = store(platform, original)
-    [(ctype, data)] = parts(client.get(url(study, series, sop),
-                                       headers={"Accept": DICOM + "; transfer-syntax=*"}))
+    [(ctype, data)] = parts(
+        client.get(url(study, series, sop), headers={"Accept": DICOM + "; transfer-syntax=*"})
+    )
     assert data == original
     assert ctype.endswith(f"transfer-syntax={tx.J2K}")
 
 
-@pytest.mark.parametrize("target", [tx.J2K_LOSSLESS, tx.JPEG_LS_LOSSLESS, tx.RLE, tx.IMPLICIT_LE,
-                                    tx.DEFLATED_LE])
-def test_requested_lossless_syntax_round_trips(client: TestClient, platform: Platform,
-                                               target: str) -> None:
+@pytest.mark.parametrize(
+    "target", [tx.J2K_LOSSLESS, tx.JPEG_LS_LOSSLESS, tx.RLE, tx.IMPLICIT_LE, tx.DEFLATED_LE]
+)
+def test_requested_lossless_syntax_round_trips(
+    client: TestClient, platform: Platform, target: str
+) -> None:
     original = sample("emri_small.dcm")  # 10 frames, 12 of 16 bits
     study, series, sop = store(platform, original)
     accept = f"{DICOM}; transfer-syntax={target}"
@@ -126,8 +140,9 @@ def test_requested_lossless_syntax_round_trips(client: TestClient, platform: Pla
 
 def test_unsatisfiable_syntax_is_406(client: TestClient, platform: Platform) -> None:
     study, series, sop = store(platform, sample("MR_small.dcm"))  # 16-bit
-    r = client.get(url(study, series, sop),
-                   headers={"Accept": f"{DICOM}; transfer-syntax={tx.JPEG_BASELINE}"})
+    r = client.get(
+        url(study, series, sop), headers={"Accept": f"{DICOM}; transfer-syntax={tx.JPEG_BASELINE}"}
+    )
     assert r.status_code == 406 and "8-bit" in r.json()["detail"]
     r = client.get(url(study, series, sop), headers={"Accept": f"{DICOM}; transfer-syntax=1.2.3"})
     assert r.status_code == 406
@@ -147,8 +162,13 @@ def test_lossy_request_is_marked_lossy(client: TestClient, platform: Platform) -
 
 def test_unknown_and_mismatched_uids_are_404(client: TestClient, platform: Platform) -> None:
     study, series, sop = store(platform, sample("CT_small.dcm"))
-    for path in (url("1.2.3"), url(study, "1.2.3"), url(study, series, "1.2.3"),
-                 url("1.2.3", series, sop), url(study, "1.2.3", sop)):
+    for path in (
+        url("1.2.3"),
+        url(study, "1.2.3"),
+        url(study, series, "1.2.3"),
+        url("1.2.3", series, sop),
+        url(study, "1.2.3", sop),
+    ):
         r = client.get(path)
         assert r.status_code == 404, path
         assert "no " in r.json()["detail"]
@@ -167,8 +187,9 @@ def test_corrupted_blob_is_reported_not_served(client: TestClient, platform: Pla
 
 
 # -- metadata and bulk data ------------------------------------------------------------
-def test_metadata_with_bulkdata_uris_and_cache(client: TestClient, platform: Platform,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metadata_with_bulkdata_uris_and_cache(
+    client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = sample("MR-SIEMENS-DICOM-WithOverlays.dcm")
     study, series, sop = store(platform, original)
     r = client.get(f"{url(study, series)}/metadata")
@@ -232,16 +253,17 @@ def test_native_frames_without_decoding(client: TestClient, platform: Platform) 
     study, series, sop = store(platform, original)
     ds = dcmread(io.BytesIO(original))
     size = 64 * 64 * 2
-    r = client.get(f"{url(study, series, sop)}/frames/2,5",
-                   headers={"Accept": 'multipart/related; type="application/octet-stream"'})
+    r = client.get(
+        f"{url(study, series, sop)}/frames/2,5",
+        headers={"Accept": 'multipart/related; type="application/octet-stream"'},
+    )
     assert r.status_code == 200
     got = parts(r)
     assert [d for _, d in got] == [ds.PixelData[size : 2 * size], ds.PixelData[4 * size : 5 * size]]
     assert got[0][0] == f"application/octet-stream; transfer-syntax={tx.EXPLICIT_LE}"
 
 
-def test_compressed_frames_as_stored_and_transcoded(client: TestClient,
-                                                    platform: Platform) -> None:
+def test_compressed_frames_as_stored_and_transcoded(client: TestClient, platform: Platform) -> None:
     original = sample("emri_small_jpeg_2k_lossless.dcm")
     study, series, sop = store(platform, original)
     ds = dcmread(io.BytesIO(original))
@@ -255,12 +277,16 @@ def test_compressed_frames_as_stored_and_transcoded(client: TestClient,
     assert ctype == f"image/jp2; transfer-syntax={tx.J2K_LOSSLESS}" and jp2 == raw
     expected = ds.pixel_array[2]
     # Native: decoded to little-endian values.
-    [(ctype, native)] = parts(client.get(frames_url, headers={
-        "Accept": 'multipart/related; type="application/octet-stream"'}))
+    [(ctype, native)] = parts(
+        client.get(
+            frames_url, headers={"Accept": 'multipart/related; type="application/octet-stream"'}
+        )
+    )
     assert np.array_equal(np.frombuffer(native, "<u2").reshape(64, 64), expected)
     # JPEG-LS: transcoded, decodes to the same values.
-    [(ctype, jls)] = parts(client.get(frames_url, headers={
-        "Accept": 'multipart/related; type="image/jls"'}))
+    [(ctype, jls)] = parts(
+        client.get(frames_url, headers={"Accept": 'multipart/related; type="image/jls"'})
+    )
     assert ctype == f"image/jls; transfer-syntax={tx.JPEG_LS_LOSSLESS}"
     import jpeg_ls
 
@@ -282,15 +308,20 @@ def test_frames_errors(client: TestClient, platform: Platform) -> None:
 def test_rgb_jpeg_frame(client: TestClient, platform: Platform) -> None:
     original = sample("SC_rgb_2frame.dcm")
     study, series, sop = store(platform, original)
-    [(ctype, jpeg)] = parts(client.get(f"{url(study, series, sop)}/frames/2",
-                                       headers={"Accept": 'multipart/related; type="image/jpeg"'}))
+    [(ctype, jpeg)] = parts(
+        client.get(
+            f"{url(study, series, sop)}/frames/2",
+            headers={"Accept": 'multipart/related; type="image/jpeg"'},
+        )
+    )
     assert ctype == f"image/jpeg; transfer-syntax={tx.JPEG_BASELINE}"
     decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
     assert np.abs(decoded - pixels(original)[1].astype(int)).mean() < 3
 
 
-def test_jpeg_lossless_frames_decode_with_the_stored_codec(client: TestClient,
-                                                           platform: Platform) -> None:
+def test_jpeg_lossless_frames_decode_with_the_stored_codec(
+    client: TestClient, platform: Platform
+) -> None:
     original = sample("JPEG-LL.dcm")
     study, series, sop = store(platform, original)
     [(ctype, raw)] = parts(client.get(f"{url(study, series, sop)}/frames/1"))  # any: as stored
@@ -302,8 +333,7 @@ def test_jpeg_lossless_frames_decode_with_the_stored_codec(client: TestClient,
 
 
 # -- rendered, thumbnails, WADO-URI ---------------------------------------------------------
-def test_rendered_instance_jpeg_png_window_viewport(client: TestClient,
-                                                    platform: Platform) -> None:
+def test_rendered_instance_jpeg_png_window_viewport(client: TestClient, platform: Platform) -> None:
     spec = syn.StudySpec()
     ds = next(syn.ct_series(spec, slices=1, rows=64, cols=64))
     study, series, sop = store(platform, syn.to_bytes(ds))
@@ -315,8 +345,15 @@ def test_rendered_instance_jpeg_png_window_viewport(client: TestClient,
     assert png.headers["content-type"] == "image/png"
     img = np.asarray(Image.open(io.BytesIO(png.content)))
     assert img[0, 0] == 0  # air under the object's soft-tissue window
-    bone = np.asarray(Image.open(io.BytesIO(client.get(
-        base, params={"window": "-500,2"}, headers={"Accept": "image/png"}).content)))
+    bone = np.asarray(
+        Image.open(
+            io.BytesIO(
+                client.get(
+                    base, params={"window": "-500,2"}, headers={"Accept": "image/png"}
+                ).content
+            )
+        )
+    )
     hu = ds.pixel_array.astype(int) - 1024
     assert np.array_equal(bone == 255, hu >= -500)  # a threshold window: PS3.3 C.11.2.1.2.1
     assert np.array_equal(bone == 0, hu < -500)
@@ -329,8 +366,9 @@ def test_rendered_instance_jpeg_png_window_viewport(client: TestClient,
     assert client.get(base, headers={"Accept": "application/pdf"}).status_code == 406
 
 
-def test_rendered_frames_series_study_and_thumbnails(client: TestClient,
-                                                     platform: Platform) -> None:
+def test_rendered_frames_series_study_and_thumbnails(
+    client: TestClient, platform: Platform
+) -> None:
     original = sample("emri_small.dcm")
     study, series, sop = store(platform, original)
     single = client.get(f"{url(study, series, sop)}/frames/4/rendered")
@@ -356,11 +394,21 @@ def test_wado_uri(client: TestClient, platform: Platform) -> None:
     assert r.headers["content-type"] == "application/dicom"
     assert np.array_equal(pixels(r.content), pixels(original))
     assert dcmread(io.BytesIO(r.content)).file_meta.TransferSyntaxUID == tx.EXPLICIT_LE
-    r = client.get(f"{DW}/wado", params={**params, "contentType": "application/dicom",
-                                         "transferSyntax": tx.J2K})
+    r = client.get(
+        f"{DW}/wado",
+        params={**params, "contentType": "application/dicom", "transferSyntax": tx.J2K},
+    )
     assert r.content == original
-    r = client.get(f"{DW}/wado", params={**params, "contentType": "image/png", "rows": "64",
-                                         "windowCenter": "500", "windowWidth": "1000"})
+    r = client.get(
+        f"{DW}/wado",
+        params={
+            **params,
+            "contentType": "image/png",
+            "rows": "64",
+            "windowCenter": "500",
+            "windowWidth": "1000",
+        },
+    )
     assert Image.open(io.BytesIO(r.content)).size[1] == 64
     missing = client.get(f"{DW}/wado", params={"requestType": "WADO", "studyUID": study})
     assert missing.status_code == 400 and "seriesUID" in missing.json()["detail"]
@@ -368,8 +416,9 @@ def test_wado_uri(client: TestClient, platform: Platform) -> None:
     assert client.get(f"{DW}/wado", params={**params, "requestType": "X"}).status_code == 400
 
 
-def test_json_is_gzipped_only_for_clients_that_accept_it(client: TestClient,
-                                                         platform: Platform) -> None:
+def test_json_is_gzipped_only_for_clients_that_accept_it(
+    client: TestClient, platform: Platform
+) -> None:
     study, series, _ = store(platform, sample("CT_small.dcm"))
     zipped = client.get(f"{url(study, series)}/metadata", headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip"

@@ -20,9 +20,15 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
-_US = {0x00280002: "samples", 0x00280010: "rows", 0x00280011: "columns",
-       0x00280100: "bits_allocated", 0x00280101: "bits_stored",
-       0x00280103: "pixel_representation", 0x00280006: "planar_configuration"}
+_US = {
+    0x00280002: "samples",
+    0x00280010: "rows",
+    0x00280011: "columns",
+    0x00280100: "bits_allocated",
+    0x00280101: "bits_stored",
+    0x00280103: "pixel_representation",
+    0x00280006: "planar_configuration",
+}
 _TEXT = {0x00280008: "frames", 0x00280004: "photometric"}
 _HEADER = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
@@ -122,8 +128,11 @@ def scan(data: bytes) -> PixelLayout | None:
         if meta is None:
             return None
         ts, pos = meta
-        if ts not in (EXPLICIT_LE, IMPLICIT_LE) and not ts.startswith("1.2.840.10008.1.2.4.") \
-                and ts != "1.2.840.10008.1.2.5":
+        if (
+            ts not in (EXPLICIT_LE, IMPLICIT_LE)
+            and not ts.startswith("1.2.840.10008.1.2.4.")
+            and ts != "1.2.840.10008.1.2.5"
+        ):
             return None  # deflated, big endian, private: let pydicom handle them
         explicit = ts != IMPLICIT_LE
         found: dict[str, int | str] = {}
@@ -152,8 +161,11 @@ def text_values(data: bytes, tags: frozenset[int]) -> dict[int, str] | None:
         if meta is None:
             return None
         ts, end = meta
-        if ts not in (EXPLICIT_LE, IMPLICIT_LE) and not ts.startswith("1.2.840.10008.1.2.4.") \
-                and ts != "1.2.840.10008.1.2.5":
+        if (
+            ts not in (EXPLICIT_LE, IMPLICIT_LE)
+            and not ts.startswith("1.2.840.10008.1.2.4.")
+            and ts != "1.2.840.10008.1.2.5"
+        ):
             return None
         found: dict[int, str] = {}
         pos = 132

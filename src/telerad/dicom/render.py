@@ -110,8 +110,9 @@ def _first(ds: Dataset, keyword: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(value[0] if hasattr(value, "__len__") and not isinstance(value, str)
-                     else value)
+        return float(
+            value[0] if hasattr(value, "__len__") and not isinstance(value, str) else value
+        )
     except (TypeError, ValueError, IndexError):
         return None
 
@@ -125,8 +126,10 @@ def window(values: np.ndarray, win: Window) -> np.ndarray:
     elif win.function == "LINEAR_EXACT":
         out = np.clip((v - c) / w + 0.5, 0.0, 1.0) * 255.0
     else:
-        out = np.clip(((v - (c - 0.5)) / (w - 1.0) + 0.5) if w > 1 else (v >= c) * 1.0,
-                      0.0, 1.0) * 255.0
+        out = (
+            np.clip(((v - (c - 0.5)) / (w - 1.0) + 0.5) if w > 1 else (v >= c) * 1.0, 0.0, 1.0)
+            * 255.0
+        )
     return np.rint(out).astype(np.uint8)
 
 
@@ -166,8 +169,9 @@ def _fit(image: Image.Image, viewport: Viewport) -> Image.Image:
     scale = min(viewport.width / image.width, viewport.height / image.height)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     if size != image.size:
-        image = image.resize(size, Image.Resampling.LANCZOS if scale < 1 else
-                             Image.Resampling.BILINEAR)
+        image = image.resize(
+            size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR
+        )
     return image
 
 

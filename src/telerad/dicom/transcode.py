@@ -52,14 +52,27 @@ _ENCODED = (RLE, JPEG_LS_LOSSLESS, JPEG_LS_NEAR, J2K_LOSSLESS, J2K, JPEG_BASELIN
 WRITABLE = frozenset({EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, *_ENCODED})
 LOSSY = frozenset({JPEG_BASELINE, JPEG_EXTENDED, JPEG_LS_NEAR, J2K, J2K_PART2, HTJ2K})
 #: Syntaxes whose pixel data we can decode with the installed plugins.
-READABLE = frozenset(
-    uid
-    for uid in (
-        JPEG_BASELINE, JPEG_EXTENDED, JPEG_LOSSLESS, JPEG_LOSSLESS_SV1, JPEG_LS_LOSSLESS,
-        JPEG_LS_NEAR, J2K_LOSSLESS, J2K, HTJ2K_LOSSLESS, HTJ2K_LOSSLESS_RPCL, HTJ2K, RLE,
+READABLE = (
+    frozenset(
+        uid
+        for uid in (
+            JPEG_BASELINE,
+            JPEG_EXTENDED,
+            JPEG_LOSSLESS,
+            JPEG_LOSSLESS_SV1,
+            JPEG_LS_LOSSLESS,
+            JPEG_LS_NEAR,
+            J2K_LOSSLESS,
+            J2K,
+            HTJ2K_LOSSLESS,
+            HTJ2K_LOSSLESS_RPCL,
+            HTJ2K,
+            RLE,
+        )
+        if get_decoder(uid).is_available
     )
-    if get_decoder(uid).is_available
-) | NATIVE
+    | NATIVE
+)
 
 #: Lossy settings when a client asks for a lossy syntax (a viewer's bandwidth choice).
 JPEG_QUALITY = 90
@@ -89,7 +102,10 @@ def _write(ds: Dataset, transfer_syntax: str) -> bytes:
     buf = io.BytesIO()
     # dcmwrite (unlike save_as) may change the byte order, as a Big Endian source needs.
     dcmwrite(
-        buf, ds, implicit_vr=transfer_syntax == IMPLICIT_LE, little_endian=True,
+        buf,
+        ds,
+        implicit_vr=transfer_syntax == IMPLICIT_LE,
+        little_endian=True,
         enforce_file_format=True,
     )
     return buf.getvalue()
@@ -106,11 +122,13 @@ def _mark_lossy(ds: Dataset, transfer_syntax: str, ratio: float | None) -> None:
     """Lossy compression is recorded in the object (PS3.3 C.7.6.1.1.5)."""
     ds.LossyImageCompression = "01"
     ds.LossyImageCompressionMethod = [
-        *_values(ds, "LossyImageCompressionMethod"), _LOSSY_METHOD[transfer_syntax]
+        *_values(ds, "LossyImageCompressionMethod"),
+        _LOSSY_METHOD[transfer_syntax],
     ]
     if ratio:
         ds.LossyImageCompressionRatio = [
-            *_values(ds, "LossyImageCompressionRatio"), round(ratio, 2)
+            *_values(ds, "LossyImageCompressionRatio"),
+            round(ratio, 2),
         ]
 
 
@@ -189,8 +207,9 @@ def _jpeg_baseline(arr: np.ndarray, info: PixelInfo) -> bytes:
         )
     if info.samples == 3 and info.photometric not in ("RGB",):
         raise TranscodeError(f"cannot JPEG-encode {info.photometric} colour data")
-    image = Image.fromarray(np.ascontiguousarray(arr.astype(np.uint8)),
-                            "RGB" if info.samples == 3 else "L")
+    image = Image.fromarray(
+        np.ascontiguousarray(arr.astype(np.uint8)), "RGB" if info.samples == 3 else "L"
+    )
     out = io.BytesIO()
     # 4:2:2 chroma subsampling is what YBR_FULL_422 declares (PS3.5 8.2.1).
     image.save(out, "JPEG", quality=JPEG_QUALITY, subsampling=1)
@@ -253,9 +272,17 @@ class FrameSource:
         if self._layout is not None:
             lay = self._layout
             self.transfer_syntax = lay.transfer_syntax
-            self.info = PixelInfo(lay.rows, lay.columns, lay.samples, lay.bits_allocated,
-                                  lay.bits_stored, lay.pixel_representation, lay.photometric,
-                                  lay.planar_configuration, lay.frames)
+            self.info = PixelInfo(
+                lay.rows,
+                lay.columns,
+                lay.samples,
+                lay.bits_allocated,
+                lay.bits_stored,
+                lay.pixel_representation,
+                lay.photometric,
+                lay.planar_configuration,
+                lay.frames,
+            )
             return
         ds = self.ds
         if "PixelData" not in ds:
@@ -299,8 +326,9 @@ class FrameSource:
             ext = None
             if "ExtendedOffsetTable" in self.ds and "ExtendedOffsetTableLengths" in self.ds:
                 ext = (self.ds.ExtendedOffsetTable, self.ds.ExtendedOffsetTableLengths)
-            return get_frame(self.ds.PixelData, index, number_of_frames=self.count,
-                             extended_offsets=ext)
+            return get_frame(
+                self.ds.PixelData, index, number_of_frames=self.count, extended_offsets=ext
+            )
         except Exception as exc:
             raise TranscodeError(f"cannot find frame {index + 1} in the pixel data: {exc}") from exc
 
@@ -317,8 +345,11 @@ class FrameSource:
             first = frags[0][0] - 8 if frags else 0  # offsets count from the first item tag
             low = table[index]
             high = table[index + 1] if index + 1 < len(table) else None
-            picked = [(a, b) for a, b in frags
-                      if (a - 8 - first) >= low and (high is None or (a - 8 - first) < high)]
+            picked = [
+                (a, b)
+                for a, b in frags
+                if (a - 8 - first) >= low and (high is None or (a - 8 - first) < high)
+            ]
             return b"".join(data[a:b] for a, b in picked) if picked else None
         if len(frags) == self.count:
             a, b = frags[index]
@@ -331,9 +362,7 @@ class FrameSource:
             raise TranscodeError(f"cannot decode transfer syntax {self.transfer_syntax}")
         try:
             options: Any = {"as_rgb": True}
-            arr, meta = get_decoder(self.transfer_syntax).as_array(
-                self.ds, index=index, **options
-            )
+            arr, meta = get_decoder(self.transfer_syntax).as_array(self.ds, index=index, **options)
         except Exception as exc:
             raise TranscodeError(f"cannot decode frame {index + 1}: {exc}") from exc
         return arr, dict(meta)

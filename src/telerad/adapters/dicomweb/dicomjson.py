@@ -80,18 +80,22 @@ def _converter(vr: str) -> Callable[[object], dict[str, Any]]:
     """A value → DICOM JSON attribute function specialised for one VR (the QIDO hot loop)."""
     empty = {"vr": vr}
     if vr in ("IS", "US", "SS", "UL", "SL"):
+
         def number(value: object) -> dict[str, Any]:
             if type(value) is int:
                 return {"vr": vr, "Value": [value]}
             return _value(vr, value)
+
         return number
     if vr == "PN":
+
         def person(value: object) -> dict[str, Any]:
             if not value:
                 return empty
             if type(value) is str and "=" not in value and "\\" not in value:
                 return {"vr": "PN", "Value": [{"Alphabetic": value}]}
             return _value(vr, value)
+
         return person
 
     def text(value: object) -> dict[str, Any]:
@@ -100,6 +104,7 @@ def _converter(vr: str) -> Callable[[object], dict[str, Any]]:
         if type(value) is str and "\\" not in value:
             return {"vr": vr, "Value": [value]}
         return _value(vr, value)
+
     return text
 
 
@@ -153,13 +158,11 @@ def _element(elem: DataElement, path: str) -> dict[str, Any] | None:
 # pydicom's per-element conversion (most of a cold metadata build). Anything it
 # does not handle (other character sets, big endian, private tags in implicit VR,
 # odd values) goes through pydicom's own conversion above.
-_CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
-           "ISO_IR 192": "utf-8"}
+_CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 _CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR"})
 _SINGLE_VRS = frozenset({"LT", "ST", "UT", "UR"})
-_STRUCTS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q",
-            "UV": "Q"}
+_STRUCTS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV": "q", "UV": "Q"}
 
 
 def _codec(ds: Dataset) -> str | None:
@@ -197,8 +200,9 @@ def _fast(tag: int, vr: str, raw: bytes, codec: str | None) -> dict[str, Any] | 
         if vr in ("DS", "IS"):
             values = [float(v) if vr == "DS" else int(v) for v in values]
         elif vr not in _SINGLE_VRS:
-            values = [v.strip() if vr in ("CS", "DA", "TM", "DT", "AS", "AE") else v
-                      for v in values]
+            values = [
+                v.strip() if vr in ("CS", "DA", "TM", "DT", "AS", "AE") else v for v in values
+            ]
         return {"vr": vr, "Value": values}
     code = _STRUCTS.get(vr)
     if code is not None:
@@ -210,8 +214,10 @@ def _fast(tag: int, vr: str, raw: bytes, codec: str | None) -> dict[str, Any] | 
         if len(raw) % 4:
             return None
         pairs = struct.unpack(f"<{len(raw) // 2}H", raw)
-        return {"vr": vr, "Value": [f"{pairs[i]:04X}{pairs[i + 1]:04X}"
-                                    for i in range(0, len(pairs), 2)]}
+        return {
+            "vr": vr,
+            "Value": [f"{pairs[i]:04X}{pairs[i + 1]:04X}" for i in range(0, len(pairs), 2)],
+        }
     return None
 
 
@@ -289,9 +295,11 @@ def store_response(
         return dict(sorted(item.items()))
 
     body: dict[str, Any] = {
-        "00081198": {"vr": "SQ", "Value": [sop_item(f) for f in failed]} if failed
+        "00081198": {"vr": "SQ", "Value": [sop_item(f) for f in failed]}
+        if failed
         else {"vr": "SQ"},
-        "00081199": {"vr": "SQ", "Value": [sop_item(r) for r in referenced]} if referenced
+        "00081199": {"vr": "SQ", "Value": [sop_item(r) for r in referenced]}
+        if referenced
         else {"vr": "SQ"},
     }
     if study_url:

@@ -19,8 +19,10 @@ AS_STORED = "*"
 #: Media types of single-frame pixel data (PS3.18 Table 8.7.3-5) and their default syntax.
 FRAME_MEDIA_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
     "application/octet-stream": (tx.EXPLICIT_LE, (tx.EXPLICIT_LE,)),
-    "image/jpeg": (tx.JPEG_BASELINE, (tx.JPEG_BASELINE, tx.JPEG_EXTENDED, tx.JPEG_LOSSLESS,
-                                      tx.JPEG_LOSSLESS_SV1)),
+    "image/jpeg": (
+        tx.JPEG_BASELINE,
+        (tx.JPEG_BASELINE, tx.JPEG_EXTENDED, tx.JPEG_LOSSLESS, tx.JPEG_LOSSLESS_SV1),
+    ),
     "image/dicom-rle": (tx.RLE, (tx.RLE,)),
     "image/x-dicom-rle": (tx.RLE, (tx.RLE,)),
     "image/jls": (tx.JPEG_LS_LOSSLESS, (tx.JPEG_LS_LOSSLESS, tx.JPEG_LS_NEAR)),
@@ -107,8 +109,12 @@ def frame_choices(accept: str | None) -> list[FrameChoice]:
             continue
         ts_param = media.params.get("transfer-syntax")
         if inner.type in ("*/*", "image/*", "image/"):
-            out.append(FrameChoice(inner.type if inner.type != "image/" else "image/*",
-                                   ts_param.strip() if ts_param else AS_STORED))
+            out.append(
+                FrameChoice(
+                    inner.type if inner.type != "image/" else "image/*",
+                    ts_param.strip() if ts_param else AS_STORED,
+                )
+            )
             continue
         table = FRAME_MEDIA_TYPES.get(inner.type)
         if table is None:

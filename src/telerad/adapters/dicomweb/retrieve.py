@@ -49,15 +49,16 @@ def locate(
     if sop is not None:
         # One row by its unique key: the frames hot path, no ORDER BY needed.
         loc = archive.index.find_instance(sop)
-        if loc is None or loc.study_instance_uid != study or (
-            series is not None and loc.series_instance_uid != series
+        if (
+            loc is None
+            or loc.study_instance_uid != study
+            or (series is not None and loc.series_instance_uid != series)
         ):
             raise NotFound(f"no instance {sop} in this study and series")
         return [loc]
     if series is not None:
         found = [
-            loc for loc in archive.locate(Level.SERIES, [series])
-            if loc.study_instance_uid == study
+            loc for loc in archive.locate(Level.SERIES, [series]) if loc.study_instance_uid == study
         ]
         if not found:
             raise NotFound(f"no series {series} in study {study}")
@@ -118,7 +119,10 @@ def metadata(
         for loc in missing:
             ds = tx.read_dataset(archive.read(loc))
             built[loc.sop_instance_uid] = instance_metadata(
-                ds, loc.study_instance_uid, loc.series_instance_uid, loc.sop_instance_uid,
+                ds,
+                loc.study_instance_uid,
+                loc.series_instance_uid,
+                loc.sop_instance_uid,
                 loc.transfer_syntax_uid,
             )
         index.put_metadata(built)
@@ -170,8 +174,11 @@ def _frame(source: tx.FrameSource, index: int, choices: Sequence[FrameChoice]) -
             return f"{media}; transfer-syntax={ts}", source.encoded(index, ts)
         except tx.TranscodeError as exc:
             reasons.append(str(exc))
-    raise NotAcceptable("; ".join(reasons) or "the frames are not available in the "
-                        f"requested media types (they are stored as {stored})")
+    raise NotAcceptable(
+        "; ".join(reasons)
+        or "the frames are not available in the "
+        f"requested media types (they are stored as {stored})"
+    )
 
 
 def frame_parts(

@@ -55,7 +55,7 @@ def boundary_of(content_type: MediaType) -> str:
     """Check the request's Content-Type and return its boundary."""
     if content_type.type != "multipart/related":
         raise UnsupportedMediaType(
-            f"STOW-RS takes multipart/related; type=\"application/dicom\", not {content_type.type}"
+            f'STOW-RS takes multipart/related; type="application/dicom", not {content_type.type}'
         )
     part_type = content_type.params.get("type", "application/dicom").lower()
     if part_type != "application/dicom":
@@ -102,8 +102,11 @@ def _precheck(data: bytes, study: str | None) -> tuple[int, str] | None:
     values = pixelscan.text_values(data, _CHECKED)
     if values is None:
         try:
-            ds = dcmread(io.BytesIO(data), stop_before_pixels=True,
-                         specific_tags=["SOPClassUID", "StudyInstanceUID"])
+            ds = dcmread(
+                io.BytesIO(data),
+                stop_before_pixels=True,
+                specific_tags=["SOPClassUID", "StudyInstanceUID"],
+            )
         except Exception as exc:
             return CANNOT_UNDERSTAND, f"not a readable DICOM Part 10 object: {exc}"[:300]
         values = {
@@ -125,16 +128,21 @@ def _store_one(
 ) -> dict[str, Any]:
     content_type = (part.content_type or "application/dicom").split(";")[0].strip().lower()
     if content_type != "application/dicom":
-        return {"failure_reason": CANNOT_UNDERSTAND,
-                "reason": f"part {number}: Content-Type {content_type} is not application/dicom"}
+        return {
+            "failure_reason": CANNOT_UNDERSTAND,
+            "reason": f"part {number}: Content-Type {content_type} is not application/dicom",
+        }
     if len(part) == 0:
         return {"failure_reason": CANNOT_UNDERSTAND, "reason": f"part {number} is empty"}
     with memoryview(body) as view:  # one copy of the part, whatever holds the body
         data = with_preamble(bytes(view[part.start : part.end]))
     failure = _precheck(data, study)
     if failure is not None:
-        return {**_identifiers(data), "failure_reason": failure[0],
-                "reason": f"part {number}: {failure[1]}"}
+        return {
+            **_identifiers(data),
+            "failure_reason": failure[0],
+            "reason": f"part {number}: {failure[1]}",
+        }
     try:
         result = store(data)
     except OSError as exc:
@@ -143,10 +151,13 @@ def _store_one(
         return {"failure_reason": code, "reason": f"part {number}: could not be written"}
     except Exception:
         log.exception("STOW-RS: storing part %d failed", number)
-        return {"failure_reason": PROCESSING_FAILURE,
-                "reason": f"part {number}: processing failure"}
+        return {
+            "failure_reason": PROCESSING_FAILURE,
+            "reason": f"part {number}: processing failure",
+        }
     ids: dict[str, Any] = {
-        "sop_class_uid": result.sop_class_uid, "sop_instance_uid": result.sop_instance_uid,
+        "sop_class_uid": result.sop_class_uid,
+        "sop_instance_uid": result.sop_instance_uid,
         "study_instance_uid": result.study_instance_uid,
         "series_instance_uid": result.series_instance_uid,
     }
@@ -164,10 +175,15 @@ def _store_one(
 def _identifiers(data: bytes) -> dict[str, str]:
     """SOP Class/Instance UIDs of a refused part, when they can be read at all."""
     try:
-        ds = dcmread(io.BytesIO(data), stop_before_pixels=True,
-                     specific_tags=["SOPClassUID", "SOPInstanceUID"])
-        return {"sop_class_uid": str(ds.get("SOPClassUID", "") or ""),
-                "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or "")}
+        ds = dcmread(
+            io.BytesIO(data),
+            stop_before_pixels=True,
+            specific_tags=["SOPClassUID", "SOPInstanceUID"],
+        )
+        return {
+            "sop_class_uid": str(ds.get("SOPClassUID", "") or ""),
+            "sop_instance_uid": str(ds.get("SOPInstanceUID", "") or ""),
+        }
     except Exception:
         return {}
 
@@ -186,23 +202,28 @@ def store_parts(
     if len(parts) == 1:
         results = [_store_one(store, body, parts[0], 1, study)]
     else:
-        with ThreadPoolExecutor(min(STORE_WORKERS, len(parts)),
-                                thread_name_prefix="stow") as pool:
-            results = list(pool.map(lambda np: _store_one(store, body, np[1], np[0], study),
-                                    numbered))
+        with ThreadPoolExecutor(min(STORE_WORKERS, len(parts)), thread_name_prefix="stow") as pool:
+            results = list(
+                pool.map(lambda np: _store_one(store, body, np[1], np[0], study), numbered)
+            )
     referenced, failed = [], []
     studies = set()
     for entry in results:
         if "failure_reason" in entry:
             failed.append(entry)
             continue
-        entry["retrieve_url"] = base + "/" + instance_path(
-            entry["study_instance_uid"], entry["series_instance_uid"], entry["sop_instance_uid"]
+        entry["retrieve_url"] = (
+            base
+            + "/"
+            + instance_path(
+                entry["study_instance_uid"], entry["series_instance_uid"], entry["sop_instance_uid"]
+            )
         )
         studies.add(entry["study_instance_uid"])
         referenced.append(entry)
     only_study = study or (next(iter(studies)) if len(studies) == 1 else None)
     study_url = f"{base}/studies/{only_study}" if only_study and referenced else None
     status = 200 if not failed else (202 if referenced else 409)
-    return StowResult(status, store_response(referenced, failed, study_url), len(referenced),
-                      len(failed))
+    return StowResult(
+        status, store_response(referenced, failed, study_url), len(referenced), len(failed)
+    )

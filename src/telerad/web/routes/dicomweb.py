@@ -159,8 +159,12 @@ def _render_options(request: Request, media_type: str, thumbnail: bool = False) 
     viewport = parse_viewport(params.get("viewport"))
     if thumbnail:
         return thumbnail_options(media_type, viewport)
-    return RenderOptions(media_type, parse_window(params.get("window")), viewport,
-                         parse_quality(params.get("quality")))
+    return RenderOptions(
+        media_type,
+        parse_window(params.get("window")),
+        viewport,
+        parse_quality(params.get("quality")),
+    )
 
 
 def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per resource
@@ -226,7 +230,11 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                 parts = await run_in_threadpool(split_parts, body, boundary)
                 fid = facility.id
                 result = await run_in_threadpool(
-                    store_parts, lambda data: archive.store(fid, data), body, parts, study,
+                    store_parts,
+                    lambda data: archive.store(fid, data),
+                    body,
+                    parts,
+                    study,
                     _base(request),
                 )
             finally:
@@ -330,8 +338,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return wado.locate(archive, study, series, sop)[0]
 
     @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
-    def retrieve_frames(request: Request, study: str, series: str, sop: str,
-                        frames: str) -> Response:
+    def retrieve_frames(
+        request: Request, study: str, series: str, sop: str, frames: str
+    ) -> Response:
         with _http_errors():
             numbers = wado.parse_frame_list(frames)
             choices = frame_choices(request.headers.get("accept"))
@@ -340,8 +349,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return _multipart_now(parts, parts[0][0].split(";")[0])
 
     @r.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{path:path}")
-    def retrieve_bulkdata(request: Request, study: str, series: str, sop: str,
-                          path: str) -> Response:
+    def retrieve_bulkdata(
+        request: Request, study: str, series: str, sop: str, path: str
+    ) -> Response:
         with _http_errors():
             loc = one(study, series, sop)
             if path.strip("/").upper() in ("7FE00010", "7FE00008", "7FE00009"):
@@ -353,8 +363,14 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return _multipart_now([("application/octet-stream", value)], "application/octet-stream")
 
     # -- WADO-RS: rendered and thumbnails --------------------------------------------
-    def rendered(request: Request, study: str, series: str | None, sop: str | None,
-                 frames: str | None, thumbnail: bool) -> Response:
+    def rendered(
+        request: Request,
+        study: str,
+        series: str | None,
+        sop: str | None,
+        frames: str | None,
+        thumbnail: bool,
+    ) -> Response:
         with _http_errors():
             media_type = rendered_media_type(request.headers.get("accept"))
             options = _render_options(request, media_type, thumbnail)
@@ -367,11 +383,14 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                 return Response(image, media_type=media_type)
             if sop is not None:
                 if numbers and len(numbers) > 1:
-                    images = [(media_type, wado.render_instance(archive, locations[0], options, n))
-                              for n in numbers]
+                    images = [
+                        (media_type, wado.render_instance(archive, locations[0], options, n))
+                        for n in numbers
+                    ]
                     return _multipart_now(images, media_type)
-                image = wado.render_instance(archive, locations[0], options,
-                                             numbers[0] if numbers else None)
+                image = wado.render_instance(
+                    archive, locations[0], options, numbers[0] if numbers else None
+                )
                 return Response(image, media_type=media_type)
             images = []
             for loc in locations:
@@ -393,22 +412,35 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         def series_view(request: Request, study: str, series: str, _t: bool = thumb) -> Response:
             return rendered(request, study, series, None, None, _t)
 
-        def instance_view(request: Request, study: str, series: str, sop: str,
-                          _t: bool = thumb) -> Response:
+        def instance_view(
+            request: Request, study: str, series: str, sop: str, _t: bool = thumb
+        ) -> Response:
             return rendered(request, study, series, sop, None, _t)
 
-        def frames_view(request: Request, study: str, series: str, sop: str, frames: str,
-                        _t: bool = thumb) -> Response:
+        def frames_view(
+            request: Request, study: str, series: str, sop: str, frames: str, _t: bool = thumb
+        ) -> Response:
             return rendered(request, study, series, sop, frames, _t)
 
-        r.add_api_route(f"{base}/{suffix}", study_view, methods=["GET"],
-                        name=f"study_{suffix}")
-        r.add_api_route(f"{base}/series/{{series}}/{suffix}", series_view, methods=["GET"],
-                        name=f"series_{suffix}")
-        r.add_api_route(f"{base}/series/{{series}}/instances/{{sop}}/{suffix}", instance_view,
-                        methods=["GET"], name=f"instance_{suffix}")
-        r.add_api_route(f"{base}/series/{{series}}/instances/{{sop}}/frames/{{frames}}/{suffix}",
-                        frames_view, methods=["GET"], name=f"frames_{suffix}")
+        r.add_api_route(f"{base}/{suffix}", study_view, methods=["GET"], name=f"study_{suffix}")
+        r.add_api_route(
+            f"{base}/series/{{series}}/{suffix}",
+            series_view,
+            methods=["GET"],
+            name=f"series_{suffix}",
+        )
+        r.add_api_route(
+            f"{base}/series/{{series}}/instances/{{sop}}/{suffix}",
+            instance_view,
+            methods=["GET"],
+            name=f"instance_{suffix}",
+        )
+        r.add_api_route(
+            f"{base}/series/{{series}}/instances/{{sop}}/frames/{{frames}}/{suffix}",
+            frames_view,
+            methods=["GET"],
+            name=f"frames_{suffix}",
+        )
 
     # -- WADO-URI (PS3.18 9) ------------------------------------------------------------
     @r.get("/wado")
