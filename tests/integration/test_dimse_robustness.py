@@ -142,3 +142,23 @@ def test_association_limit(quick_server: DimseServer) -> None:
     assert again.is_established
     assert again.send_c_echo().Status == 0x0000
     again.release()
+
+
+def test_endless_command_set_is_aborted(live_server: LiveServer) -> None:
+    ae = AE(ae_title="ENDLESS")
+    assoc = ae.associate(
+        "127.0.0.1", live_server.dicom_port, [build_context(Verification)], ae_title="TELERAD"
+    )
+    assert assoc.is_established
+    context_id = assoc.accepted_contexts[0].context_id
+    pdv = b"\x01" + b"\x00" * 16000  # command fragments, never the last one
+    item = struct.pack(">LB", len(pdv) + 1, context_id) + pdv
+    pdu = struct.pack(">BBL", 0x04, 0, len(item)) + item
+    assert assoc.dul.socket is not None and assoc.dul.socket.socket is not None
+    for _ in range(6):
+        assoc.dul.socket.socket.sendall(pdu)
+    deadline = time.monotonic() + 10
+    while not assoc.is_aborted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert assoc.is_aborted
+    assert _echo_ok(live_server.dicom_port)

@@ -69,6 +69,8 @@ COMMAND_ELEMENTS: dict[int, tuple[str, str]] = {
 }
 BY_KEYWORD: dict[str, tuple[int, str]] = {kw: (el, vr) for el, (kw, vr) in COMMAND_ELEMENTS.items()}
 NO_DATASET = 0x0101
+#: A command set holds a few short elements; more than this is not a command.
+MAX_COMMAND_SET = 64 * 1024
 HAS_DATASET = 0x0001
 _COMMAND_FIELDS = {message[0]: field for field, message in _MESSAGE_TYPES.items()}
 
@@ -229,6 +231,7 @@ class FastDIMSE(DIMSEServiceProvider):
         super().__init__(assoc)
         self.store_handler = store_handler
         self._command_parts: list[bytes] = []
+        self._command_size = 0
         self._fields: dict[int, Any] | None = None
         self._dataset: BytesIO | None = None
         self._context_id: int | None = None
@@ -272,6 +275,10 @@ class FastDIMSE(DIMSEServiceProvider):
                 self._invalid("a command fragment inside a dataset")
                 return
             self._command_parts.append(data[1:])
+            self._command_size += len(data) - 1
+            if self._command_size > MAX_COMMAND_SET:
+                self._invalid("a command set larger than any command")
+                return
             if header & 0x02:
                 self._command_complete(context_id)
             return
@@ -284,7 +291,7 @@ class FastDIMSE(DIMSEServiceProvider):
 
     def _command_complete(self, context_id: int) -> None:
         command = b"".join(self._command_parts)
-        self._command_parts = []
+        self._command_parts, self._command_size = [], 0
         try:
             fields = decode_command(command)
         except Unsupported:
@@ -388,4 +395,5 @@ class FastDIMSE(DIMSEServiceProvider):
     def _invalid(self, what: str) -> None:
         log.warning("invalid DIMSE message received: %s", what)
         self._command_parts, self._fields, self._dataset = [], None, None
+        self._command_size = 0
         self.dul.event_queue.put("Evt19")
