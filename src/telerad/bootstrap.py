@@ -9,9 +9,11 @@ from sqlalchemy import Engine
 from telerad.config import Settings
 from telerad.domain.model import Facility
 from telerad.services.archive import Archive
+from telerad.services.recovery import SLACK_SECONDS, recover
 from telerad.storage.blobs.filesystem import FileBlobStore
-from telerad.storage.db.engine import make_engine, migrate
+from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.repository import SqlIndex
+from telerad.storage.db.syncer import IndexSyncer, claim, release
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Platform:
     blobs: FileBlobStore
     archive: Archive
     listeners: dict[str, bool] = field(default_factory=dict)
+    syncer: IndexSyncer | None = None
 
     def default_facility(self) -> Facility:
         name = self.settings.default_facility
@@ -52,15 +55,28 @@ class Platform:
         return bool(self.listeners) and all(self.listeners.values())
 
     def close(self) -> None:
+        if self.syncer is not None:
+            self.syncer.stop()
         self.engine.dispose()
+        release(self.settings.data_dir)
 
 
 def bootstrap(settings: Settings | None = None) -> Platform:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url, durable=settings.fsync)
+    url = settings.resolved_database_url
+    engine = make_engine(url)
     migrate(engine)
     index = SqlIndex(engine)
     blobs = FileBlobStore(settings.blob_dir, fsync=settings.fsync)
     blobs.sweep_incomplete()
-    return Platform(settings, engine, index, blobs, Archive(index, blobs))
+    unclean_since = claim(settings.data_dir)
+    database = sqlite_path(url)
+    syncer = None
+    if database is not None:
+        syncer = IndexSyncer(database, settings.data_dir)
+        if unclean_since is not None:
+            # Commits after the last sync may be gone: re-index from the blobs.
+            recover(index, blobs, blobs.written_since(unclean_since - SLACK_SECONDS))
+        syncer.start()
+    return Platform(settings, engine, index, blobs, Archive(index, blobs), syncer=syncer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from telerad.domain.model import StoredObject
@@ -70,6 +71,16 @@ class FileBlobStore:
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
+
+    def written_since(self, timestamp: float) -> Iterator[tuple[str, int]]:
+        """(key, facility id) of every blob whose file was written at or after ``timestamp``."""
+        for path in self.root.glob("*/*/*/*.dcm"):
+            try:
+                if path.stat().st_mtime >= timestamp:
+                    key = path.relative_to(self.root).as_posix()
+                    yield key, int(key.split("/", 1)[0])
+            except (OSError, ValueError):
+                continue
 
     def sweep_incomplete(self) -> int:
         """Remove temporary files a crash left behind; they were never acknowledged."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +13,18 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str, durable: bool = True) -> Engine:
-    """``durable``: commits survive power loss too (SQLite synchronous=FULL)."""
+def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
-            # WAL lets readers run beside the writer. FULL syncs the WAL on every
-            # commit, so an acknowledged instance's index row survives power loss
-            # as its fsynced blob does; NORMAL survives a process crash only.
+            # WAL lets readers run beside the writer. NORMAL does not sync each
+            # commit: safe against a process crash; against power loss the
+            # fsynced blobs are the record (see telerad.services.recovery).
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA case_sensitive_like=ON")
             cur.execute("PRAGMA cache_size=-65536")
@@ -44,3 +44,25 @@ def alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration."""
     command.upgrade(alembic_config(engine), "head")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other databases or in-memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def sync_sqlite(path: Path) -> None:
+    """Make every commit so far durable: fsync the WAL and the database file."""
+    for name in (path.name + "-wal", path.name):
+        target = path.with_name(name)
+        try:
+            fd = os.open(target, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
