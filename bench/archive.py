@@ -168,57 +168,70 @@ class Bench:
     def _ingest(
         self,
         key: str,
-        kind: str,
+        kinds: tuple[str, ...],
         series: corpus.SeriesSet,
         send: Callable[[Server], float],
-        repeats: int,
+        rounds: int,
     ) -> None:
-        """Best of ``ingest_repeats`` runs, each on a fresh server (other load on the machine
-        only ever slows a run down)."""
-        runs: list[tuple[float, float]] = []
+        """Best of ``rounds`` runs per server, each on a fresh server. The servers take
+        turns (A B C, A B C) so that other load on the shared machine, which only ever
+        slows a run down, falls on all of them alike."""
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+        errors: dict[str, Exception] = {}
+        for _ in range(rounds):
+            for kind in kinds:
+                if kind in errors or kind in self.unavailable:
+                    continue
+                try:
+                    run = self._ingest_once(kind, series, send)
+                except (MeasureError, httpx.HTTPError, OSError) as e:
+                    errors[kind] = e
+                    continue
+                if run is not None:
+                    runs[kind].append(run)
+        for kind in kinds:
 
-        def best() -> float | None:
-            for _ in range(repeats):
-                run = self._ingest_once(kind, series, send)
-                if run is None:
-                    return None
-                runs.append(run)
-            return max(rate for rate, _ in runs)
+            def best(kind: str = kind) -> float | None:
+                if kind in errors:
+                    raise errors[kind]
+                return max((rate for rate, _ in runs[kind]), default=None)
 
-        self._record(key, kind, best)
-        if not runs:
-            return
-        mb = max(m for _, m in runs)
-        self.results.details.setdefault(key, {})[kind] = {
-            "runs_per_s": [round(r, 1) for r, _ in runs],
-            "rss_max_mb": round(mb, 1),
-        }
-        if key in ("cstore_ct", "stow_ct") and kind != "storescp":
-            old = self.results.values.get("rss_ct_ingest", {}).get(kind)
-            if not isinstance(old, float) or mb > old:
-                self.results.set("rss_ct_ingest", kind, mb)
+            self._record(key, kind, best)
+            if not runs[kind]:
+                continue
+            mb = max(m for _, m in runs[kind])
+            self.results.details.setdefault(key, {})[kind] = {
+                "runs_per_s": [round(r, 1) for r, _ in runs[kind]],
+                "rss_max_mb": round(mb, 1),
+            }
+            if key in ("cstore_ct", "stow_ct") and kind != "storescp":
+                old = self.results.values.get("rss_ct_ingest", {}).get(kind)
+                if not isinstance(old, float) or mb > old:
+                    self.results.set("rss_ct_ingest", kind, mb)
 
     def stores(self) -> None:
-        self.console.rule("ingest: a fresh server for every measurement")
-        cfg = self.cfg
-        for kind in KINDS:
-            self._ingest(
-                "cstore_ct",
-                kind,
-                self.ct,
-                lambda s: clients.storescu(s, self.ct.files),
-                cfg.ingest_repeats,
-            )
-        for kind in KINDS:
-            # One run: 5,000 messages already average out short disturbances.
-            self._ingest(
-                "cstore_tiny", kind, self.tiny, lambda s: clients.storescu(s, self.tiny.files), 1
-            )
-        bodies = clients.stow_bodies(self.ct.files, cfg.stow_batch)
-        for kind in ("Orthanc", "telerad"):
-            self._ingest(
-                "stow_ct", kind, self.ct, lambda s: clients.stow(s, bodies), cfg.ingest_repeats
-            )
+        self.console.rule("ingest: a fresh server for every run")
+        cfg, all_kinds = self.cfg, tuple(KINDS)
+        ct_files, tiny_files = self.ct.files, self.tiny.files
+        self._ingest(
+            "cstore_ct",
+            all_kinds,
+            self.ct,
+            lambda s: clients.storescu(s, ct_files),
+            cfg.ingest_repeats,
+        )
+        # One run: 5,000 messages already average out short disturbances.
+        self._ingest(
+            "cstore_tiny", all_kinds, self.tiny, lambda s: clients.storescu(s, tiny_files), 1
+        )
+        bodies = clients.stow_bodies(ct_files, cfg.stow_batch)
+        self._ingest(
+            "stow_ct",
+            ("Orthanc", "telerad"),
+            self.ct,
+            lambda s: clients.stow(s, bodies),
+            cfg.ingest_repeats,
+        )
 
     # -- query and retrieve ----------------------------------------------------------------
     def query_and_retrieve(self, qido: bool, wado: bool) -> None:
