@@ -232,3 +232,15 @@ def test_first_proposed_transfer_syntax_is_accepted(live_server: LiveServer) -> 
             live_server.dicom_port, [build_context(sc_storage, list(proposed))]
         ) as assoc:
             assert [cx.transfer_syntax[0] for cx in assoc.accepted_contexts] == [accepted]
+
+
+def test_parallel_associations_all_store(live_server: LiveServer, tmp_path: Path) -> None:
+    import concurrent.futures
+
+    studies = [ct_study(tmp_path / f"s{i}", slices=15, size=32) for i in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda s: storescu(live_server.dicom_port, s.files), studies))
+    assert [r.returncode for r in results] == [0, 0, 0, 0], [r.stderr for r in results]
+    index = read_index(live_server.data_dir)
+    for study in studies:
+        assert all(index.find_instance(uid) is not None for uid in study.sop_uids)
