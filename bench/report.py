@@ -168,3 +168,31 @@ def environment() -> dict[str, Any]:
         "orthanc_dicomweb": _dpkg_version("orthanc-dicomweb"),
         "dcmtk": dcmtk,
     }
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The table of a ``--json`` file as Markdown (for docs/benchmarks.md)."""
+    head = "| measure | unit | " + " | ".join(SERVERS) + " | telerad/Orthanc | target | result |"
+    lines = [head, "|" + "---|" * (len(SERVERS) + 5)]
+    for m in MEASURES:
+        row = figures["measures"].get(m.key)
+        if row is None:
+            continue
+        cells = []
+        for s in SERVERS:
+            v = row["values"].get(s)
+            cells.append("" if v is None else f"{v:,.{m.digits}f}" if isinstance(v, float) else v)
+        ratio = row["ratio_telerad_orthanc"]
+        result = {"pass": "PASS", "fail": "**FAIL**", None: ""}[row["result"]]
+        lines.append(
+            f"| {m.label} | {m.unit} | "
+            + " | ".join(cells)
+            + f" | {'' if ratio is None else f'{ratio:.2f}×'} | {row['target'] or ''} | {result} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
