@@ -74,7 +74,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     database = sqlite_path(url)
     syncer = None
     if database is not None:
-        syncer = IndexSyncer(database, settings.data_dir)
+        syncer = IndexSyncer(engine, settings.data_dir)
         if unclean_since is not None:
             # Commits after the last sync may be gone: re-index from the blobs.
             recover(index, blobs, blobs.written_since(unclean_since - SLACK_SECONDS))

@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from telerad.storage.db.engine import sync_sqlite
 
 SYNCED_MARKER = ".index-synced"
@@ -70,8 +72,8 @@ def release(data_dir: Path) -> None:
 class IndexSyncer:
     """Syncs the SQLite WAL every ``interval`` seconds and records when."""
 
-    def __init__(self, database: Path, data_dir: Path, interval: float = 2.0) -> None:
-        self.database = database
+    def __init__(self, engine: Engine, data_dir: Path, interval: float = 2.0) -> None:
+        self.engine = engine
         self.marker = data_dir / SYNCED_MARKER
         self.interval = interval
         self._stop = threading.Event()
@@ -79,7 +81,7 @@ class IndexSyncer:
 
     def sync(self) -> None:
         started = time.time()  # commits before this moment are covered
-        sync_sqlite(self.database)
+        sync_sqlite(self.engine)
         _write_durably(self.marker, repr(started))
 
     def start(self) -> None:
