@@ -7,15 +7,15 @@ here, so every way in applies the same checks.
 from __future__ import annotations
 
 import io
+import struct
 from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from telerad.domain.model import InstanceHeader
 from telerad.domain.uids import InvalidUID, check_uid
@@ -60,6 +60,42 @@ class InvalidInstance(ValueError):
     """Bytes that are not a complete, well-formed DICOM instance; the message says why."""
 
 
+def _short_element(element: int, vr: bytes, value: bytes) -> bytes:
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def _ui(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b"\x00" if len(raw) % 2 else raw
+
+
+def _text_value(value: str) -> bytes:
+    raw = value.encode("ascii", "replace")
+    return raw + b" " if len(raw) % 2 else raw
+
+
+def file_meta_bytes(
+    transfer_syntax_uid: str,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    source_ae: str | None = None,
+) -> bytes:
+    """File Meta Information (PS3.10 7.1), encoded directly: the same bytes pydicom
+    writes, at a fraction of the cost on the C-STORE hot path."""
+    body = (
+        struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2)
+        + b"\x00\x01"
+        + _short_element(0x0002, b"UI", _ui(sop_class_uid))
+        + _short_element(0x0003, b"UI", _ui(sop_instance_uid))
+        + _short_element(0x0010, b"UI", _ui(transfer_syntax_uid))
+        + _short_element(0x0012, b"UI", _ui(PYDICOM_IMPLEMENTATION_UID))
+        + _short_element(0x0013, b"SH", _text_value(IMPLEMENTATION_VERSION))
+    )
+    if source_ae:
+        body += _short_element(0x0016, b"AE", _text_value(source_ae.strip()[:16]))
+    return struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(body)) + body
+
+
 def build_part10(
     dataset_bytes: bytes,
     transfer_syntax_uid: str,
@@ -68,19 +104,8 @@ def build_part10(
     source_ae: str | None = None,
 ) -> bytes:
     """Wrap a dataset as received on the network into Part 10 file bytes (unchanged dataset)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    if source_ae:
-        meta.SourceApplicationEntityTitle = source_ae[:16]
-    buf = io.BytesIO()
-    buf.write(PREAMBLE)
-    write_file_meta_info(buf, meta, enforce_standard=True)  # type: ignore[arg-type]
-    buf.write(dataset_bytes)
-    return buf.getvalue()
+    meta = file_meta_bytes(transfer_syntax_uid, sop_class_uid, sop_instance_uid, source_ae)
+    return b"".join((PREAMBLE, meta, dataset_bytes))
 
 
 def read(data: bytes, stop_before_pixels: bool = False) -> Dataset:
