@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 
@@ -32,22 +31,28 @@ class Archive:
 
     def store(self, facility_id: int, data: bytes) -> StoreResult:
         """Keep one Part 10 instance. Returns only after it is durable (or refused)."""
+        # The bytes go to disk first; parsing runs while the fsync is under way.
+        staged = self.blobs.stage(facility_id, data)
         try:
             _ds, header = parse_instance(data)
         except InvalidInstance as exc:
+            self.blobs.discard(staged)
             return StoreResult(StoreOutcome.REJECTED, reason=str(exc))
+        except BaseException:
+            self.blobs.discard(staged)
+            raise
         ids = dict(
             sop_instance_uid=header.SOPInstanceUID,
             sop_class_uid=header.SOPClassUID,
             study_instance_uid=header.StudyInstanceUID,
             series_instance_uid=header.SeriesInstanceUID,
         )
-        digest = hashlib.sha256(data).hexdigest()
-        # Write first and let the index's unique SOP Instance UID decide: re-sends
-        # and conflicts are rare, so checking before every write would cost more.
-        # Blob keys include the content digest, so a conflicting object never
-        # lands on the kept one's file, and an identical one lands on itself.
-        blob = self.blobs.put(facility_id, header.SOPInstanceUID, data, digest)
+        # Then the index's unique SOP Instance UID decides: re-sends and conflicts
+        # are rare, so checking before every write would cost more. Blob keys
+        # include the content digest, so a conflicting object never lands on the
+        # kept one's file, and an identical one lands on itself.
+        blob = self.blobs.commit(staged, header.SOPInstanceUID)
+        digest = blob.sha256
         for _attempt in range(3):
             try:
                 added = self.index.add_instance(facility_id, header, blob)

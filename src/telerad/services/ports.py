@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from telerad.domain.model import (
     Facility,
@@ -22,6 +22,16 @@ class BlobStore(Protocol):
     ) -> StoredObject:
         """Durably write ``data``; return only once it would survive a crash."""
         ...
+
+    def stage(self, facility_id: int, data: bytes, sha256: str | None = None) -> Any:
+        """Start writing ``data``; the handle goes to :meth:`commit` or :meth:`discard`."""
+        ...
+
+    def commit(self, staged: Any, sop_instance_uid: str) -> StoredObject:
+        """Finish a staged write: durable under its final key when this returns."""
+        ...
+
+    def discard(self, staged: Any) -> None: ...
 
     def get(self, key: str, sha256: str | None = None) -> bytes:
         """Read an object; when ``sha256`` is given, raise :class:`IntegrityError` on mismatch."""

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -166,6 +167,21 @@ _LOCATION_COLUMNS = (
 )
 _LOCATION_FROM = t.instance.join(t.series, t.instance.c.series_pk == t.series.c.id).join(
     t.study, t.series.c.study_pk == t.study.c.id
+)
+
+
+# The per-instance statements, built once: constructing SQLAlchemy statements
+# costs more than SQLite takes to run them.
+_INSERT_INSTANCE = insert(t.instance)
+_COUNT_SERIES_INSTANCE = (
+    update(t.series)
+    .where(t.series.c.id == bindparam("pk"))
+    .values(num_instances=t.series.c.num_instances + 1)
+)
+_COUNT_STUDY_INSTANCE = (
+    update(t.study)
+    .where(t.study.c.id == bindparam("pk"))
+    .values(num_instances=t.study.c.num_instances + 1, updated_at=func.now())
 )
 
 
@@ -354,30 +370,23 @@ class SqlIndex:
                 )
             )
         conn.execute(
-            insert(t.instance).values(
-                series_pk=series_pk,
-                sop_instance_uid=h.SOPInstanceUID,
-                sop_class_uid=h.SOPClassUID,
-                transfer_syntax_uid=h.TransferSyntaxUID,
-                instance_number=h.InstanceNumber,
-                rows=h.Rows,
-                columns=h.Columns,
-                number_of_frames=h.NumberOfFrames,
-                blob_key=blob.key,
-                size=blob.size,
-                sha256=blob.sha256,
-            )
+            _INSERT_INSTANCE,
+            {
+                "series_pk": series_pk,
+                "sop_instance_uid": h.SOPInstanceUID,
+                "sop_class_uid": h.SOPClassUID,
+                "transfer_syntax_uid": h.TransferSyntaxUID,
+                "instance_number": h.InstanceNumber,
+                "rows": h.Rows,
+                "columns": h.Columns,
+                "number_of_frames": h.NumberOfFrames,
+                "blob_key": blob.key,
+                "size": blob.size,
+                "sha256": blob.sha256,
+            },
         )
-        conn.execute(
-            update(t.series)
-            .where(t.series.c.id == series_pk)
-            .values(num_instances=t.series.c.num_instances + 1)
-        )
-        conn.execute(
-            update(t.study)
-            .where(t.study.c.id == study_pk)
-            .values(num_instances=t.study.c.num_instances + 1, updated_at=func.now())
-        )
+        conn.execute(_COUNT_SERIES_INSTANCE, {"pk": series_pk})
+        conn.execute(_COUNT_STUDY_INSTANCE, {"pk": study_pk})
         return new_study, new_series
 
     @staticmethod
