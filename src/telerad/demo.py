@@ -36,7 +36,7 @@ from rich.table import Table
 
 from telerad import synthetic
 from telerad.bootstrap import Platform
-from telerad.domain.model import StoreOutcome
+from telerad.services.archive import StoreTally
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,7 @@ _DX_SPEC = synthetic.StudySpec(
 
 
 @dataclass
-class DemoSummary:
-    stored: int = 0
-    duplicates: int = 0
-    failed: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
+class DemoSummary(StoreTally):
     #: Sample files that the installed pydicom data packages do not have.
     missing: list[str] = field(default_factory=list)
 
@@ -351,16 +347,9 @@ def load_demo(platform: Platform, console: Console | None = None) -> DemoSummary
             try:
                 result = platform.archive.store(facility.id, build())
             except Exception as exc:  # a sample pydicom cannot rewrite, a broken store
-                summary.failed += 1
-                summary.failures.append((label, f"{type(exc).__name__}: {exc}"))
+                summary.fail(label, f"{type(exc).__name__}: {exc}")
             else:
-                if result.outcome is StoreOutcome.STORED:
-                    summary.stored += 1
-                elif result.outcome is StoreOutcome.DUPLICATE:
-                    summary.duplicates += 1
-                else:
-                    summary.failed += 1
-                    summary.failures.append((label, f"{result.outcome.value}: {result.reason}"))
+                summary.count(label, result)
             progress.advance(task)
         progress.update(task, total=progress.tasks[0].completed, description="done")
     if console is not None:

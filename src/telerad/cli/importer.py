@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -17,23 +17,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from telerad.bootstrap import Platform
-from telerad.domain.model import Facility, StoreOutcome
+from telerad.domain.model import Facility
+from telerad.services.archive import StoreTally
 
 #: Media directories index a file set; they are not instances to archive.
 SKIPPED_NAMES = frozenset({"DICOMDIR"})
 
 
 @dataclass
-class Summary:
-    stored: int = 0
-    duplicates: int = 0
-    failed: int = 0
-    failures: list[tuple[Path, str]] = field(default_factory=list)
+class Summary(StoreTally):
     skipped: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.stored + self.duplicates + self.failed
 
 
 def find_files(paths: Iterable[Path], summary: Summary) -> Iterator[Path]:
@@ -51,8 +44,7 @@ def find_files(paths: Iterable[Path], summary: Summary) -> Iterator[Path]:
                         continue
                     yield candidate
         elif not path.exists():
-            summary.failed += 1
-            summary.failures.append((path, "no such file or directory"))
+            summary.fail(str(path), "no such file or directory")
         else:
             summary.skipped += 1
 
@@ -100,17 +92,9 @@ def _import_one(platform: Platform, facility_id: int, path: Path, summary: Summa
     try:
         data = path.read_bytes()
     except OSError as exc:
-        summary.failed += 1
-        summary.failures.append((path, f"cannot read: {exc.strerror or exc}"))
+        summary.fail(str(path), f"cannot read: {exc.strerror or exc}")
         return
-    result = platform.archive.store(facility_id, data)
-    if result.outcome is StoreOutcome.STORED:
-        summary.stored += 1
-    elif result.outcome is StoreOutcome.DUPLICATE:
-        summary.duplicates += 1
-    else:
-        summary.failed += 1
-        summary.failures.append((path, f"{result.outcome.value}: {result.reason}"))
+    summary.count(str(path), platform.archive.store(facility_id, data))
 
 
 def print_summary(console: Console, summary: Summary, facility: str) -> None:
@@ -122,5 +106,5 @@ def print_summary(console: Console, summary: Summary, facility: str) -> None:
     if summary.failures:
         failures = Table("file", "reason", title="files not imported")
         for path, reason in summary.failures:
-            failures.add_row(str(path), reason)
+            failures.add_row(path, reason)
         console.print(failures)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from telerad.dicom.part10 import InvalidInstance, parse_instance
 from telerad.domain.model import (
@@ -22,6 +23,32 @@ log = logging.getLogger(__name__)
 #: one kept wins and the newcomer is refused, so nothing stored is ever silently
 #: replaced. An identical re-send is a success without a second copy.
 DUPLICATE_POLICY = "reject-different"
+
+
+@dataclass
+class StoreTally:
+    """Counts of a batch of stores (import, demo), with the reasons of the failures."""
+
+    stored: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def fail(self, label: str, reason: str) -> None:
+        self.failed += 1
+        self.failures.append((label, reason))
+
+    def count(self, label: str, result: StoreResult) -> None:
+        if result.outcome is StoreOutcome.STORED:
+            self.stored += 1
+        elif result.outcome is StoreOutcome.DUPLICATE:
+            self.duplicates += 1
+        else:
+            self.fail(label, f"{result.outcome.value}: {result.reason}")
+
+    @property
+    def total(self) -> int:
+        return self.stored + self.duplicates + self.failed
 
 
 class Archive:
