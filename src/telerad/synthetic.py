@@ -100,22 +100,41 @@ def _phantom(rows: int, cols: int, z: float, kind: str) -> np.ndarray:
     return img
 
 
+def _axial_slice(
+    spec: StudySpec,
+    sop_class: str,
+    modality: str,
+    series_uid: str,
+    number: int,
+    index: int,
+    z: float,
+    field_of_view: float,
+    thickness: float,
+    shape: tuple[int, int],
+) -> Dataset:
+    """Geometry shared by every axial slice of a cross-sectional series."""
+    ds = _base(spec, sop_class, modality, series_uid, number)
+    ds.InstanceNumber = index + 1
+    ds.ImagePositionPatient = [-field_of_view / 2, -field_of_view / 2, z]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.SliceThickness = thickness
+    ds.SliceLocation = z
+    ds.PixelSpacing = [field_of_view / shape[0], field_of_view / shape[1]]
+    return ds
+
+
 def ct_series(
     spec: StudySpec, slices: int = 40, rows: int = 512, cols: int = 512, number: int = 1
 ) -> Iterator[Dataset]:
     series_uid = generate_uid(UID_ROOT)
     for i in range(slices):
-        ds = _base(spec, CTImageStorage, "CT", series_uid, number)
         z = (i - slices / 2) * 2.5
+        ds = _axial_slice(
+            spec, CTImageStorage, "CT", series_uid, number, i, z, 500.0, 2.5, (rows, cols)
+        )
         ds.SeriesDescription = "AXIAL 2.5MM"
         ds.BodyPartExamined = "CHEST"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.InstanceNumber = i + 1
-        ds.ImagePositionPatient = [-250.0, -250.0, z]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.SliceThickness = 2.5
-        ds.SliceLocation = z
-        ds.PixelSpacing = [500.0 / rows, 500.0 / cols]
         ds.KVP = 120
         ds.RescaleIntercept = -1024
         ds.RescaleSlope = 1
@@ -132,16 +151,13 @@ def mr_series(
 ) -> Iterator[Dataset]:
     series_uid = generate_uid(UID_ROOT)
     for i in range(slices):
-        ds = _base(spec, MRImageStorage, "MR", series_uid, number)
         z = (i - slices / 2) * 5.0
+        ds = _axial_slice(
+            spec, MRImageStorage, "MR", series_uid, number, i, z, 240.0, 5.0, (rows, cols)
+        )
         ds.SeriesDescription = "AX T2"
         ds.BodyPartExamined = "HEAD"
         ds.ImageType = ["ORIGINAL", "PRIMARY", "M"]
-        ds.InstanceNumber = i + 1
-        ds.ImagePositionPatient = [-120.0, -120.0, z]
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.SliceThickness = 5.0
-        ds.PixelSpacing = [240.0 / rows, 240.0 / cols]
         ds.MagneticFieldStrength = 1.5
         ds.EchoTime = 90
         ds.RepetitionTime = 4000
