@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import random
 import shutil
@@ -326,7 +327,7 @@ class Bench:
                 self._record(
                     key,
                     srv.name,
-                    lambda srv=srv, plan=plan: self._qido_run(srv, plan),
+                    functools.partial(self._qido_run, srv, plan),
                     expected_results_mean=sum(c for _, c in plan) / len(plan),
                 )
 
@@ -367,7 +368,8 @@ class Bench:
 
             def metadata(series_url: str = series_url) -> float:
                 with httpx.Client(timeout=300) as client:
-                    urls = [(series_url + "/metadata", {})] * (self.cfg.metadata_requests + 1)
+                    urls: list[tuple[str, dict[str, str]]] = [(series_url + "/metadata", {})]
+                    urls *= self.cfg.metadata_requests + 1
                     return clients.timed_gets(
                         client, urls, {"Accept": JSON}, meta_check, 1
                     ).median_ms
@@ -383,7 +385,9 @@ class Bench:
                     raise MeasureError("frame bytes differ from the stored pixel data")
 
             def frames(series_url: str = series_url, encoding: str = "identity") -> float:
-                urls = [(f"{series_url}/instances/{ct.sop_uids[j]}/frames/1", {}) for j in picks]
+                urls: list[tuple[str, dict[str, str]]] = [
+                    (f"{series_url}/instances/{ct.sop_uids[j]}/frames/1", {}) for j in picks
+                ]
                 headers = {"Accept": FRAMES_ACCEPT, "Accept-Encoding": encoding}
                 with httpx.Client(timeout=120) as client:
                     return clients.timed_gets(client, urls, headers, frame_check, 5).median_ms
@@ -391,7 +395,9 @@ class Bench:
             self._record("wado_metadata", srv.name, metadata)
             self._record("wado_frames", srv.name, frames)
             # What a browser asks for; Orthanc then gzips pixel data, telerad sends it as is.
-            self._record("wado_frames_gzip", srv.name, lambda f=frames: f(encoding=BROWSER_GZIP))
+            self._record(
+                "wado_frames_gzip", srv.name, functools.partial(frames, encoding=BROWSER_GZIP)
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
