@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from telerad.config import Settings
 from telerad.domain.model import Facility
 from telerad.services.archive import Archive
-from telerad.services.recovery import SLACK_SECONDS, recover
+from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.repository import SqlIndex
@@ -69,14 +69,14 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     migrate(engine)
     index = SqlIndex(engine)
     blobs = FileBlobStore(settings.blob_dir, fsync=settings.fsync)
-    blobs.sweep_incomplete()
-    unclean_since = claim(settings.data_dir)
+    run = claim(settings.data_dir)
     database = sqlite_path(url)
-    syncer = None
-    if database is not None:
-        syncer = IndexSyncer(engine, settings.data_dir)
-        if unclean_since is not None:
-            # Commits after the last sync may be gone: re-index from the blobs.
-            recover(index, blobs, blobs.written_since(unclean_since - SLACK_SECONDS))
-        syncer.start()
+    if run.unclean_since is not None and not run.shared:
+        # A crash may have lost renames (fsynced temporary files remain) and,
+        # with SQLite, the index's last commits: catch up from the blobs.
+        recover_incomplete(index, blobs, blobs.incomplete())
+        if database is not None:
+            recover(index, blobs, blobs.written_since(run.unclean_since - SLACK_SECONDS))
+    syncer = IndexSyncer(engine if database else None, settings.data_dir, blobs.sync_directories)
+    syncer.start()
     return Platform(settings, engine, index, blobs, Archive(index, blobs), syncer=syncer)

@@ -63,3 +63,45 @@ def test_clean_stop_needs_no_recovery(tmp_path: Path) -> None:
     p.close()
     assert not list(settings.data_dir.glob(".running-*"))
     assert (settings.data_dir / ".index-synced").exists()
+
+
+def test_lost_rename_is_redone_from_the_fsynced_temporary_file(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", fsync=True)
+    p = bootstrap(settings)
+    fac = p.default_facility()
+    ds = next(ct_series(StudySpec(patient_id="REN"), slices=1, rows=16, cols=16))
+    result = p.archive.store(fac.id, to_bytes(ds))
+    [loc] = p.archive.locate(Level.IMAGE, [result.sop_instance_uid or ""])
+    final = Path(p.blobs.path(loc.blob_key))
+    p.close()
+    # Power loss before the directory sync: the rename never reached the disk.
+    final.rename(settings.data_dir / "blobs" / str(fac.id) / ".incoming-abc123.tmp")
+    (settings.data_dir / f".running-{_dead_pid()}").touch()
+
+    again = bootstrap(settings)
+    try:
+        assert final.exists()
+        again.archive.read(loc)
+        assert not list((settings.data_dir / "blobs").rglob(".incoming-*"))
+    finally:
+        again.close()
+
+
+def test_live_writers_temporary_files_are_left_alone(tmp_path: Path) -> None:
+    """A second process (e.g. `telerad node add` beside a running server) must not
+    touch the server's in-flight writes, even after some earlier crash."""
+    settings = Settings(data_dir=tmp_path / "data", fsync=False)
+    first = bootstrap(settings)
+    in_flight = settings.data_dir / "blobs" / "1" / ".incoming-live.tmp"
+    in_flight.parent.mkdir(parents=True, exist_ok=True)
+    in_flight.write_bytes(b"half of an instance")
+    (settings.data_dir / f".running-{_dead_pid()}").touch()
+    live = settings.data_dir / f".running-{os.getppid()}"  # a live process other than us
+    live.touch()
+    second = bootstrap(settings)
+    try:
+        assert in_flight.exists()
+    finally:
+        second.close()
+        first.close()
+        live.unlink()

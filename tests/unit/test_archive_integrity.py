@@ -84,13 +84,22 @@ def test_blob_names_never_come_from_uids(tmp_path: Path) -> None:
     assert store.get(obj.key, obj.sha256) == b"x"
 
 
-def test_crash_leftovers_are_swept(tmp_path: Path) -> None:
-    store = FileBlobStore(tmp_path)
-    leftover = tmp_path / "1" / "ab" / ".incoming-123.tmp"
-    leftover.parent.mkdir(parents=True)
-    leftover.write_bytes(b"partial")
-    assert store.sweep_incomplete() == 1
-    assert not leftover.exists()
+def test_crash_leftovers_are_restored_or_removed(platform: Platform) -> None:
+    """A crash after the fsync but before the rename was durable leaves the temporary
+    file: recovery puts it in place and indexes it; a partial one is removed."""
+    from telerad.services.recovery import recover_incomplete
+
+    fac = platform.default_facility()
+    whole = to_bytes(next(ct_series(StudySpec(patient_id="TMP"), slices=1, rows=16, cols=16)))
+    folder = platform.settings.blob_dir / str(fac.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ".incoming-whole.tmp").write_bytes(whole)
+    (folder / ".incoming-partial.tmp").write_bytes(whole[: len(whole) // 3])
+    report = recover_incomplete(platform.index, platform.blobs, platform.blobs.incomplete())
+    assert (report.checked, report.reindexed, report.removed) == (2, 1, 1)
+    assert not list(folder.glob(".incoming-*"))
+    [loc] = platform.archive.locate(Level.IMAGE, [str(dcmread(io.BytesIO(whole)).SOPInstanceUID)])
+    assert platform.archive.read(loc) == whole
 
 
 def test_failed_index_write_leaves_no_blob(

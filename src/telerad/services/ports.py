@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from telerad.domain.model import (
@@ -38,6 +39,12 @@ class BlobStore(Protocol):
         ...
 
     def path(self, key: str) -> str: ...
+
+    def key_for(self, facility_id: int, sop_instance_uid: str, content_sha256: str) -> str: ...
+
+    def adopt(self, path: Path, key: str) -> None:
+        """Move a recovered temporary file to ``key``, durably."""
+        ...
 
     def delete(self, key: str) -> None: ...
 

@@ -7,6 +7,8 @@ makes its WAL durable every few seconds, recording the moment in a marker. After
 an unclean stop (power loss, kernel crash) the index may lack the last commits;
 start-up then re-indexes every blob written since the last recorded sync, and
 removes blobs the index never took (a refused conflict, an unacknowledged write).
+Directory entries are synced in batches too: a rename a crash lost leaves the
+fsynced temporary file, which start-up moves into place.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from telerad.dicom.part10 import InvalidInstance, parse_instance
 from telerad.domain.model import StoredObject
@@ -32,6 +35,46 @@ class RecoveryReport:
     checked: int = 0
     reindexed: int = 0
     removed: int = 0
+
+
+def recover_incomplete(
+    index: Index, blobs: BlobStore, incomplete: Iterable[tuple[Path, int]]
+) -> RecoveryReport:
+    """Put fsynced temporary files whose rename a crash lost in place (and index them);
+    drop partial ones, which were never acknowledged."""
+    report = RecoveryReport()
+    for path, facility_id in incomplete:
+        report.checked += 1
+        try:
+            data = path.read_bytes()
+            _ds, header = parse_instance(data)
+        except (OSError, InvalidInstance):
+            path.unlink(missing_ok=True)
+            report.removed += 1
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        key = blobs.key_for(facility_id, header.SOPInstanceUID, digest)
+        existing = index.find_instance(header.SOPInstanceUID)
+        if existing is not None and (existing.blob_key != key or Path(blobs.path(key)).exists()):
+            path.unlink(missing_ok=True)  # a refused conflict, or already in place
+            report.removed += 1
+            continue
+        blobs.adopt(path, key)
+        if existing is None:
+            index.add_instance(facility_id, header, StoredObject(key, len(data), digest))
+        report.reindexed += 1
+    _log(report)
+    return report
+
+
+def _log(report: RecoveryReport) -> None:
+    if report.reindexed or report.removed:
+        log.warning(
+            "recovery after an unclean stop: %d objects checked, %d restored, %d removed",
+            report.checked,
+            report.reindexed,
+            report.removed,
+        )
 
 
 def recover(
@@ -58,11 +101,5 @@ def recover(
         stored = StoredObject(key=key, size=len(data), sha256=digest)
         if index.add_instance(facility_id, header, stored):
             report.reindexed += 1
-    if report.reindexed or report.removed:
-        log.warning(
-            "recovery after an unclean stop: %d blobs checked, %d re-indexed, %d removed",
-            report.checked,
-            report.reindexed,
-            report.removed,
-        )
+    _log(report)
     return report

@@ -1,7 +1,9 @@
-"""Blobs as files: write to a temporary file, fsync, rename, fsync the directory.
+"""Blobs as files: write to a temporary file, fsync, rename; directories synced in batches.
 
 The fsync runs in a worker while the caller parses the instance (stage), and the
-rename happens only once the bytes are on disk (commit).
+rename happens only once the bytes are on disk (commit). Directory entries are
+synced every few seconds rather than per object: a crash before that leaves
+the fsynced temporary file, which recovery moves into place.
 
 File names come from a SHA-256 of the facility and SOP Instance UID, never from
 the UID itself, so no peer-supplied text ever reaches the file system.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -51,6 +54,8 @@ class FileBlobStore:
         self.fsync = fsync
         self._known_dirs: set[Path] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blob-sync")
+        self._dirty_lock = threading.Lock()
+        self._dirty_dirs: set[Path] = set()
 
     @staticmethod
     def key_for(facility_id: int, sop_instance_uid: str, content_sha256: str) -> str:
@@ -107,13 +112,45 @@ class FileBlobStore:
         except BaseException:
             staged.path.unlink(missing_ok=True)
             raise
-        if self.fsync:
-            dir_fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        # The bytes are on disk under the temporary name, which a crash cannot
+        # lose; the rename reaches the disk with the next directory sync
+        # (sync_directories, every few seconds). Until then a crash leaves the
+        # fsynced temporary file, and start-up recovery puts it in place.
+        with self._dirty_lock:
+            self._dirty_dirs.add(directory)
         return StoredObject(key=key, size=staged.size, sha256=digest)
+
+    def sync_directories(self) -> None:
+        """Make every rename so far durable."""
+        with self._dirty_lock:
+            dirty, self._dirty_dirs = self._dirty_dirs, set()
+        if not self.fsync:
+            return
+        for directory in dirty:
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def incomplete(self) -> Iterator[tuple[Path, int]]:
+        """Temporary files a crash left behind, with their facility id."""
+        for path in self.root.glob("*/.incoming-*.tmp"):
+            try:
+                yield path, int(path.parent.name)
+            except ValueError:
+                continue
+
+    def adopt(self, path: Path, key: str) -> None:
+        """Move a recovered temporary file to its key, durably."""
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def discard(self, staged: Staged) -> None:
         """Drop a staged object (it was refused before being kept)."""
@@ -138,11 +175,3 @@ class FileBlobStore:
                     yield key, int(key.split("/", 1)[0])
             except (OSError, ValueError):
                 continue
-
-    def sweep_incomplete(self) -> int:
-        """Remove temporary files a crash left behind; they were never acknowledged."""
-        removed = 0
-        for tmp in self.root.rglob(".incoming-*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
-        return removed

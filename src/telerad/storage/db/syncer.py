@@ -11,6 +11,8 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -44,25 +46,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def claim(data_dir: Path) -> float | None:
-    """Mark this process as running; return the last sync time if a previous run
-    stopped uncleanly (0.0 when it never synced), else None."""
-    unclean = False
+@dataclass(frozen=True)
+class Claim:
+    #: The last sync time when a previous run stopped uncleanly (0.0 if it never
+    #: synced); None after a clean stop.
+    unclean_since: float | None
+    #: Another live process has the data dir open (its writes are in flight).
+    shared: bool
+
+
+def claim(data_dir: Path) -> Claim:
+    """Mark this process as running and tell how the previous runs ended."""
+    unclean, shared = False, False
     for marker in data_dir.glob(".running-*"):
         try:
             pid = int(marker.name.rsplit("-", 1)[1])
         except ValueError:
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if pid == os.getpid():
+            continue
+        if _alive(pid):
+            shared = True
+        else:
             unclean = True
             marker.unlink(missing_ok=True)
     (data_dir / f".running-{os.getpid()}").touch()
     if not unclean:
-        return None
+        return Claim(None, shared)
     try:
-        return float((data_dir / SYNCED_MARKER).read_text())
+        return Claim(float((data_dir / SYNCED_MARKER).read_text()), shared)
     except (OSError, ValueError):
-        return 0.0
+        return Claim(0.0, shared)
 
 
 def release(data_dir: Path) -> None:
@@ -70,10 +84,18 @@ def release(data_dir: Path) -> None:
 
 
 class IndexSyncer:
-    """Syncs the SQLite WAL every ``interval`` seconds and records when."""
+    """Every ``interval`` seconds: syncs blob directories and the SQLite WAL, and
+    records when (commits and renames before that moment are durable)."""
 
-    def __init__(self, engine: Engine, data_dir: Path, interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        engine: Engine | None,
+        data_dir: Path,
+        flush: Callable[[], None],
+        interval: float = 2.0,
+    ) -> None:
         self.engine = engine
+        self.flush = flush
         self.marker = data_dir / SYNCED_MARKER
         self.interval = interval
         self._stop = threading.Event()
@@ -81,7 +103,9 @@ class IndexSyncer:
 
     def sync(self) -> None:
         started = time.time()  # commits before this moment are covered
-        sync_sqlite(self.engine)
+        self.flush()
+        if self.engine is not None:
+            sync_sqlite(self.engine)
         _write_durably(self.marker, repr(started))
 
     def start(self) -> None:
