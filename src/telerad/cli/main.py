@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from telerad.cli.audit import audit_app
 from telerad.config import Settings
 
 app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
 node_app = typer.Typer(help="Remote DICOM nodes (C-MOVE destinations)")
 app.add_typer(node_app, name="node")
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 
@@ -78,6 +80,44 @@ def demo(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
 
     platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
     summary = load_demo(platform, console)
+    raise typer.Exit(0 if summary.failed == 0 else 1)
+
+
+@app.command()
+def deid(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder")],
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", help="PS3.15 option, repeatable: retain-uids, clean-graphics…"),
+    ] = None,
+    secret_file: Annotated[
+        Path | None, typer.Option(help="Secret for UIDs and date shifts (default: in data dir)")
+    ] = None,
+    facility: Annotated[str | None, typer.Option(help="Facility the UIDs are keyed to")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """De-identify DICOM files (PS3.15 Basic Profile); burned-in risks go to quarantine/."""
+    from telerad.cli.deid import default_secret_path, run_deid
+    from telerad.domain.deid import Option, ProfileError
+    from telerad.services.deid import SecretError
+
+    settings = settings_from(data_dir=data_dir)
+    try:
+        options = [Option(name) for name in profile or []]
+        summary = run_deid(
+            paths,
+            out,
+            options,
+            secret_file or default_secret_path(settings.data_dir),
+            facility or settings.default_facility,
+            console,
+        )
+    except ValueError as exc:  # unknown option, exclusive options, bad secret file
+        known = ", ".join(o.value for o in Option)
+        hint = "" if isinstance(exc, ProfileError | SecretError) else f" (options: {known})"
+        err.print(f"[red]{exc}{hint}[/red]")
+        raise typer.Exit(2) from exc
     raise typer.Exit(0 if summary.failed == 0 else 1)
 
 
