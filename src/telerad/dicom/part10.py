@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zlib
 from typing import Any
 
 from pydicom import dcmread
@@ -15,7 +16,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
 
 from telerad.domain.model import InstanceHeader
 from telerad.domain.uids import InvalidUID, check_uid
@@ -23,6 +24,11 @@ from telerad.domain.uids import InvalidUID, check_uid
 PREAMBLE = b"\x00" * 128 + b"DICM"
 UNDEFINED_LENGTH = 0xFFFFFFFF
 IMPLEMENTATION_VERSION = "TELERAD_010"
+#: Values above this size are not copied while checking an instance.
+DEFER_SIZE = 16384
+_PIXEL_DATA = Tag(0x7FE0, 0x0010)
+#: (FFFE,E0DD) little and big endian.
+_SEQUENCE_DELIMITERS = (b"\xfe\xff\xdd\xe0" + bytes(4), b"\xff\xfe\xe0\xdd" + bytes(4))
 _TAGS: dict[str, BaseTag] = {
     keyword: Tag(keyword)
     for keyword in [
@@ -52,6 +58,9 @@ _TAGS: dict[str, BaseTag] = {
         "SOPInstanceUID",
         "StudyInstanceUID",
         "SeriesInstanceUID",
+        "BitsAllocated",
+        "SamplesPerPixel",
+        "PhotometricInterpretation",
     ]
 }
 
@@ -108,45 +117,121 @@ def build_part10(
     return b"".join((PREAMBLE, meta, dataset_bytes))
 
 
-def read(data: bytes, stop_before_pixels: bool = False) -> Dataset:
-    """Parse Part 10 bytes (a missing preamble is tolerated, a missing meta is not)."""
+def read(data: bytes, stop_before_pixels: bool = False, defer_size: int | None = None) -> Dataset:
+    """Parse Part 10 bytes (a missing preamble is tolerated, a missing meta is not).
+
+    With ``defer_size``, larger values (pixel data) are left unread: their
+    offsets and lengths are known, which is all the checks need."""
     try:
-        return dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        return dcmread(
+            io.BytesIO(data), stop_before_pixels=stop_before_pixels, defer_size=defer_size
+        )
     except InvalidDicomError as exc:
         raise InvalidInstance(f"not a DICOM file: {exc}") from exc
     except Exception as exc:  # pydicom raises many kinds on malformed input
         raise InvalidInstance(f"malformed DICOM data: {exc}") from exc
 
 
-def _check_complete(ds: Dataset) -> None:
-    """Raise when an element's value is shorter than its declared length (a truncated file)."""
+def _check_complete(ds: Dataset, data: bytes) -> None:
+    """Raise unless every element lies whole inside the data and nothing is left over
+    (a truncated file, or a cut-off element pydicom would silently drop)."""
+    total = len(data)
+    last_end = 0
+    # Offsets refer to the inflated stream for the deflated transfer syntax.
+    offsets_comparable = ds.file_meta.TransferSyntaxUID != DeflatedExplicitVRLittleEndian
+    if not offsets_comparable:
+        _check_deflate_complete(ds, data)
     for elem in ds._dict.values():
-        if isinstance(elem, RawDataElement):
-            length = elem.length
-            if length != UNDEFINED_LENGTH and elem.value is not None and len(elem.value) < length:
-                raise InvalidInstance(
-                    f"truncated: element ({elem.tag.group:04X},{elem.tag.element:04X}) "
-                    f"declares {length} bytes but only {len(elem.value)} are present"
-                )
-    if "PixelData" in ds and not ds.file_meta.TransferSyntaxUID.is_encapsulated:
-        expected = _native_pixel_bytes(ds)
-        actual = len(ds.PixelData)
-        if expected is not None and actual < expected:
+        if not isinstance(elem, RawDataElement):
+            continue
+        where = f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        if elem.length == UNDEFINED_LENGTH:
+            # Encapsulated pixel data and sequences end with a Sequence Delimitation
+            # Item; pydicom reads to the end of the data when it is missing.
+            if not offsets_comparable:
+                continue
+            if isinstance(elem.value, bytes):
+                end = elem.value_tell + len(elem.value)
+                ends = end + 8 if data[end : end + 8] in _SEQUENCE_DELIMITERS else None
+            else:  # deferred: walk its items to the delimiter
+                ends = _items_end(data, elem.value_tell, elem.is_little_endian)
+            if ends is None:
+                raise InvalidInstance(f"truncated: element {where} has no sequence delimiter")
+            last_end = max(last_end, ends)
+            continue
+        if elem.value is not None:
+            present = len(elem.value)
+        elif offsets_comparable:  # deferred (large): it must fit in what was received
+            present = max(0, min(elem.length, total - elem.value_tell))
+        else:
+            continue
+        if present < elem.length:
             raise InvalidInstance(
-                f"truncated: Pixel Data holds {actual} bytes, the image needs {expected}"
+                f"truncated: element {where} declares {elem.length} bytes "
+                f"but only {present} are present"
+            )
+        last_end = max(last_end, elem.value_tell + elem.length)
+    # Only when the last element is still raw (pydicom converts some, e.g.
+    # sequences, on reading; their offsets are gone) can its end be compared.
+    last = ds._dict[max(ds._dict)] if ds._dict else None
+    if offsets_comparable and isinstance(last, RawDataElement) and 0 < last_end < total:
+        raise InvalidInstance(
+            f"truncated: {total - last_end} bytes at the end are not a complete element"
+        )
+    pixel = ds._dict.get(_PIXEL_DATA)
+    if (
+        isinstance(pixel, RawDataElement)
+        and pixel.length != UNDEFINED_LENGTH
+        and not ds.file_meta.TransferSyntaxUID.is_encapsulated
+    ):
+        expected = _native_pixel_bytes(ds)
+        if expected is not None and pixel.length < expected:
+            raise InvalidInstance(
+                f"truncated: Pixel Data holds {pixel.length} bytes, the image needs {expected}"
             )
 
 
-def _native_pixel_bytes(ds: Dataset) -> int | None:
+def _check_deflate_complete(ds: Dataset, data: bytes) -> None:
+    """A deflated dataset must be a whole deflate stream (pydicom reads a cut one)."""
+    meta_length = int(ds.file_meta.get("FileMetaInformationGroupLength", 0) or 0)
+    start = data.find(b"DICM", 128, 132)
+    offset = (start + 4 if start >= 0 else 0) + 12 + meta_length
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        bits = int(ds.BitsAllocated)
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
+        inflater.decompress(data[offset:])
+    except zlib.error as exc:
+        raise InvalidInstance(f"malformed deflated dataset: {exc}") from exc
+    if not inflater.eof:
+        raise InvalidInstance("truncated: the deflated dataset ends before its stream does")
+
+
+def _items_end(data: bytes, offset: int, little_endian: bool) -> int | None:
+    """Where the items from ``offset`` end with their Sequence Delimitation Item,
+    or None when the data ends first. An item of undefined length is not walked:
+    the rest of the data is then taken as the sequence."""
+    fmt = "<HHI" if little_endian else ">HHI"
+    while offset + 8 <= len(data):
+        group, element, length = struct.unpack_from(fmt, data, offset)
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return offset + 8
+        if (group, element) != (0xFFFE, 0xE000):
+            return None
+        if length == UNDEFINED_LENGTH:
+            return len(data)
+        offset += 8 + length
+    return None
+
+
+def _native_pixel_bytes(ds: Dataset) -> int | None:
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if not rows or not cols or not bits:
         return None
-    total_bits = rows * cols * bits * spp * frames
-    return (total_bits + 7) // 8
+    spp = _int(ds, "SamplesPerPixel") or 1
+    if _text(ds, "PhotometricInterpretation") == "YBR_FULL_422":
+        spp = 2  # chroma subsampled two to one: two values a pixel on average
+    frames = _int(ds, "NumberOfFrames") or 1
+    return (rows * cols * bits * spp * frames + 7) // 8
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -240,8 +325,8 @@ def header_of(ds: Dataset) -> InstanceHeader:
 
 def parse_instance(data: bytes) -> tuple[Dataset, InstanceHeader]:
     """Read, check completeness and extract the header of Part 10 bytes."""
-    ds = read(data)
+    ds = read(data, defer_size=DEFER_SIZE)
     if "TransferSyntaxUID" not in ds.file_meta:
         raise InvalidInstance("no File Meta Information with a TransferSyntaxUID")
-    _check_complete(ds)
+    _check_complete(ds, data)
     return ds, header_of(ds)
