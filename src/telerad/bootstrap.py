@@ -9,8 +9,10 @@ from sqlalchemy import Engine
 from telerad.config import Settings
 from telerad.domain.model import Facility
 from telerad.services.archive import Archive
+from telerad.services.audit import AuditService
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.storage.blobs.filesystem import FileBlobStore
+from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.repository import SqlIndex
 from telerad.storage.db.syncer import IndexSyncer, claim, release
@@ -23,6 +25,7 @@ class Platform:
     index: SqlIndex
     blobs: FileBlobStore
     archive: Archive
+    audit: AuditService
     listeners: dict[str, bool] = field(default_factory=dict)
     syncer: IndexSyncer | None = None
 
@@ -79,4 +82,6 @@ def bootstrap(settings: Settings | None = None) -> Platform:
             recover(index, blobs, blobs.written_since(run.unclean_since - SLACK_SECONDS))
     syncer = IndexSyncer(engine if database else None, settings.data_dir, blobs.sync_directories)
     syncer.start()
-    return Platform(settings, engine, index, blobs, Archive(index, blobs), syncer=syncer)
+    audit = AuditService(SqlAuditRepository(engine))
+    archive = Archive(index, blobs)
+    return Platform(settings, engine, index, blobs, archive, audit, syncer=syncer)

@@ -121,3 +121,25 @@ instance_metadata = Table(
     Column("instance_pk", ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True),
     Column("json", Text, nullable=False),
 )
+
+# The audit trail: append-only (triggers refuse UPDATE and DELETE), hash-chained
+# (telerad.domain.audit). ``time`` is canonical UTC text, so it sorts as it hashes.
+audit_record = Table(
+    "audit_record",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("time", String(32), nullable=False),
+    Column("event_id", String(16), nullable=False),
+    Column("action", String(1), nullable=False),
+    Column("outcome", Integer, nullable=False),
+    Column("actor_id", String(255), nullable=False),
+    Column("actor_role", String(64), nullable=False),
+    Column("actor_is_user", Integer, nullable=False),
+    Column("source_address", String(255), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("study_uid", String(64), nullable=False),
+    Column("facility", String(128), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_record_time", audit_record.c.time)

@@ -1,0 +1,1 @@
+"""Audit trail wire formats: DICOM audit message XML, FHIR AuditEvent, RFC 5424 syslog."""

@@ -1,0 +1,97 @@
+"""Audit use cases: record an event, verify the chain, export the trail.
+
+Wire formats live in ``telerad.adapters.audit``; this module takes them as plain
+callables (a formatter for export, a forwarder for each new record) so it depends
+on no adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Protocol
+
+from telerad.domain.audit import (
+    Action,
+    AuditEvent,
+    AuditRecord,
+    EventID,
+    Outcome,
+    Verdict,
+    verify,
+)
+
+log = logging.getLogger(__name__)
+
+
+class AuditRepository(Protocol):
+    def append(self, event: AuditEvent) -> AuditRecord: ...
+
+    def records(
+        self, since: datetime | None = None, batch: int = 1000
+    ) -> Iterator[AuditRecord]: ...
+
+    def count(self) -> int: ...
+
+
+Forwarder = Callable[[AuditRecord], object]
+Formatter = Callable[[AuditRecord], str]
+
+
+class AuditService:
+    def __init__(self, repository: AuditRepository, forwarders: list[Forwarder] | None = None):
+        self.repository = repository
+        self.forwarders: list[Forwarder] = list(forwarders or [])
+
+    def record(
+        self,
+        event: EventID,
+        actor_id: str,
+        *,
+        actor_role: str = "",
+        actor_is_user: bool = False,
+        outcome: Outcome = Outcome.SUCCESS,
+        action: Action | None = None,
+        source_address: str = "",
+        patient_id: str = "",
+        study_uid: str = "",
+        facility: str = "",
+        detail: str = "",
+        time: datetime | None = None,
+    ) -> AuditRecord:
+        """Append an event to the trail, then hand it to the forwarders (syslog…).
+
+        The record is committed before forwarding; a forwarder that fails is logged
+        (event and sequence only: no PHI) and never undoes or fails the record.
+        """
+        stored = self.repository.append(
+            AuditEvent(
+                event=event,
+                actor_id=actor_id,
+                actor_role=actor_role,
+                actor_is_user=actor_is_user,
+                outcome=outcome,
+                action=action,
+                time=time,
+                source_address=source_address,
+                patient_id=patient_id,
+                study_uid=study_uid,
+                facility=facility,
+                detail=detail,
+            )
+        )
+        for forward in self.forwarders:
+            try:
+                forward(stored)
+            except Exception:
+                log.exception("audit record %d (%s) not forwarded", stored.sequence, event.code)
+        return stored
+
+    def verify(self) -> Verdict:
+        return verify(self.repository.records())
+
+    def export(self, formatter: Formatter, since: datetime | None = None) -> Iterator[str]:
+        """The trail (from ``since`` on), one formatted record at a time, in sequence order."""
+        for record in self.repository.records(since=since):
+            yield formatter(record)
