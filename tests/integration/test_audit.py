@@ -67,7 +67,7 @@ def db_url(platform: Platform) -> str | None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_platform(request: pytest.FixtureRequest) -> Platform:
     name = "platform" if request.param == "sqlite" else "pg_platform"
-    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    return request.getfixturevalue(name)
 
 
 def test_triggers_refuse_update_and_delete(any_platform: Platform) -> None:
