@@ -37,6 +37,8 @@ run: install
 	$(BIN)/telerad serve --demo
 
 test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: install
