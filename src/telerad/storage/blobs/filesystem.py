@@ -23,11 +23,15 @@ from pathlib import Path
 from telerad.domain.model import StoredObject
 from telerad.services.ports import IntegrityError
 
+#: Objects smaller than this are synced and hashed in the caller's thread.
+INLINE_BELOW = 64 * 1024
+
 
 def _fsync_and_close(fd: int, sync: bool) -> None:
     try:
         if sync:
-            os.fsync(fd)
+            # The data and the size: what reading the object back needs.
+            os.fdatasync(fd)
     finally:
         os.close(fd)
 
@@ -89,12 +93,23 @@ class FileBlobStore:
             os.close(fd)
             Path(tmp).unlink(missing_ok=True)
             raise
-        synced = self._pool.submit(_fsync_and_close, fd, self.fsync)
         digest: Future[str] = Future()
-        if sha256 is not None:
-            digest.set_result(sha256)
+        synced: Future[None] = Future()
+        if len(data) < INLINE_BELOW:
+            # Small objects: a hand-off to a worker costs more than it overlaps.
+            try:
+                _fsync_and_close(fd, self.fsync)
+            except OSError as exc:
+                synced.set_exception(exc)
+            else:
+                synced.set_result(None)
+            digest.set_result(sha256 or _sha256(data))
         else:
-            digest = self._pool.submit(_sha256, data)
+            synced = self._pool.submit(_fsync_and_close, fd, self.fsync)
+            if sha256 is not None:
+                digest.set_result(sha256)
+            else:
+                digest = self._pool.submit(_sha256, data)
         return Staged(facility_id, Path(tmp), len(data), digest, synced)
 
     def commit(self, staged: Staged, sop_instance_uid: str) -> StoredObject:
