@@ -90,3 +90,28 @@ def test_every_truncation_of_every_sample_file_is_refused() -> None:
             missed.append((Path(name).name, cut))
     assert accepted > 100
     assert missed == []
+
+
+def test_walked_header_equals_pydicoms_on_every_sample() -> None:
+    """The header walk (no Dataset) gives exactly what the pydicom path gives,
+    and refuses exactly what it refuses."""
+    from pathlib import Path
+
+    from pydicom.data import get_testdata_files
+
+    from telerad.dicom.part10 import InvalidInstance, check_instance, parse_instance
+    from telerad.synthetic import StudySpec, ct_series, tiny_instance, to_bytes
+
+    samples = [Path(name).read_bytes() for name in get_testdata_files("*.dcm")]
+    spec = StudySpec(patient_name="Müller^Jörg")
+    samples += [to_bytes(ds) for ds in ct_series(spec, slices=2, rows=32, cols=32)]
+    samples += [to_bytes(tiny_instance(StudySpec(), "1.2.3", 1))]
+    for data in samples:
+        for variant in (data, data[:-3]):
+            try:
+                expected = parse_instance(variant)[1]
+            except InvalidInstance:
+                with pytest.raises(InvalidInstance):
+                    check_instance(variant)
+                continue
+            assert check_instance(variant) == expected

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from pydicom import dcmread
@@ -18,6 +19,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
 
+from telerad.dicom import pixelscan
 from telerad.domain.model import InstanceHeader
 from telerad.domain.uids import InvalidUID, check_uid
 
@@ -223,15 +225,31 @@ def _items_end(data: bytes, offset: int, little_endian: bool) -> int | None:
 
 
 def _native_pixel_bytes(ds: Dataset) -> int | None:
-    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
-    bits = _int(ds, "BitsAllocated")
+    return _native_size(
+        _int(ds, "Rows"),
+        _int(ds, "Columns"),
+        _int(ds, "BitsAllocated"),
+        _int(ds, "SamplesPerPixel"),
+        _int(ds, "NumberOfFrames"),
+        _text(ds, "PhotometricInterpretation"),
+    )
+
+
+def _native_size(
+    rows: int | None,
+    cols: int | None,
+    bits: int | None,
+    samples: int | None,
+    frames: int | None,
+    photometric: str,
+) -> int | None:
+    """Bytes of native (uncompressed) pixel data the image attributes call for."""
     if not rows or not cols or not bits:
         return None
-    spp = _int(ds, "SamplesPerPixel") or 1
-    if _text(ds, "PhotometricInterpretation") == "YBR_FULL_422":
+    spp = samples or 1
+    if photometric == "YBR_FULL_422":
         spp = 2  # chroma subsampled two to one: two values a pixel on average
-    frames = _int(ds, "NumberOfFrames") or 1
-    return (rows * cols * bits * spp * frames + 7) // 8
+    return (rows * cols * bits * spp * (frames or 1) + 7) // 8
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -275,12 +293,22 @@ def _int(ds: Dataset, keyword: str) -> int | None:
 
 def header_of(ds: Dataset) -> InstanceHeader:
     """The index's view of a dataset, after checking its identifying UIDs."""
+    return _make_header(
+        lambda keyword: _text(ds, keyword),
+        lambda keyword: _int(ds, keyword),
+        ds.file_meta.get("TransferSyntaxUID"),
+    )
+
+
+def _make_header(
+    text: Callable[[str], str], integer: Callable[[str], int | None], transfer_syntax: object
+) -> InstanceHeader:
     try:
-        sop_class = check_uid("SOPClassUID", _text(ds, "SOPClassUID"))
-        sop_instance = check_uid("SOPInstanceUID", _text(ds, "SOPInstanceUID"))
-        study = check_uid("StudyInstanceUID", _text(ds, "StudyInstanceUID"))
-        series = check_uid("SeriesInstanceUID", _text(ds, "SeriesInstanceUID"))
-        ts = check_uid("TransferSyntaxUID", ds.file_meta.get("TransferSyntaxUID"))
+        sop_class = check_uid("SOPClassUID", text("SOPClassUID"))
+        sop_instance = check_uid("SOPInstanceUID", text("SOPInstanceUID"))
+        study = check_uid("StudyInstanceUID", text("StudyInstanceUID"))
+        series = check_uid("SeriesInstanceUID", text("SeriesInstanceUID"))
+        ts = check_uid("TransferSyntaxUID", transfer_syntax)
     except InvalidUID as exc:
         raise InvalidInstance(str(exc)) from exc
     except Exception as exc:
@@ -294,28 +322,28 @@ def header_of(ds: Dataset) -> InstanceHeader:
             SOPInstanceUID=sop_instance,
             SOPClassUID=sop_class,
             TransferSyntaxUID=ts,
-            PatientID=_text(ds, "PatientID")[:64],
-            PatientName=_text(ds, "PatientName")[:324],
-            PatientBirthDate=_text(ds, "PatientBirthDate")[:8],
-            PatientSex=_text(ds, "PatientSex")[:16],
-            StudyDate=_text(ds, "StudyDate")[:8],
-            StudyTime=_text(ds, "StudyTime")[:16],
-            AccessionNumber=_text(ds, "AccessionNumber")[:16],
-            StudyID=_text(ds, "StudyID")[:16],
-            StudyDescription=_text(ds, "StudyDescription")[:64],
-            ReferringPhysicianName=_text(ds, "ReferringPhysicianName")[:324],
-            InstitutionName=_text(ds, "InstitutionName")[:64],
-            Modality=_text(ds, "Modality")[:16],
-            SeriesNumber=_int(ds, "SeriesNumber"),
-            SeriesDescription=_text(ds, "SeriesDescription")[:64],
-            SeriesDate=_text(ds, "SeriesDate")[:8],
-            SeriesTime=_text(ds, "SeriesTime")[:16],
-            BodyPartExamined=_text(ds, "BodyPartExamined")[:16],
-            InstanceNumber=_int(ds, "InstanceNumber"),
-            Rows=_int(ds, "Rows"),
-            Columns=_int(ds, "Columns"),
-            NumberOfFrames=_int(ds, "NumberOfFrames"),
-            SpecificCharacterSet=_text(ds, "SpecificCharacterSet")[:128],
+            PatientID=text("PatientID")[:64],
+            PatientName=text("PatientName")[:324],
+            PatientBirthDate=text("PatientBirthDate")[:8],
+            PatientSex=text("PatientSex")[:16],
+            StudyDate=text("StudyDate")[:8],
+            StudyTime=text("StudyTime")[:16],
+            AccessionNumber=text("AccessionNumber")[:16],
+            StudyID=text("StudyID")[:16],
+            StudyDescription=text("StudyDescription")[:64],
+            ReferringPhysicianName=text("ReferringPhysicianName")[:324],
+            InstitutionName=text("InstitutionName")[:64],
+            Modality=text("Modality")[:16],
+            SeriesNumber=integer("SeriesNumber"),
+            SeriesDescription=text("SeriesDescription")[:64],
+            SeriesDate=text("SeriesDate")[:8],
+            SeriesTime=text("SeriesTime")[:16],
+            BodyPartExamined=text("BodyPartExamined")[:16],
+            InstanceNumber=integer("InstanceNumber"),
+            Rows=integer("Rows"),
+            Columns=integer("Columns"),
+            NumberOfFrames=integer("NumberOfFrames"),
+            SpecificCharacterSet=text("SpecificCharacterSet")[:128],
         )
     except InvalidInstance:
         raise
@@ -330,3 +358,67 @@ def parse_instance(data: bytes) -> tuple[Dataset, InstanceHeader]:
         raise InvalidInstance("no File Meta Information with a TransferSyntaxUID")
     _check_complete(ds, data)
     return ds, header_of(ds)
+
+
+_BY_TAG: dict[int, str] = {int(tag): keyword for keyword, tag in _TAGS.items()}
+_US_KEYWORDS = frozenset({"Rows", "Columns", "BitsAllocated", "SamplesPerPixel"})
+_ENCAPSULATED_OR_DEFLATED = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
+
+
+def check_instance(data: bytes) -> InstanceHeader:
+    """What :func:`parse_instance` checks and returns, without building a Dataset when
+    a walk of the element headers can vouch for the data (little endian, ASCII
+    values, every element whole and nothing left over); otherwise through pydicom."""
+    fast = _walked_header(data)
+    return fast if fast is not None else parse_instance(data)[1]
+
+
+def _walked_header(data: bytes) -> InstanceHeader | None:
+    walked = pixelscan.top_level(data)
+    if walked is None:
+        return None
+    ts, elements = walked
+    texts: dict[str, str] = {}
+    numbers: dict[str, int] = {}
+    pixel_length: int | None = None
+    for tag, _vr, length, offset in elements:
+        if tag == pixelscan.PIXEL_DATA:
+            pixel_length = length
+            continue
+        keyword = _BY_TAG.get(tag)
+        if keyword is None:
+            continue
+        if length == UNDEFINED_LENGTH:
+            return None
+        raw = data[offset : offset + length]
+        if keyword in _US_KEYWORDS:
+            if length != 2:
+                return None
+            numbers[keyword] = struct.unpack("<H", raw)[0]
+        elif raw.isascii():
+            texts[keyword] = raw.decode("ascii").strip(" \x00")
+        else:
+            return None  # a character set to honour: pydicom decodes it
+
+    def integer(keyword: str) -> int | None:
+        if keyword in numbers:
+            return numbers[keyword]
+        try:
+            return int(texts.get(keyword, "").split("\\")[0])
+        except ValueError:
+            return None
+
+    if pixel_length not in (None, UNDEFINED_LENGTH) and not ts.startswith(
+        _ENCAPSULATED_OR_DEFLATED
+    ):
+        expected = _native_size(
+            integer("Rows"),
+            integer("Columns"),
+            integer("BitsAllocated"),
+            integer("SamplesPerPixel"),
+            integer("NumberOfFrames"),
+            texts.get("PhotometricInterpretation", ""),
+        )
+        if expected is not None and (pixel_length or 0) < expected:
+            return None  # pydicom's path reports it with the numbers
+    return _make_header(lambda keyword: texts.get(keyword, ""), integer, ts)

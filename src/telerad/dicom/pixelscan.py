@@ -228,3 +228,35 @@ def fragments(data: bytes, offset: int) -> tuple[list[int], list[tuple[int, int]
             pos = value + length
     except (_Unsupported, struct.error):
         return None
+
+
+def top_level(data: bytes) -> tuple[str, list[tuple[int, bytes, int, int]]] | None:
+    """(TransferSyntaxUID, every top-level element as (tag, VR, length, value offset))
+    when the whole dataset walks cleanly to exactly the end of ``data``; None when
+    the walker cannot be used or the data is cut short (the caller then parses with
+    pydicom, which reports what is wrong)."""
+    try:
+        meta = _meta(data)
+        if meta is None:
+            return None
+        ts, pos = meta
+        if (
+            ts not in (EXPLICIT_LE, IMPLICIT_LE)
+            and not ts.startswith("1.2.840.10008.1.2.4.")
+            and ts != "1.2.840.10008.1.2.5"
+        ):
+            return None
+        explicit = ts != IMPLICIT_LE
+        elements = []
+        size = len(data)
+        while pos < size:
+            tag, vr, length, value = _element(data, pos, explicit)
+            if tag >> 16 == 0xFFFE:
+                return None  # an item or delimiter at the top level: malformed
+            pos = _after(data, vr, length, value, explicit, 0)
+            if pos > size:
+                return None
+            elements.append((tag, vr, length, value))
+        return ts, elements
+    except (_Unsupported, struct.error, UnicodeDecodeError, ValueError):
+        return None

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from telerad.dicom.part10 import InvalidInstance, parse_instance
+from telerad.dicom.part10 import InvalidInstance, check_instance
 from telerad.domain.model import (
     ConflictingHierarchy,
     InstanceLocation,
@@ -61,7 +61,7 @@ class Archive:
         # The bytes go to disk first; parsing runs while the fsync is under way.
         staged = self.blobs.stage(facility_id, data)
         try:
-            _ds, header = parse_instance(data)
+            header = check_instance(data)
         except InvalidInstance as exc:
             self.blobs.discard(staged)
             return StoreResult(StoreOutcome.REJECTED, reason=str(exc))

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from telerad.dicom.part10 import InvalidInstance, parse_instance
+from telerad.dicom.part10 import InvalidInstance, check_instance
 from telerad.domain.model import StoredObject
 from telerad.services.ports import BlobStore, Index
 
@@ -47,7 +47,7 @@ def recover_incomplete(
         report.checked += 1
         try:
             data = path.read_bytes()
-            _ds, header = parse_instance(data)
+            header = check_instance(data)
         except (OSError, InvalidInstance):
             path.unlink(missing_ok=True)
             report.removed += 1
@@ -86,7 +86,7 @@ def recover(
         report.checked += 1
         try:
             data = blobs.get(key)
-            _ds, header = parse_instance(data)
+            header = check_instance(data)
         except (OSError, InvalidInstance):
             blobs.delete(key)  # a partial write was never acknowledged
             report.removed += 1
