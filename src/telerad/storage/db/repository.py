@@ -11,7 +11,6 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
-    bindparam,
     func,
     insert,
     or_,
@@ -170,18 +169,18 @@ _LOCATION_FROM = t.instance.join(t.series, t.instance.c.series_pk == t.series.c.
 )
 
 
-# The per-instance statements, built once: constructing SQLAlchemy statements
-# costs more than SQLite takes to run them.
-_INSERT_INSTANCE = insert(t.instance)
-_COUNT_SERIES_INSTANCE = (
-    update(t.series)
-    .where(t.series.c.id == bindparam("pk"))
-    .values(num_instances=t.series.c.num_instances + 1)
+# The per-instance statements as plain SQL: building SQLAlchemy statements (and
+# their cache keys) costs more than the database takes to run them. Portable
+# SQL; the placeholder is swapped for the driver's.
+_INSERT_INSTANCE_SQL = (
+    "INSERT INTO instance (series_pk, sop_instance_uid, sop_class_uid, transfer_syntax_uid, "
+    'instance_number, "rows", "columns", number_of_frames, blob_key, size, sha256) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_COUNT_STUDY_INSTANCE = (
-    update(t.study)
-    .where(t.study.c.id == bindparam("pk"))
-    .values(num_instances=t.study.c.num_instances + 1, updated_at=func.now())
+_COUNT_SERIES_SQL = "UPDATE series SET num_instances = num_instances + 1 WHERE id = ?"
+_COUNT_STUDY_SQL = (
+    "UPDATE study SET num_instances = num_instances + 1, updated_at = CURRENT_TIMESTAMP "
+    "WHERE id = ?"
 )
 
 
@@ -369,24 +368,25 @@ class SqlIndex:
                     modalities=_modalities_to_db([m for m in mods if m]),
                 )
             )
-        conn.execute(
-            _INSERT_INSTANCE,
-            {
-                "series_pk": series_pk,
-                "sop_instance_uid": h.SOPInstanceUID,
-                "sop_class_uid": h.SOPClassUID,
-                "transfer_syntax_uid": h.TransferSyntaxUID,
-                "instance_number": h.InstanceNumber,
-                "rows": h.Rows,
-                "columns": h.Columns,
-                "number_of_frames": h.NumberOfFrames,
-                "blob_key": blob.key,
-                "size": blob.size,
-                "sha256": blob.sha256,
-            },
+        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(
+            _INSERT_INSTANCE_SQL.replace("?", marker),
+            (
+                series_pk,
+                h.SOPInstanceUID,
+                h.SOPClassUID,
+                h.TransferSyntaxUID,
+                h.InstanceNumber,
+                h.Rows,
+                h.Columns,
+                h.NumberOfFrames,
+                blob.key,
+                blob.size,
+                blob.sha256,
+            ),
         )
-        conn.execute(_COUNT_SERIES_INSTANCE, {"pk": series_pk})
-        conn.execute(_COUNT_STUDY_INSTANCE, {"pk": study_pk})
+        conn.exec_driver_sql(_COUNT_SERIES_SQL.replace("?", marker), (series_pk,))
+        conn.exec_driver_sql(_COUNT_STUDY_SQL.replace("?", marker), (study_pk,))
         return new_study, new_series
 
     @staticmethod
