@@ -12,8 +12,8 @@ the UID itself, so no peer-supplied text ever reaches the file system.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -58,6 +58,7 @@ class FileBlobStore:
         self.fsync = fsync
         self._known_dirs: set[Path] = set()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blob-sync")
+        self._names = itertools.count()
         self._dirty_lock = threading.Lock()
         self._dirty_dirs: set[Path] = set()
 
@@ -84,7 +85,15 @@ class FileBlobStore:
         if directory not in self._known_dirs:
             directory.mkdir(parents=True, exist_ok=True)
             self._known_dirs.add(directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-", suffix=".tmp")
+        # Unique within this process by a counter, across processes by the pid;
+        # O_EXCL still guards against a leftover of an earlier process.
+        while True:
+            tmp = str(directory / f".incoming-{os.getpid()}-{next(self._names)}.tmp")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
         try:
             view = memoryview(data)
             while view:
