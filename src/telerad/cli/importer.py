@@ -7,7 +7,6 @@ nothing of it is kept. The report names paths only, never patient data.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,8 @@ from rich.table import Table
 
 from telerad.bootstrap import Platform
 from telerad.domain.model import Facility
+from telerad.services import files
 from telerad.services.archive import StoreTally
-
-#: Media directories index a file set; they are not instances to archive.
-SKIPPED_NAMES = frozenset({"DICOMDIR"})
 
 
 @dataclass
@@ -30,23 +27,13 @@ class Summary(StoreTally):
 
 
 def find_files(paths: Iterable[Path], summary: Summary) -> Iterator[Path]:
-    """Regular files under the given paths, in a stable order; missing paths are failures."""
-    for path in paths:
-        if path.is_file():
-            yield path
-        elif path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    candidate = Path(root) / name
-                    if name in SKIPPED_NAMES or not candidate.is_file():
-                        summary.skipped += 1  # DICOMDIR, sockets, broken links…
-                        continue
-                    yield candidate
-        elif not path.exists():
-            summary.fail(str(path), "no such file or directory")
-        else:
-            summary.skipped += 1
+    def missing(path: Path) -> None:
+        summary.fail(str(path), "no such file or directory")
+
+    def skipped() -> None:
+        summary.skipped += 1
+
+    return files.find_files(paths, missing, skipped)
 
 
 def facility_for(platform: Platform, name: str | None) -> Facility:

@@ -121,6 +121,15 @@ def _meta(data: bytes) -> tuple[str, int] | None:
     return (ts, end) if ts else None
 
 
+def _walkable(ts: str) -> bool:
+    """Little endian, not deflated: element headers can be read where they lie."""
+    return (
+        ts in (EXPLICIT_LE, IMPLICIT_LE)
+        or ts.startswith("1.2.840.10008.1.2.4.")
+        or ts == "1.2.840.10008.1.2.5"
+    )
+
+
 def scan(data: bytes) -> PixelLayout | None:
     """Where Pixel Data lies and the Image Pixel attributes, or None (use pydicom)."""
     try:
@@ -128,11 +137,7 @@ def scan(data: bytes) -> PixelLayout | None:
         if meta is None:
             return None
         ts, pos = meta
-        if (
-            ts not in (EXPLICIT_LE, IMPLICIT_LE)
-            and not ts.startswith("1.2.840.10008.1.2.4.")
-            and ts != "1.2.840.10008.1.2.5"
-        ):
+        if not _walkable(ts):
             return None  # deflated, big endian, private: let pydicom handle them
         explicit = ts != IMPLICIT_LE
         found: dict[str, int | str] = {}
@@ -161,11 +166,7 @@ def text_values(data: bytes, tags: frozenset[int]) -> dict[int, str] | None:
         if meta is None:
             return None
         ts, end = meta
-        if (
-            ts not in (EXPLICIT_LE, IMPLICIT_LE)
-            and not ts.startswith("1.2.840.10008.1.2.4.")
-            and ts != "1.2.840.10008.1.2.5"
-        ):
+        if not _walkable(ts):
             return None
         found: dict[int, str] = {}
         pos = 132
@@ -240,11 +241,7 @@ def top_level(data: bytes) -> tuple[str, list[tuple[int, bytes, int, int]]] | No
         if meta is None:
             return None
         ts, pos = meta
-        if (
-            ts not in (EXPLICIT_LE, IMPLICIT_LE)
-            and not ts.startswith("1.2.840.10008.1.2.4.")
-            and ts != "1.2.840.10008.1.2.5"
-        ):
+        if not _walkable(ts):
             return None
         explicit = ts != IMPLICIT_LE
         elements = []

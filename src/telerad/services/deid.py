@@ -22,11 +22,11 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from telerad.dicom.part10 import IMPLEMENTATION_VERSION, InvalidInstance, parse_instance, read
 from telerad.domain.deid import Keys, Profile, burned_in_risk, deidentify
+from telerad.services import files
 
 SECRET_FILE = "deid.secret"
 SECRET_BYTES = 32
 QUARANTINE = "quarantine"
-SKIPPED_NAMES = frozenset({"DICOMDIR"})
 
 
 class SecretError(ValueError):
@@ -115,23 +115,13 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 def find_files(paths: Iterable[Path], summary: DeidSummary) -> Iterator[Path]:
-    """Regular files under ``paths`` in a stable order; missing paths are failures."""
-    for path in paths:
-        if path.is_file():
-            yield path
-        elif path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    candidate = Path(root) / name
-                    if name in SKIPPED_NAMES or not candidate.is_file():
-                        summary.skipped += 1
-                        continue
-                    yield candidate
-        elif not path.exists():
-            summary.failures.append((str(path), "no such file or directory"))
-        else:
-            summary.skipped += 1
+    def missing(path: Path) -> None:
+        summary.failures.append((str(path), "no such file or directory"))
+
+    def skipped() -> None:
+        summary.skipped += 1
+
+    return files.find_files(paths, missing, skipped)
 
 
 def deidentify_paths(
