@@ -9,9 +9,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from telerad.cli.progress import file_progress
 from telerad.domain.deid import Keys, Option, Profile
 from telerad.services.deid import (
     QUARANTINE,
@@ -40,14 +40,7 @@ def run_deid(
     keys = Keys(load_secret(secret_file), facility)
     summary = DeidSummary()
     files = list(find_files(paths, summary))
-    progress = Progress(
-        TextColumn("[bold]deid[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[state]}"),
-        console=console,
-    )
+    progress = file_progress("deid", console)
     with progress:
         task = progress.add_task("deid", total=len(files), state="")
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from telerad.bootstrap import Platform
+from telerad.cli.progress import file_progress
 from telerad.domain.model import Facility
 from telerad.services import files
 from telerad.services.archive import StoreTally
@@ -54,14 +54,7 @@ def import_paths(
     facility = facility_for(platform, facility_name)
     summary = Summary()
     files = list(find_files(paths, summary))
-    progress = Progress(
-        TextColumn("[bold]import[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[state]}"),
-        console=console,
-    )
+    progress = file_progress("import", console)
     with progress:
         task = progress.add_task("import", total=len(files), state="")
         for path in files:
