@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -184,6 +184,18 @@ _COUNT_STUDY_SQL = (
 )
 
 
+def _known(
+    conn: Any, cache: dict[str, tuple[int, int]], uid: str, lookup: Callable[[], Select[Any]]
+) -> tuple[int, int]:
+    """(primary key, owner key) of a study or series, from the cache or the index;
+    (0, 0) when it is new. The query is built only on a cache miss (hot path)."""
+    known = cache.get(uid)
+    if known:
+        return known
+    row = conn.execute(lookup()).first()
+    return (row[0], row[1]) if row else (0, 0)
+
+
 class SqlIndex:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -292,15 +304,14 @@ class SqlIndex:
         """Insert the instance row and whatever patient/study/series it brings."""
         new_study: tuple[int, int] | None = None
         new_series: tuple[int, int] | None = None
-        study_pk, study_facility = self._study_cache.get(h.StudyInstanceUID) or (0, 0)
-        if not study_pk:
-            row = conn.execute(
-                select(t.study.c.id, t.study.c.facility_id).where(
-                    t.study.c.study_instance_uid == h.StudyInstanceUID
-                )
-            ).first()
-            if row:
-                study_pk, study_facility = row.id, row.facility_id
+        study_pk, study_facility = _known(
+            conn,
+            self._study_cache,
+            h.StudyInstanceUID,
+            lambda: select(t.study.c.id, t.study.c.facility_id).where(
+                t.study.c.study_instance_uid == h.StudyInstanceUID
+            ),
+        )
         if study_pk and study_facility != facility_id:
             raise ConflictingHierarchy(
                 "the StudyInstanceUID is already used by a study of another facility"
@@ -330,15 +341,14 @@ class SqlIndex:
                 .values(num_studies=t.patient.c.num_studies + 1)
             )
             new_study = (study_pk, facility_id)
-        series_pk, series_study = self._series_cache.get(h.SeriesInstanceUID) or (0, 0)
-        if not series_pk:
-            row = conn.execute(
-                select(t.series.c.id, t.series.c.study_pk).where(
-                    t.series.c.series_instance_uid == h.SeriesInstanceUID
-                )
-            ).first()
-            if row:
-                series_pk, series_study = row.id, row.study_pk
+        series_pk, series_study = _known(
+            conn,
+            self._series_cache,
+            h.SeriesInstanceUID,
+            lambda: select(t.series.c.id, t.series.c.study_pk).where(
+                t.series.c.series_instance_uid == h.SeriesInstanceUID
+            ),
+        )
         if series_pk and series_study != study_pk:
             raise ConflictingHierarchy("the SeriesInstanceUID already belongs to another study")
         if not series_pk:
