@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from telerad.config import Settings
+from telerad.domain.identity import Role
 from telerad.domain.model import Facility
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
+from telerad.services.auth import AuthPolicy, AuthService
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
+from telerad.storage.db.identity_repository import SqlIdentity
 from telerad.storage.db.repository import SqlIndex
 from telerad.storage.db.syncer import IndexSyncer, claim, release
+from telerad.storage.secret import load_or_create_secret
 
 
 @dataclass
@@ -26,6 +31,8 @@ class Platform:
     blobs: FileBlobStore
     archive: Archive
     audit: AuditService
+    identity: SqlIdentity
+    auth: AuthService
     listeners: dict[str, bool] = field(default_factory=dict)
     syncer: IndexSyncer | None = None
 
@@ -84,4 +91,12 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     syncer.start()
     audit = AuditService(SqlAuditRepository(engine))
     archive = Archive(index, blobs)
-    return Platform(settings, engine, index, blobs, archive, audit, syncer=syncer)
+    identity = SqlIdentity(engine)
+    policy = AuthPolicy(
+        token_lifetime=timedelta(minutes=settings.token_minutes),
+        session_idle=timedelta(minutes=settings.session_idle_minutes),
+        mfa_roles=frozenset(Role(r) for r in settings.mfa_roles),
+    )
+    secret = load_or_create_secret(settings.data_dir, settings.secret_key)
+    auth = AuthService(identity, secret, audit, policy)
+    return Platform(settings, engine, index, blobs, archive, audit, identity, auth, syncer=syncer)

@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     # Largest PDU we accept; large PDUs cut per-PDU overhead on big images.
     dicom_max_pdu: int = 4 * 1024 * 1024
     dicom_max_associations: int = 32
+    # TLS: with a certificate and key (PEM) the web server speaks HTTPS on http_port and
+    # a DICOM TLS listener runs on dicom_tls_port; with a client CA, DICOM TLS is mutual.
+    tls_cert: Path | None = Field(default=None, description="Server certificate chain (PEM)")
+    tls_key: Path | None = Field(default=None, description="Server private key (PEM)")
+    tls_client_ca: Path | None = Field(
+        default=None, description="CA certificates that sign client certificates (PEM)"
+    )
+    dicom_tls_port: int = 2762  # the port registered for DICOM over TLS
     # Calling AE titles that are not registered nodes are accepted and
     # assigned to this facility (the demo/clinic default).
     default_facility: str = "DEFAULT"
@@ -45,6 +53,15 @@ class Settings(BaseSettings):
         default_factory=lambda: _default_viewer_dir(),
         description="Directory of the OHIF Viewer build served at /viewer",
     )
+
+    # -- sign-in -----------------------------------------------------------------------
+    # Signs bearer tokens and encrypts TOTP seeds; generated into the data dir when unset
+    # (set it when several machines serve the same network).
+    secret_key: str | None = Field(default=None, repr=False)
+    token_minutes: int = 60
+    session_idle_minutes: int = 30
+    # Roles that cannot sign in without a TOTP second factor.
+    mfa_roles: list[str] = Field(default_factory=lambda: ["network-admin"])
 
     @property
     def resolved_database_url(self) -> str:

@@ -21,9 +21,23 @@ class Level(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Facility:
+    """A tenant: a hospital, clinic or diagnostic center that sends studies."""
+
     id: int
     name: str
     ae_title: str | None = None
+    #: Where its AE calls from: an address, a network (CIDR) or a host name; "" = anywhere.
+    host: str = ""
+    country: str = ""  # ISO 3166-1 alpha-2
+    state: str = ""  # ISO 3166-2 subdivision code without the country ("CA", "BY")
+    region: str = ""  # data region: where its objects are kept
+    #: SHA-256 (hex) of the TLS client certificate its AE must present; "" = not pinned.
+    cert_sha256: str = ""
+
+    @property
+    def jurisdiction(self) -> str:
+        """Where a radiologist must be licensed to read its studies ("US-CA", "GB")."""
+        return f"{self.country}-{self.state}" if self.state else self.country
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class Node:
     port: int
     facility_id: int | None = None
     id: int | None = None
+    cert_sha256: str = ""
 
 
 @dataclass

@@ -169,6 +169,8 @@ class Query:
     fuzzy: bool = False
     limit: int | None = None
     offset: int = 0
+    #: Studies visible beyond ``facility_ids`` (break-glass grants); not at PATIENT level.
+    granted_studies: frozenset[str] = frozenset()
 
     def return_keys(self) -> list[str]:
         """Keywords to return: the level's defaults, requested ones and matched ones."""

@@ -21,6 +21,7 @@ from telerad.adapters.dicomweb.negotiation import (
 from telerad.adapters.dicomweb.qido import check_path_uid
 from telerad.dicom import transcode as tx
 from telerad.dicom.render import RenderOptions, render_frame
+from telerad.domain.identity import OPEN_ACCESS, Principal
 from telerad.domain.model import InstanceLocation, Level
 from telerad.services.archive import Archive
 from telerad.services.ports import Index
@@ -39,8 +40,12 @@ def locate(
     study: str,
     series: str | None = None,
     sop: str | None = None,
+    who: Principal = OPEN_ACCESS,
 ) -> list[InstanceLocation]:
-    """Instances under the resource named by the URL, checking the whole hierarchy."""
+    """Instances under the resource named by the URL, checking the whole hierarchy.
+
+    What ``who`` may not see does not exist: the same NotFound, word for word.
+    """
     check_path_uid("StudyInstanceUID", study)
     if series is not None:
         check_path_uid("SeriesInstanceUID", series)
@@ -51,6 +56,7 @@ def locate(
         loc = archive.index.find_instance(sop)
         if (
             loc is None
+            or not who.sees(loc.facility_id, loc.study_instance_uid)
             or loc.study_instance_uid != study
             or (series is not None and loc.series_instance_uid != series)
         ):
@@ -58,12 +64,16 @@ def locate(
         return [loc]
     if series is not None:
         found = [
-            loc for loc in archive.locate(Level.SERIES, [series]) if loc.study_instance_uid == study
+            loc
+            for loc in archive.locate(Level.SERIES, [series])
+            if loc.study_instance_uid == study and who.sees(loc.facility_id, study)
         ]
         if not found:
             raise NotFound(f"no series {series} in study {study}")
         return found
-    found = archive.locate(Level.STUDY, [study])
+    found = [
+        loc for loc in archive.locate(Level.STUDY, [study]) if who.sees(loc.facility_id, study)
+    ]
     if not found:
         raise NotFound(f"no study {study}")
     return found

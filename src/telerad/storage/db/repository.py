@@ -196,6 +196,31 @@ def _known(
     return (row[0], row[1]) if row else (0, 0)
 
 
+def _scope(owner: Any, facility_ids: frozenset[int], granted: frozenset[str]) -> Any:
+    """Rows of these facilities, plus the studies granted by break-glass."""
+    within = owner.in_(sorted(facility_ids))
+    if not granted:
+        return within
+    return or_(within, t.study.c.study_instance_uid.in_(sorted(granted)))
+
+
+def _facility_from(row: Any) -> Facility:
+    return Facility(
+        row.id,
+        row.name,
+        row.ae_title,
+        row.host,
+        row.country,
+        row.state,
+        row.region,
+        row.cert_sha256,
+    )
+
+
+def _node_from(row: Any) -> Node:
+    return Node(row.ae_title, row.host, row.port, row.facility_id, row.id, row.cert_sha256)
+
+
 class SqlIndex:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -205,17 +230,27 @@ class SqlIndex:
         self._series_cache: dict[str, tuple[int, int]] = {}
 
     # -- facilities and nodes -------------------------------------------------
-    def add_facility(self, name: str, ae_title: str | None = None) -> Facility:
+    def add_facility(self, name: str, ae_title: str | None = None, **details: str) -> Facility:
+        """A new facility; ``details`` are host, country, state, region, cert_sha256."""
         with self.engine.begin() as conn:
             pk = conn.execute(
-                insert(t.facility).values(name=name, ae_title=ae_title).returning(t.facility.c.id)
+                insert(t.facility)
+                .values(name=name, ae_title=ae_title, **details)
+                .returning(t.facility.c.id)
             ).scalar_one()
-        return Facility(pk, name, ae_title)
+        return Facility(pk, name, ae_title, **details)
+
+    def update_facility(self, facility_id: int, **values: str | None) -> Facility:
+        with self.engine.begin() as conn:
+            conn.execute(update(t.facility).where(t.facility.c.id == facility_id).values(**values))
+        found = self.facility_by_id(facility_id)
+        assert found is not None
+        return found
 
     def _facility(self, where: ColumnElement[bool]) -> Facility | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.facility).where(where)).first()
-        return Facility(row.id, row.name, row.ae_title) if row else None
+        return _facility_from(row) if row else None
 
     def facility_by_name(self, name: str) -> Facility | None:
         return self._facility(t.facility.c.name == name)
@@ -229,11 +264,15 @@ class SqlIndex:
     def list_facilities(self) -> list[Facility]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.facility).order_by(t.facility.c.name)).all()
-        return [Facility(r.id, r.name, r.ae_title) for r in rows]
+        return [_facility_from(r) for r in rows]
 
     def add_node(self, node: Node) -> Node:
         values = dict(
-            ae_title=node.ae_title, host=node.host, port=node.port, facility_id=node.facility_id
+            ae_title=node.ae_title,
+            host=node.host,
+            port=node.port,
+            facility_id=node.facility_id,
+            cert_sha256=node.cert_sha256,
         )
         with self.engine.begin() as conn:
             existing = conn.execute(
@@ -244,17 +283,17 @@ class SqlIndex:
             else:
                 conn.execute(update(t.node).where(t.node.c.id == existing).values(**values))
                 pk = existing
-        return Node(node.ae_title, node.host, node.port, node.facility_id, pk)
+        return Node(node.ae_title, node.host, node.port, node.facility_id, pk, node.cert_sha256)
 
     def node_by_ae(self, ae_title: str) -> Node | None:
         with self.engine.connect() as conn:
             r = conn.execute(select(t.node).where(t.node.c.ae_title == ae_title)).first()
-        return Node(r.ae_title, r.host, r.port, r.facility_id, r.id) if r else None
+        return _node_from(r) if r else None
 
     def list_nodes(self) -> list[Node]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.node).order_by(t.node.c.ae_title)).all()
-        return [Node(r.ae_title, r.host, r.port, r.facility_id, r.id) for r in rows]
+        return [_node_from(r) for r in rows]
 
     # -- instances ---------------------------------------------------------------
     def find_instance(self, sop_instance_uid: str) -> InstanceLocation | None:
@@ -442,10 +481,12 @@ class SqlIndex:
                 raise QueryError(f"{keyword} cannot be matched at the {query.level} level")
             stmt = stmt.where(_condition(keyword, match, query.fuzzy))
         if query.facility_ids is not None:
-            owner = (
-                t.patient.c.facility_id if query.level is Level.PATIENT else t.study.c.facility_id
-            )
-            stmt = stmt.where(owner.in_(sorted(query.facility_ids)))
+            if query.level is Level.PATIENT:
+                stmt = stmt.where(t.patient.c.facility_id.in_(sorted(query.facility_ids)))
+            else:
+                stmt = stmt.where(
+                    _scope(t.study.c.facility_id, query.facility_ids, query.granted_studies)
+                )
         order = {
             Level.PATIENT: t.patient.c.id,
             Level.STUDY: t.study.c.id,

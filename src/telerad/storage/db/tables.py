@@ -26,6 +26,13 @@ facility = Table(
     Column("name", String(128), nullable=False, unique=True),
     Column("ae_title", String(16), unique=True),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    # Where the facility's AE calls from (address, network or host name; empty: anywhere).
+    Column("host", String(255), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False, server_default=""),
+    Column("state", String(16), nullable=False, server_default=""),
+    Column("region", String(32), nullable=False, server_default=""),
+    # SHA-256 of the TLS client certificate its AE must present (empty: not pinned).
+    Column("cert_sha256", String(64), nullable=False, server_default=""),
 )
 
 node = Table(
@@ -36,6 +43,7 @@ node = Table(
     Column("host", String(255), nullable=False),
     Column("port", Integer, nullable=False),
     Column("facility_id", ForeignKey("facility.id", ondelete="SET NULL")),
+    Column("cert_sha256", String(64), nullable=False, server_default=""),
 )
 
 patient = Table(
@@ -143,3 +151,64 @@ audit_record = Table(
     Column("hash", String(64), nullable=False),
 )
 Index("ix_audit_record_time", audit_record.c.time)
+
+# -- people -------------------------------------------------------------------------
+app_user = Table(
+    "app_user",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("facility_id", ForeignKey("facility.id")),
+    Column("display_name", String(255), nullable=False, server_default=""),
+    Column("password_hash", String(255)),
+    Column("totp_secret", String(255)),  # encrypted (Fernet, platform secret)
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    Column("locked_until", DateTime(timezone=True)),
+    Column("disabled", Integer, nullable=False, server_default="0"),
+    # Bumped on password change, disabling or "revoke": older tokens stop working.
+    Column("token_version", Integer, nullable=False, server_default="0"),
+    Column("oidc_subject", String(255), unique=True),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+# Jurisdictions a radiologist is licensed in (ISO 3166: "US-CA", "GB", "DE"…).
+licence = Table(
+    "licence",
+    metadata,
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("jurisdiction", String(16), primary_key=True),
+)
+
+# Facilities where a radiologist is credentialed to read.
+privilege = Table(
+    "privilege",
+    metadata,
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("facility_id", ForeignKey("facility.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# Browser sessions; the cookie holds a random token, the table its SHA-256.
+web_session = Table(
+    "web_session",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("auth_time", DateTime(timezone=True), nullable=False),
+    Column("source_address", String(255), nullable=False, server_default=""),
+)
+
+# Break-glass: time-limited access to one study beyond a person's scope, with a reason.
+break_glass = Table(
+    "break_glass",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    Column("study_instance_uid", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_break_glass_user", break_glass.c.user_id, break_glass.c.expires_at)

@@ -51,9 +51,11 @@ from telerad.dicom.render import (
     parse_window,
     thumbnail_options,
 )
-from telerad.domain.model import InstanceLocation, Level
+from telerad.domain.identity import Permission, Principal
+from telerad.domain.model import Facility, InstanceLocation, Level
 from telerad.domain.query import QueryError
 from telerad.services.ports import IntegrityError
+from telerad.web.auth import authenticate
 
 DICOM_JSON = "application/dicom+json"
 #: Bodies larger than this are spooled to a temporary file and framed through mmap.
@@ -167,6 +169,14 @@ def _render_options(request: Request, media_type: str, thumbnail: bool = False) 
     )
 
 
+def _principal(request: Request, permission: Permission) -> Principal:
+    """The caller, who must hold ``permission`` (401 without credentials, else 403)."""
+    who = authenticate(request)
+    if not who.can(permission):
+        raise HTTPException(403, f"this account may not do this (needs {permission.value})")
+    return who
+
+
 def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per resource
     r = APIRouter(prefix="/dicom-web", tags=["DICOMweb"])
     archive, index = platform.archive, platform.index
@@ -210,17 +220,37 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
 
         return mapped, close
 
+    def stow_facility(request: Request, study: str | None, facility_name: str | None) -> Facility:
+        """Where a STOW-RS request stores: the facility route's, the study's, or the caller's."""
+        who = _principal(request, Permission.WRITE)
+        if facility_name is not None:
+            facility = index.facility_by_name(facility_name)
+            if facility is None or not who.sees(facility.id):
+                raise wado.NotFound(f"no facility named {facility_name}")
+            return facility
+        if study is not None:
+            owner = index.study_facility(study)
+            if owner is not None and who.sees(owner, study):
+                found = index.facility_by_id(owner)
+                assert found is not None
+                return found
+        if who.facility_ids is None:
+            return platform.default_facility()
+        if len(who.facility_ids) == 1:
+            found = index.facility_by_id(next(iter(who.facility_ids)))
+            assert found is not None
+            return found
+        raise QueryError(
+            "this account stores for several facilities: "
+            "POST to /dicom-web/facilities/{name}/studies"
+        )
+
     async def stow(request: Request, study: str | None, facility_name: str | None) -> Response:
         with _http_errors():
             _check_json_accept(request.headers.get("accept"))
             if study is not None:
                 check_path_uid("StudyInstanceUID", study)
-            if facility_name is not None:
-                facility = await run_in_threadpool(index.facility_by_name, facility_name)
-                if facility is None:
-                    raise wado.NotFound(f"no facility named {facility_name}")
-            else:
-                facility = await run_in_threadpool(platform.default_facility)
+            facility = await run_in_threadpool(stow_facility, request, study, facility_name)
             content_type = request.headers.get("content-type")
             if not content_type:
                 raise UnsupportedMediaType("STOW-RS needs a multipart/related Content-Type")
@@ -259,9 +289,12 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
 
     # -- QIDO-RS ------------------------------------------------------------------
     def qido(request: Request, level: Level, path: dict[str, str]) -> Response:
+        who = _principal(request, Permission.READ)
         with _http_errors():
             _check_json_accept(request.headers.get("accept"))
             req = parse_qido(level, request.query_params.multi_items(), path)
+            req.query.facility_ids = who.facility_ids
+            req.query.granted_studies = who.break_glass
             rows = archive.search(req.query)
         warnings = list(req.warnings)
         if req.cap is not None and len(rows) > req.cap:
@@ -296,9 +329,10 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
 
     # -- WADO-RS: instances and metadata --------------------------------------------
     def retrieve(request: Request, study: str, series: str | None, sop: str | None) -> Response:
+        who = _principal(request, Permission.READ)
         with _http_errors():
             syntaxes = instance_syntaxes(request.headers.get("accept"))
-            locations = wado.locate(archive, study, series, sop)
+            locations = wado.locate(archive, study, series, sop, who)
             parts = wado.instance_parts(archive, locations, syntaxes)
         return _multipart(parts, "application/dicom")
 
@@ -315,9 +349,10 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return retrieve(request, study, series, sop)
 
     def metadata(request: Request, study: str, series: str | None, sop: str | None) -> Response:
+        who = _principal(request, Permission.READ)
         with _http_errors():
             _check_json_accept(request.headers.get("accept"))
-            locations = wado.locate(archive, study, series, sop)
+            locations = wado.locate(archive, study, series, sop, who)
             body = wado.metadata(archive, index, locations, _base(request))
         return _json(request, body)
 
@@ -334,8 +369,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return metadata(request, study, series, sop)
 
     # -- WADO-RS: frames and bulk data ----------------------------------------------
-    def one(study: str, series: str, sop: str) -> InstanceLocation:
-        return wado.locate(archive, study, series, sop)[0]
+    def one(request: Request, study: str, series: str, sop: str) -> InstanceLocation:
+        who = _principal(request, Permission.READ)
+        return wado.locate(archive, study, series, sop, who)[0]
 
     @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
     def retrieve_frames(
@@ -344,7 +380,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         with _http_errors():
             numbers = wado.parse_frame_list(frames)
             choices = frame_choices(request.headers.get("accept"))
-            source = wado.open_frames(archive, one(study, series, sop))
+            source = wado.open_frames(archive, one(request, study, series, sop))
             parts = wado.frame_parts(source, numbers, choices)
         return _multipart_now(parts, parts[0][0].split(";")[0])
 
@@ -353,7 +389,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         request: Request, study: str, series: str, sop: str, path: str
     ) -> Response:
         with _http_errors():
-            loc = one(study, series, sop)
+            loc = one(request, study, series, sop)
             if path.strip("/").upper() in ("7FE00010", "7FE00008", "7FE00009"):
                 source = wado.open_frames(archive, loc)
                 choices = frame_choices(request.headers.get("accept"))
@@ -374,7 +410,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         with _http_errors():
             media_type = rendered_media_type(request.headers.get("accept"))
             options = _render_options(request, media_type, thumbnail)
-            locations = wado.locate(archive, study, series, sop)
+            locations = wado.locate(
+                archive, study, series, sop, _principal(request, Permission.READ)
+            )
             numbers = wado.parse_frame_list(frames) if frames else None
             if thumbnail:
                 loc = wado.representative(locations) if sop is None else locations[0]
@@ -452,7 +490,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
             missing = [k for k in ("studyUID", "seriesUID", "objectUID") if not q.get(k)]
             if missing:
                 raise QueryError(f"missing parameter(s): {', '.join(missing)}")
-            loc = one(q["studyUID"], q["seriesUID"], q["objectUID"])
+            loc = one(request, q["studyUID"], q["seriesUID"], q["objectUID"])
             content_type = (q.get("contentType") or "image/jpeg").split(",")[0].strip()
             if content_type in ("application/dicom", "application/dicom;"):
                 syntax = q.get("transferSyntax") or tx.EXPLICIT_LE
