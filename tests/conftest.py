@@ -106,6 +106,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
         TELERAD_DATA_DIR=str(data_dir),
         TELERAD_HTTP_PORT=str(http_port),
         TELERAD_DICOM_PORT=str(dicom_port),
+        TELERAD_DICOM_TLS_PORT=str(free_port()),  # listened on only with TELERAD_TLS_CERT/KEY
         TELERAD_DICOM_AET="TELERAD",
         TELERAD_FSYNC="false",
     )
@@ -115,13 +116,15 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
         proc = subprocess.Popen(
             [sys.executable, "-m", "telerad.cli.main", "serve"], env=env, stdout=log, stderr=log
         )
-    url = f"http://127.0.0.1:{http_port}"
+    scheme = "https" if env.get("TELERAD_TLS_CERT") else "http"
+    url = f"{scheme}://127.0.0.1:{http_port}"
     deadline = time.time() + 60
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log_path.read_text()}")
         try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+            # Readiness only; TLS tests check the certificate themselves.
+            if httpx.get(url + "/healthz", timeout=1, verify=False).status_code == 200:
                 return LiveServer(url, dicom_port, "TELERAD", data_dir, proc, env)
         except httpx.HTTPError:
             pass

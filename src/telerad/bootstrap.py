@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from sqlalchemy import Engine
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.model import Facility
+from telerad.services.access_audit import AccessLog
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
@@ -33,6 +35,7 @@ class Platform:
     audit: AuditService
     identity: SqlIdentity
     auth: AuthService
+    access: AccessLog
     listeners: dict[str, bool] = field(default_factory=dict)
     syncer: IndexSyncer | None = None
 
@@ -99,4 +102,20 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     )
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     auth = AuthService(identity, secret, audit, policy)
-    return Platform(settings, engine, index, blobs, archive, audit, identity, auth, syncer=syncer)
+    access = AccessLog(audit, _facility_names(index))
+    return Platform(
+        settings, engine, index, blobs, archive, audit, identity, auth, access, syncer=syncer
+    )
+
+
+def _facility_names(index: SqlIndex) -> Callable[[int], str]:
+    """Facility id → name for audit records (names do not change while running)."""
+    names: dict[int, str] = {}
+
+    def name(facility_id: int) -> str:
+        if facility_id not in names:
+            found = index.facility_by_id(facility_id)
+            names[facility_id] = found.name if found else str(facility_id)
+        return names[facility_id]
+
+    return name

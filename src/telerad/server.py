@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -23,11 +24,52 @@ def start_listeners(platform: Platform) -> list[object]:
     return [server]
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_problem(settings: Settings, has_users: bool) -> str | None:
+    """Why the platform must not start: listening beyond this machine with nobody to sign in.
+
+    Without accounts everything is open (the platform cannot tell people apart), so it
+    may only be reachable from this machine.
+    """
+    if has_users:
+        return None
+    exposed = [
+        f"{name} {host}"
+        for name, host in (
+            ("TELERAD_HTTP_HOST", settings.http_host),
+            ("TELERAD_DICOM_HOST", settings.dicom_host),
+        )
+        if not _loopback(host)
+    ]
+    if not exposed:
+        return None
+    return (
+        f"refusing to listen on {', '.join(exposed)} without any user: create one first "
+        "(telerad user add NAME --role network-admin --password-stdin) or listen on 127.0.0.1"
+    )
+
+
 def run(settings: Settings, demo: bool = False) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     platform = bootstrap(settings)
+    if demo:
+        from telerad.demo_people import ensure_demo_people
+
+        ensure_demo_people(platform)
+    exposed = exposure_problem(settings, platform.auth.has_users())
+    if exposed:
+        platform.close()
+        raise SystemExit(f"telerad: {exposed}")
     if demo:
         from telerad.demo import load_demo_once
 

@@ -326,7 +326,8 @@ class _FindEvent:
         self.identifier = identifier
         self.request = SimpleNamespace(AffectedSOPClassUID=STUDY_ROOT_FIND)
         self.assoc = SimpleNamespace(
-            requestor=SimpleNamespace(ae_title="ANY"), acceptor=SimpleNamespace(ae_title="TELERAD")
+            requestor=SimpleNamespace(ae_title="ANY", address="127.0.0.1"),
+            acceptor=SimpleNamespace(ae_title="TELERAD"),
         )
         self._checks = 0
         self._cancel_on = cancel_on_check

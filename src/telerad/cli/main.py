@@ -9,12 +9,16 @@ import typer
 from rich.console import Console
 
 from telerad.cli.audit import audit_app
+from telerad.cli.people import facility_app, token_app, user_app
 from telerad.config import Settings
 
 app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
 node_app = typer.Typer(help="Remote DICOM nodes (C-MOVE destinations)")
 app.add_typer(node_app, name="node")
 app.add_typer(audit_app, name="audit")
+app.add_typer(facility_app, name="facility")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 console = Console()
 err = Console(stderr=True)
 
@@ -39,6 +43,12 @@ def serve(
     dicom_aet: Annotated[str | None, typer.Option(help="TELERAD_DICOM_AET")] = None,
     http_host: Annotated[str | None, typer.Option(help="TELERAD_HTTP_HOST")] = None,
     dicom_host: Annotated[str | None, typer.Option(help="TELERAD_DICOM_HOST")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="TELERAD_TLS_CERT (PEM)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="TELERAD_TLS_KEY (PEM)")] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option(help="TELERAD_TLS_CLIENT_CA (PEM): mutual TLS")
+    ] = None,
+    dicom_tls_port: Annotated[int | None, typer.Option(help="TELERAD_DICOM_TLS_PORT")] = None,
     demo: Annotated[bool, typer.Option(help="Load demo studies on first start")] = False,
 ) -> None:
     """Start the archive: DIMSE listener, DICOMweb, viewer and study list."""
@@ -52,6 +62,10 @@ def serve(
         dicom_aet=dicom_aet,
         http_host=http_host,
         dicom_host=dicom_host,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        dicom_tls_port=dicom_tls_port,
     )
     run(settings, demo=demo)
 
@@ -127,24 +141,24 @@ def node_add(
     host: Annotated[str, typer.Option(help="Host name or address")],
     port: Annotated[int, typer.Option(help="TCP port")],
     facility: Annotated[str | None, typer.Option(help="Facility the node belongs to")] = None,
+    cert_sha256: Annotated[
+        str, typer.Option(help="SHA-256 of the TLS client certificate it must present")
+    ] = "",
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Register a remote DICOM node (a C-MOVE destination)."""
-    from telerad.bootstrap import bootstrap
-    from telerad.domain.model import Node
+    """Register a remote DICOM node: a C-MOVE destination and a peer allowed to call."""
+    from telerad.cli.common import cli_actor, fail, platform_from
+    from telerad.services.people import AdminError, Administration
 
-    if not 0 < len(ae_title.strip()) <= 16:
-        err.print("[red]an AE title has 1 to 16 characters[/red]")
-        raise typer.Exit(2)
-    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
-    facility_id = None
-    if facility:
-        found = platform.index.facility_by_name(facility)
-        if found is None:
-            found = platform.index.add_facility(facility)
-        facility_id = found.id
-    node = platform.index.add_node(Node(ae_title.strip(), host, port, facility_id))
+    platform = platform_from(data_dir, database_url)
+    admin = Administration(platform.index, platform.auth, platform.audit)
+    try:
+        if facility and platform.index.facility_by_name(facility) is None:
+            admin.add_facility(facility, cli_actor())
+        node = admin.add_node(ae_title, host, port, cli_actor(), facility, cert_sha256)
+    except AdminError as exc:
+        raise fail(str(exc)) from exc
     console.print(f"node {node.ae_title} at {node.host}:{node.port} registered")
 
 

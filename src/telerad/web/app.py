@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from telerad import __version__
 from telerad.bootstrap import Platform
+from telerad.web.auth import SignInRequired
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -48,8 +51,18 @@ def create_app(platform: Platform) -> FastAPI:
             status_code=200 if ready else 503,
         )
 
-    from telerad.web.routes import dicomweb, ui, viewer
+    from telerad.web.routes import account, dicomweb, ui, viewer
 
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
+        """Browsers asking for a page go to the sign-in page; API clients get the 401."""
+        page = not request.url.path.startswith(("/dicom-web", "/api", "/fhir"))
+        if page and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
+
+    app.include_router(account.router(platform))
     app.include_router(dicomweb.router(platform))
     app.include_router(ui.router(platform))
     viewer.mount(app, platform)

@@ -8,7 +8,7 @@ clients get 401 with ``WWW-Authenticate: Bearer``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request
@@ -66,7 +66,7 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require(permission: Permission) -> object:
+def require(permission: Permission) -> Any:
     """A dependency: the principal, who must hold ``permission`` (else 403)."""
 
     def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:

@@ -17,7 +17,11 @@ Also:
 * a PDU whose header claims more than the largest PDU the archive accepts
   (plus room for a large A-ASSOCIATE-RQ) is refused as invalid (an A-ABORT)
   before anything is allocated for it;
-* PDUs are read with ``recv_into`` in one buffer rather than 4 KiB pieces.
+* PDUs are read with ``recv_into`` in one buffer rather than 4 KiB pieces;
+* on a TLS listener the handshake runs in the connection's own thread with the
+  ACSE timeout (pynetdicom does it in the accepting thread, where one silent
+  client stops every other from connecting), and the reactor's wait counts
+  data already decrypted in the TLS layer, which ``select`` cannot see.
 
 Nothing here depends on the archive; :mod:`telerad.adapters.dimse.server` wires it.
 """
@@ -29,6 +33,7 @@ import logging
 import queue
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -47,7 +52,12 @@ from pynetdicom.dsutils import encode
 from pynetdicom.dul import _PDU_TYPES, DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import A_ABORT, A_P_ABORT, A_RELEASE
-from pynetdicom.transport import AddressInformation, AssociationSocket, RequestHandler
+from pynetdicom.transport import (
+    AddressInformation,
+    AssociationSocket,
+    RequestHandler,
+    ThreadedAssociationServer,
+)
 
 from telerad.adapters.dimse.fastdimse import FastDIMSE
 
@@ -150,6 +160,8 @@ class TunedDUL(DULServiceProvider):
         if sock is None or not assoc_socket._is_connected or sock.fileno() < 0:  # type: ignore[union-attr]
             time.sleep(0.001)
             return
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return  # decrypted bytes wait in the TLS layer; select() would not wake for them
         try:
             readable, _, _ = select.select([sock, self._waker_r], [], [], IDLE_WAIT)
         except (OSError, ValueError):
@@ -432,8 +444,43 @@ def pdu_ceiling(max_pdu: int) -> int:
     return base + ASSOCIATION_PDU_MARGIN
 
 
+class TunedAssociationServer(ThreadedAssociationServer):
+    """A threaded association server that leaves the TLS handshake to the connection's thread."""
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        assert self.socket is not None
+        client_socket, address = self.socket.accept()
+        if self.ssl_context:
+            client_socket = self.ssl_context.wrap_socket(
+                client_socket, server_side=True, do_handshake_on_connect=False
+            )
+        return client_socket, address
+
+
+def tls_handshake(sock: ssl.SSLSocket, timeout: float | None, peer: object) -> bool:
+    """Complete a server-side handshake within ``timeout``; close the socket if it fails."""
+    try:
+        sock.settimeout(timeout)
+        sock.do_handshake()
+        return True
+    except (OSError, ValueError) as exc:  # SSLError, timeout, reset by peer
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        log.warning("TLS handshake with %s failed: %s", peer, reason)
+        with contextlib.suppress(OSError):
+            sock.close()
+        return False
+
+
 class TunedRequestHandler(RequestHandler):
     """Creates a :class:`TunedAssociation` for every incoming connection."""
+
+    def handle(self) -> None:
+        sock = self.request
+        if isinstance(sock, ssl.SSLSocket) and not tls_handshake(
+            sock, self.ae.acse_timeout, self.client_address[0]
+        ):
+            return
+        super().handle()
 
     def _create_association(self) -> Association:
         ae = self.ae
@@ -480,6 +527,7 @@ class TunedAE(ApplicationEntity):
         max_pdu: int = 0,
         ext_neg: list[Any] | None = None,
         evt_handlers: list[Any] | None = None,
+        tls_args: tuple[ssl.SSLContext, str] | None = None,
         **_ignored: Any,
     ) -> Association:
         from copy import deepcopy
@@ -490,7 +538,9 @@ class TunedAE(ApplicationEntity):
         )
         assoc = TunedAssociation(self, MODE_REQUESTOR, pdu_ceiling(self.maximum_pdu_size))
         assoc.name = f"RequestorThread@{time.strftime('%Y%m%d%H%M%S')}"
-        assoc.set_socket(TunedSocket(assoc, address=local))
+        assoc_socket = TunedSocket(assoc, address=local)
+        assoc_socket.tls_args = tls_args
+        assoc.set_socket(assoc_socket)
         assoc.acceptor.ae_title = ae_title
         assoc.acceptor.address_info = remote
         assoc.requestor.address_info = local

@@ -20,6 +20,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from telerad.adapters.dimse.contexts import PATIENT_ROOT_MODELS
+from telerad.adapters.dimse.gate import actor_of
 from telerad.adapters.dimse.scope import facility_scope
 from telerad.adapters.dimse.status import (
     CANCEL,
@@ -160,7 +161,7 @@ def handle_find(event: Any, platform: Platform) -> Iterator[tuple[Any, Dataset |
         return
     model = str(event.request.AffectedSOPClassUID)
     try:
-        scope = facility_scope(platform, assoc.requestor.ae_title)
+        scope = facility_scope(platform, assoc)
         request = parse_find(identifier, model, scope)
         rows = platform.archive.search(request.query)
     except IdentifierError as exc:
@@ -173,6 +174,8 @@ def handle_find(event: Any, platform: Platform) -> Iterator[tuple[Any, Dataset |
         log.error("C-FIND failed: %s", type(exc).__name__)
         yield failure(OUT_OF_RESOURCES, "the archive could not run the query"), None
         return
+    keys = ", ".join(f"{k}={m}" for k, m in request.query.matches.items())
+    platform.access.query(actor_of(assoc), f"C-FIND {request.query.level.value} {keys}")
     aet = assoc.acceptor.ae_title
     for row in rows:
         if event.is_cancelled:

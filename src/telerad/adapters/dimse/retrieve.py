@@ -30,6 +30,7 @@ from pynetdicom.dsutils import encode
 
 from telerad.adapters.dimse.contexts import VERIFICATION, sending_contexts
 from telerad.adapters.dimse.find import IdentifierError, query_level
+from telerad.adapters.dimse.gate import actor_of
 from telerad.adapters.dimse.scope import facility_scope
 from telerad.adapters.dimse.status import (
     CANCEL,
@@ -39,6 +40,7 @@ from telerad.adapters.dimse.status import (
     failure,
 )
 from telerad.bootstrap import Platform
+from telerad.domain.audit import EventID
 from telerad.domain.model import InstanceLocation, Level
 
 log = logging.getLogger(__name__)
@@ -202,12 +204,15 @@ def locate(platform: Platform, event: Any) -> list[InstanceLocation]:
     """The instances a C-MOVE/C-GET asks for, within the requester's facility scope."""
     identifier = event.identifier
     level, values, filters = retrieve_keys(identifier, str(event.request.AffectedSOPClassUID))
-    scope = facility_scope(platform, event.assoc.requestor.ae_title)
+    scope = facility_scope(platform, event.assoc)
     found = platform.archive.locate(level, values, scope)
     if "StudyInstanceUID" in filters:
         found = [loc for loc in found if loc.study_instance_uid in filters["StudyInstanceUID"]]
     if "SeriesInstanceUID" in filters:
         found = [loc for loc in found if loc.series_instance_uid in filters["SeriesInstanceUID"]]
+    actor = actor_of(event.assoc)
+    for study, facility_id in sorted({(f.study_instance_uid, f.facility_id) for f in found}):
+        platform.access.access(actor, EventID.INSTANCES_TRANSFERRED, study, facility_id=facility_id)
     return found
 
 
@@ -245,6 +250,11 @@ def handle_move(event: Any, platform: Platform) -> Iterator[Any]:
     """EVT_C_MOVE handler: destination, number of sub-operations, then the instances."""
     destination = str(event.move_destination).strip()
     node = platform.index.node_by_ae(destination)
+    scope = facility_scope(platform, event.assoc)
+    if node is not None and not (
+        node.facility_id is None or scope is None or node.facility_id in scope
+    ):
+        node = None  # another facility's node: its data must not go there
     if node is None:
         log.info("C-MOVE to an unregistered destination refused")
         yield None, None  # pynetdicom answers 0xA801 Move Destination unknown

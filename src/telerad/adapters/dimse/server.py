@@ -14,8 +14,9 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from telerad.adapters.dimse.commitment import CommitmentSCP
 from telerad.adapters.dimse.contexts import follow_requestor_order, supported_contexts
-from telerad.adapters.dimse.engine import TunedAE, TunedRequestHandler
+from telerad.adapters.dimse.engine import TunedAE
 from telerad.adapters.dimse.find import handle_find
+from telerad.adapters.dimse.gate import gated_handler
 from telerad.adapters.dimse.retrieve import handle_get, handle_move
 from telerad.adapters.dimse.status import SUCCESS
 from telerad.adapters.dimse.store import StoreSCP
@@ -124,7 +125,7 @@ def start_dimse_server(
         address,
         evt_handlers=handlers,
         server_class=ThreadedAssociationServer,
-        request_handler=TunedRequestHandler,
+        request_handler=gated_handler(platform),
     )
     ae._servers.append(server)
     thread = threading.Thread(target=server.serve_forever, name="dimse-listener", daemon=True)

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
+from telerad.adapters.dimse.gate import actor_of
 from telerad.adapters.dimse.status import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
@@ -30,6 +31,7 @@ from telerad.adapters.dimse.status import (
 )
 from telerad.bootstrap import Platform
 from telerad.dicom.part10 import build_part10
+from telerad.domain.audit import Action, EventID
 from telerad.domain.model import StoreOutcome
 from telerad.domain.uids import is_valid_uid
 
@@ -168,8 +170,16 @@ class StoreSCP:
             )
         calling_ae = str(event.assoc.requestor.ae_title).strip()
         part10 = build_part10(data, transfer_syntax, sop_class, sop_instance, calling_ae)
-        result = self.platform.archive.store(self.facility_id(event.assoc), part10)
+        facility_id = self.facility_id(event.assoc)
+        result = self.platform.archive.store(facility_id, part10)
         if result.ok:
+            self.platform.access.access(  # once per study and peer, not per instance
+                actor_of(event.assoc),
+                EventID.INSTANCES_TRANSFERRED,
+                result.study_instance_uid or "",
+                action=Action.CREATE,
+                facility_id=facility_id,
+            )
             return SUCCESS
         if result.outcome is StoreOutcome.CONFLICT:
             return failure(

@@ -51,11 +51,13 @@ from telerad.dicom.render import (
     parse_window,
     thumbnail_options,
 )
+from telerad.domain.audit import Action, EventID, Outcome
 from telerad.domain.identity import Permission, Principal
-from telerad.domain.model import Facility, InstanceLocation, Level
+from telerad.domain.model import Facility, InstanceLocation, Level, StoreResult
 from telerad.domain.query import QueryError
+from telerad.services.access_audit import Actor
 from telerad.services.ports import IntegrityError
-from telerad.web.auth import authenticate
+from telerad.web.auth import authenticate, client_address
 
 DICOM_JSON = "application/dicom+json"
 #: Bodies larger than this are spooled to a temporary file and framed through mmap.
@@ -177,9 +179,13 @@ def _principal(request: Request, permission: Permission) -> Principal:
     return who
 
 
+def _actor(request: Request, who: Principal) -> Actor:
+    return Actor.of(who, client_address(request))
+
+
 def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per resource
     r = APIRouter(prefix="/dicom-web", tags=["DICOMweb"])
-    archive, index = platform.archive, platform.index
+    archive, index, access = platform.archive, platform.index, platform.access
 
     # -- STOW-RS ------------------------------------------------------------------
     async def receive(request: Request) -> tuple[Buffer, Callable[[], None]]:
@@ -259,16 +265,29 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
             try:
                 parts = await run_in_threadpool(split_parts, body, boundary)
                 fid = facility.id
+                studies: set[str] = set()
+
+                def store_one(data: bytes) -> StoreResult:
+                    stored = archive.store(fid, data)
+                    if stored.ok and stored.study_instance_uid:
+                        studies.add(stored.study_instance_uid)
+                    return stored
+
                 result = await run_in_threadpool(
-                    store_parts,
-                    lambda data: archive.store(fid, data),
-                    body,
-                    parts,
-                    study,
-                    _base(request),
+                    store_parts, store_one, body, parts, study, _base(request)
                 )
             finally:
                 close()
+            actor = _actor(request, authenticate(request))
+            for uid in sorted(studies):
+                await run_in_threadpool(
+                    access.access,
+                    actor,
+                    EventID.INSTANCES_TRANSFERRED,
+                    uid,
+                    action=Action.CREATE,
+                    facility_id=fid,
+                )
         return Response(result.body, status_code=result.status, media_type=DICOM_JSON)
 
     @r.post("/studies")
@@ -296,6 +315,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
             req.query.facility_ids = who.facility_ids
             req.query.granted_studies = who.break_glass
             rows = archive.search(req.query)
+        access.query(_actor(request, who), f"QIDO-RS {request.url.path} ?{request.url.query}")
         warnings = list(req.warnings)
         if req.cap is not None and len(rows) > req.cap:
             rows = rows[: req.cap]
@@ -329,10 +349,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
 
     # -- WADO-RS: instances and metadata --------------------------------------------
     def retrieve(request: Request, study: str, series: str | None, sop: str | None) -> Response:
-        who = _principal(request, Permission.READ)
         with _http_errors():
             syntaxes = instance_syntaxes(request.headers.get("accept"))
-            locations = wado.locate(archive, study, series, sop, who)
+            locations = locate(request, study, series, sop, EventID.INSTANCES_TRANSFERRED)
             parts = wado.instance_parts(archive, locations, syntaxes)
         return _multipart(parts, "application/dicom")
 
@@ -349,10 +368,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return retrieve(request, study, series, sop)
 
     def metadata(request: Request, study: str, series: str | None, sop: str | None) -> Response:
-        who = _principal(request, Permission.READ)
         with _http_errors():
             _check_json_accept(request.headers.get("accept"))
-            locations = wado.locate(archive, study, series, sop, who)
+            locations = locate(request, study, series, sop)
             body = wado.metadata(archive, index, locations, _base(request))
         return _json(request, body)
 
@@ -369,9 +387,26 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return metadata(request, study, series, sop)
 
     # -- WADO-RS: frames and bulk data ----------------------------------------------
-    def one(request: Request, study: str, series: str, sop: str) -> InstanceLocation:
+    def locate(
+        request: Request,
+        study: str,
+        series: str | None,
+        sop: str | None,
+        event: EventID = EventID.INSTANCES_ACCESSED,
+    ) -> list[InstanceLocation]:
+        """The instances a READ request names, within the caller's scope; audited."""
         who = _principal(request, Permission.READ)
-        return wado.locate(archive, study, series, sop, who)[0]
+        actor = _actor(request, who)
+        try:
+            found = wado.locate(archive, study, series, sop, who)
+        except wado.NotFound:
+            access.access(actor, event, study, outcome=Outcome.MINOR_FAILURE)
+            raise
+        access.access(actor, event, study, facility_id=found[0].facility_id)
+        return found
+
+    def one(request: Request, study: str, series: str, sop: str) -> InstanceLocation:
+        return locate(request, study, series, sop)[0]
 
     @r.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frames}")
     def retrieve_frames(
@@ -410,9 +445,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         with _http_errors():
             media_type = rendered_media_type(request.headers.get("accept"))
             options = _render_options(request, media_type, thumbnail)
-            locations = wado.locate(
-                archive, study, series, sop, _principal(request, Permission.READ)
-            )
+            locations = locate(request, study, series, sop)
             numbers = wado.parse_frame_list(frames) if frames else None
             if thumbnail:
                 loc = wado.representative(locations) if sop is None else locations[0]

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from telerad.bootstrap import Platform
 from telerad.domain.model import Level
 from telerad.domain.query import Match, Query, QueryError, Range, UidList, Wildcard, parse_match
+from telerad.web.auth import authenticate
 
 WEB = Path(__file__).resolve().parents[1]
 TEMPLATES = Jinja2Templates(directory=WEB / "templates")
@@ -109,6 +110,7 @@ def router(platform: Platform) -> APIRouter:
         page: Annotated[int, QueryParam(ge=1, le=100_000)] = 1,
         size: Annotated[int, QueryParam(ge=1, le=max(PAGE_SIZES))] = PAGE_SIZES[0],
     ) -> HTMLResponse:
+        who = authenticate(request)
         search = Search(patient_name, patient_id, accession, date_from, date_to, modality)
         error = ""
         rows: list[dict[str, object]] = []
@@ -119,8 +121,10 @@ def router(platform: Platform) -> APIRouter:
                     matches=search.matches(),
                     returns={"InstitutionName"},
                     fuzzy=True,
+                    facility_ids=who.facility_ids,
                     limit=size + 1,  # one more tells whether there is a next page
                     offset=(page - 1) * size,
+                    granted_studies=who.break_glass,
                 )
             )
         except QueryError as exc:
@@ -159,6 +163,7 @@ def router(platform: Platform) -> APIRouter:
                 "modalities": MODALITIES,
                 "person_name": person_name,
                 "dicom_date": dicom_date,
+                "who": who,
             },
             status_code=400 if error else 200,
         )

@@ -1,0 +1,208 @@
+"""Who may associate, and for which facility: checked before any DIMSE message.
+
+An AE title is not authentication. A peer is admitted when its calling AE title
+is registered (a facility's AE, or a node) *and* the association comes from the
+address registered for it (an address, a CIDR network or a host name), *and*,
+when a certificate fingerprint is registered, it presented that TLS client
+certificate. Everything else is rejected at association with "calling AE title
+not recognised" — the same answer whether the title is unknown, spoofed from
+another address or missing its certificate, so probing learns nothing.
+
+Until the platform has its first account it runs open on loopback: unknown AE
+titles are then admitted for the default facility, as a clinic's first
+modality would expect.
+
+The decision is kept on the association; the C-STORE, C-FIND, C-MOVE and C-GET
+handlers read the facility and the scope from it (see :mod:`scope`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pynetdicom import evt
+from pynetdicom.acse import ACSE
+
+from telerad.adapters.dimse.engine import TunedRequestHandler
+from telerad.bootstrap import Platform
+from telerad.domain.audit import EventID, Outcome
+from telerad.services.access_audit import Actor
+
+log = logging.getLogger(__name__)
+
+#: A-ASSOCIATE-RJ: rejected-permanent, service-user, calling AE title not recognised.
+REJECT_CALLING_AE = (0x01, 0x01, 0x03)
+_RESOLVE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Peer:
+    """An admitted peer: where its C-STOREs go and what it may query and retrieve."""
+
+    ae_title: str
+    store_facility_id: int
+    #: Facility ids it may query and retrieve; None: every facility (a reading hub).
+    scope: frozenset[int] | None
+
+
+_resolved: dict[str, tuple[float, frozenset[str]]] = {}
+_resolve_lock = threading.Lock()
+
+
+def _addresses(name: str) -> frozenset[str]:
+    """Addresses of a host name (cached for a minute)."""
+    now = time.monotonic()
+    with _resolve_lock:
+        hit = _resolved.get(name)
+    if hit and hit[0] > now:
+        return hit[1]
+    try:
+        found = frozenset(str(info[4][0]) for info in socket.getaddrinfo(name, None))
+    except OSError:
+        found = frozenset()
+    with _resolve_lock:
+        _resolved[name] = (now + _RESOLVE_SECONDS, found)
+    return found
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        value = ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
+        return value.ipv4_mapped
+    return value
+
+
+def host_matches(registered: str, address: str) -> bool:
+    """Whether ``address`` is the registered host: an address, a network or a name."""
+    if not registered:
+        return True
+    peer = _ip(address)
+    if peer is None:
+        return False
+    try:
+        return peer in ipaddress.ip_network(registered, strict=False)
+    except ValueError:
+        pass
+    return any(_ip(a) == peer for a in _addresses(registered))
+
+
+def peer_fingerprint(assoc: Any) -> str | None:
+    """SHA-256 (hex) of the TLS client certificate the peer presented, if any."""
+    sock = getattr(getattr(getattr(assoc, "dul", None), "socket", None), "socket", None)
+    if not isinstance(sock, ssl.SSLSocket):
+        return None
+    try:
+        der = sock.getpeercert(binary_form=True)
+    except (ValueError, OSError):
+        return None
+    return hashlib.sha256(der).hexdigest() if der else None
+
+
+def admit(platform: Platform, calling_ae: str, address: str, cert: str | None) -> Peer | None:
+    """The peer this association is, or None to reject it."""
+    ae = calling_ae.strip()
+    index = platform.index
+    facility = index.facility_by_ae(ae)
+    if facility is not None:
+        if not host_matches(facility.host, address):
+            return None
+        if facility.cert_sha256 and cert != facility.cert_sha256:
+            return None
+        return Peer(ae, facility.id, frozenset({facility.id}))
+    node = index.node_by_ae(ae)
+    if node is not None:
+        if not host_matches(node.host, address):
+            return None
+        if node.cert_sha256 and cert != node.cert_sha256:
+            return None
+        if node.facility_id is not None:
+            return Peer(ae, node.facility_id, frozenset({node.facility_id}))
+        return Peer(ae, platform.default_facility().id, None)
+    if platform.auth.has_users():
+        return None
+    default = platform.default_facility().id
+    return Peer(ae, default, frozenset({default}))
+
+
+class GatedACSE(ACSE):
+    """pynetdicom's ACSE, asking :func:`admit` before negotiating anything."""
+
+    def __init__(self, assoc: Any, platform: Platform) -> None:
+        super().__init__(assoc)
+        self.platform = platform
+
+    def _negotiate_as_acceptor(self) -> None:
+        assoc: Any = self.assoc
+        primitive: Any = self.requestor.primitive
+        calling = str(primitive.calling_ae_title)
+        address = str(assoc.requestor.address)
+        try:
+            peer = admit(self.platform, calling, address, peer_fingerprint(assoc))
+        except Exception:  # the index is unreachable: refuse rather than guess
+            log.exception("peer check failed; association rejected")
+            peer = None
+        if peer is None:
+            self.requestor.ae_title = calling
+            self.platform.audit.record(
+                EventID.SECURITY_ALERT,
+                calling.strip()[:64] or "?",
+                source_address=address,
+                outcome=Outcome.MINOR_FAILURE,
+                detail="association rejected: calling AE title not registered for this address",
+            )
+            log.warning("association from %s rejected (AE title not registered there)", address)
+            self.send_reject(*REJECT_CALLING_AE)
+            evt.trigger(assoc, evt.EVT_REJECTED, {})
+            assoc.kill()
+            return
+        assoc._telerad_peer = peer
+        assoc._telerad_facility_id = peer.store_facility_id
+        super()._negotiate_as_acceptor()
+
+
+def peer_of(platform: Platform, assoc: Any) -> Peer:
+    """The admitted peer of an association (decided again for associations made elsewhere)."""
+    peer = getattr(assoc, "_telerad_peer", None)
+    if isinstance(peer, Peer):
+        return peer
+    found = admit(platform, str(assoc.requestor.ae_title), str(assoc.requestor.address), None)
+    if found is None:
+        raise PermissionError("peer not admitted")
+    return found
+
+
+def actor_of(assoc: Any) -> Actor:
+    """The audit trail's actor for an association's peer: its AE title and address."""
+    actor = getattr(assoc, "_telerad_actor", None)
+    if not isinstance(actor, Actor):
+        actor = Actor(
+            str(assoc.requestor.ae_title).strip() or "?",
+            "dicom-peer",
+            False,
+            str(assoc.requestor.address),
+        )
+        assoc._telerad_actor = actor
+    return actor
+
+
+def gated_handler(platform: Platform) -> type[TunedRequestHandler]:
+    """The listener's request handler: every association goes through :class:`GatedACSE`."""
+
+    class GatedRequestHandler(TunedRequestHandler):
+        def _create_association(self) -> Any:
+            assoc = super()._create_association()
+            assoc.acse = GatedACSE(assoc, platform)
+            return assoc
+
+    return GatedRequestHandler

@@ -1,0 +1,47 @@
+"""What every command shares: settings from the environment and flags, consoles, the actor."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from telerad.config import Settings
+
+if TYPE_CHECKING:
+    from telerad.bootstrap import Platform
+
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="TELERAD_DATA_DIR")]
+DbUrl = Annotated[str | None, typer.Option("--database-url", help="TELERAD_DATABASE_URL")]
+
+
+def settings_from(**overrides: object) -> Settings:
+    """Environment settings, with command-line flags taking precedence when given."""
+    base = Settings()
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return base.model_copy(update=values) if values else base
+
+
+def platform_from(data_dir: Path | None, database_url: str | None) -> Platform:
+    from telerad.bootstrap import bootstrap
+
+    return bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+
+
+def cli_actor() -> str:
+    """Who runs an administrative command, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "cli"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(code)

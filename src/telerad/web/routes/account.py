@@ -1,0 +1,209 @@
+"""Sign-in and account routes: the sign-in page, tokens for scripts, re-authentication,
+who am I, and break-glass access.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from telerad.bootstrap import Platform
+from telerad.domain.identity import IdentityError, Permission, parse_permissions
+from telerad.services.auth import AuthError, Forbidden
+from telerad.web.auth import SESSION_COOKIE, CurrentPrincipal, client_address, require
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site (no scheme, no host, no protocol-relative //)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+class TokenRequest(BaseModel):
+    username: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
+    code: str | None = Field(default=None, max_length=12)
+    scope: str | None = Field(default=None, description="space-separated scopes")
+    minutes: int | None = Field(default=None, ge=1)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class ReauthRequest(BaseModel):
+    password: str = Field(max_length=1024)
+    code: str | None = Field(default=None, max_length=12)
+
+
+class Me(BaseModel):
+    username: str
+    role: str | None
+    facilities: list[str] | None = Field(description="null: every facility")
+    scopes: list[str]
+    method: str
+
+
+class BreakGlassRequest(BaseModel):
+    study_instance_uid: str = Field(max_length=64)
+    reason: str = Field(min_length=10, max_length=1000)
+    minutes: int = Field(default=60, ge=1, le=240)
+
+
+class BreakGlassGrant(BaseModel):
+    study_instance_uid: str
+    expires_at: str
+
+
+class BreakGlassRecord(BaseModel):
+    username: str
+    study_instance_uid: str
+    reason: str
+    granted_at: str
+    expires_at: str
+
+
+def router(platform: Platform) -> APIRouter:
+    r = APIRouter()
+    auth = platform.auth
+    secure_cookie = platform.settings.tls_cert is not None
+
+    def login_page(
+        request: Request, next_url: str, error: str = "", username: str = "", status: int = 200
+    ) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(
+            request,
+            "login.html",
+            {"next": next_url, "error": error, "username": username, "oidc": None},
+            status_code=status,
+        )
+
+    @r.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_form(request: Request, next: str = "/") -> HTMLResponse:
+        return login_page(request, safe_next(next))
+
+    @r.post("/login", include_in_schema=False)
+    def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=128)],
+        password: Annotated[str, Form(max_length=1024)],
+        code: Annotated[str, Form(max_length=12)] = "",
+        next: Annotated[str, Form(max_length=2048)] = "/",
+    ) -> Response:
+        try:
+            user = auth.sign_in(username, password, code or None, client_address(request))
+        except AuthError as exc:
+            return login_page(request, safe_next(next), str(exc), username, status=401)
+        token = auth.start_session(user, client_address(request))
+        response = RedirectResponse(safe_next(next), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookie,
+            path="/",
+        )
+        return response
+
+    @r.post("/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            auth.end_session(cookie)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @r.post("/api/auth/token", response_model=TokenResponse, tags=["auth"])
+    def token(request: Request, body: TokenRequest) -> TokenResponse:
+        """A bearer token for a script: user name, password and (when enrolled) TOTP code."""
+        try:
+            user = auth.sign_in(body.username, body.password, body.code, client_address(request))
+            lifetime = timedelta(minutes=body.minutes) if body.minutes else None
+            value = auth.issue_token(user, parse_permissions(body.scope), lifetime)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from exc
+        except (ValueError, IdentityError) as exc:
+            raise HTTPException(400, str(exc)) from exc
+        seconds = int((lifetime or auth.policy.token_lifetime).total_seconds())
+        return TokenResponse(access_token=value, expires_in=seconds)
+
+    @r.post("/api/auth/reauth", status_code=204, tags=["auth"])
+    def reauth(request: Request, body: ReauthRequest) -> Response:
+        """Confirm the password (and code) again before a signing action."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise HTTPException(401, "re-authentication applies to a browser session")
+        try:
+            auth.reauthenticate(cookie, body.password, body.code, client_address(request))
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from exc
+        return Response(status_code=204)
+
+    @r.get("/api/me", response_model=Me, tags=["auth"])
+    def me(who: CurrentPrincipal) -> Me:
+        names = {f.id: f.name for f in platform.index.list_facilities()}
+        return Me(
+            username=who.username,
+            role=who.role.value if who.role else None,
+            facilities=None
+            if who.facility_ids is None
+            else sorted(names[i] for i in who.facility_ids if i in names),
+            scopes=sorted(p.value for p in who.permissions),
+            method=who.method,
+        )
+
+    @r.post("/api/break-glass", response_model=BreakGlassGrant, tags=["auth"])
+    def break_glass(
+        request: Request, who: CurrentPrincipal, body: BreakGlassRequest
+    ) -> BreakGlassGrant:
+        """Open one study beyond your facilities for a while, with a reason; audited."""
+        try:
+            auth.require_recent(who)
+            if platform.index.study_facility(body.study_instance_uid) is None:
+                raise HTTPException(404, f"no study {body.study_instance_uid}")
+            expires = auth.break_glass(
+                who, body.study_instance_uid, body.reason, timedelta(minutes=body.minutes)
+            )
+        except Forbidden as exc:
+            raise HTTPException(403, str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return BreakGlassGrant(
+            study_instance_uid=body.study_instance_uid,
+            expires_at=expires.isoformat(timespec="seconds"),
+        )
+
+    @r.get(
+        "/api/break-glass",
+        response_model=list[BreakGlassRecord],
+        tags=["auth"],
+        dependencies=[require(Permission.AUDIT)],
+    )
+    def break_glass_report(days: int = 30) -> list[BreakGlassRecord]:
+        """Break-glass grants of the last ``days`` days, for the privacy officer."""
+        since = auth.clock() - timedelta(days=max(1, min(days, 3660)))
+        return [
+            BreakGlassRecord(
+                username=g.username,
+                study_instance_uid=g.study_instance_uid,
+                reason=g.reason,
+                granted_at=g.granted_at.isoformat(timespec="seconds"),
+                expires_at=g.expires_at.isoformat(timespec="seconds"),
+            )
+            for g in platform.identity.break_glass_grants(since)
+        ]
+
+    return r
