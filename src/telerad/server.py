@@ -9,19 +9,24 @@ import time
 
 import uvicorn
 
+from telerad.adapters.tls import ListenerContexts, TLSConfigError, listener_contexts
 from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
 
 log = logging.getLogger("telerad")
 
 
-def start_listeners(platform: Platform) -> list[object]:
-    """Start the DIMSE listener; return handles to stop later."""
+def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> list[object]:
+    """Start the DIMSE listener (and the DICOM TLS one); return handles to stop later."""
     from telerad.adapters.dimse.server import start_dimse_server
 
-    server = start_dimse_server(platform)
+    handles: list[object] = [start_dimse_server(platform)]
     platform.listeners["dimse"] = True
-    return [server]
+    if tls is not None:
+        port = platform.settings.dicom_tls_port
+        handles.append(start_dimse_server(platform, port=port, ssl_context=tls.dicom))
+        platform.listeners["dicom-tls"] = True
+    return handles
 
 
 def _loopback(host: str) -> bool:
@@ -61,6 +66,10 @@ def run(settings: Settings, demo: bool = False) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:  # a bad certificate path is a clear message at start, not a traceback
+        tls = listener_contexts(settings)
+    except TLSConfigError as exc:
+        raise SystemExit(f"telerad: {exc}") from None
     platform = bootstrap(settings)
     if demo:
         from telerad.demo_people import ensure_demo_people
@@ -76,12 +85,18 @@ def run(settings: Settings, demo: bool = False) -> None:
         threading.Thread(target=load_demo_once, args=(platform,), daemon=True).start()
     from telerad.web.app import create_app
 
-    handles = start_listeners(platform)
+    handles = start_listeners(platform, tls)
     app = create_app(platform)
     s = settings
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False
+            app,
+            host=s.http_host,
+            port=s.http_port,
+            log_level="warning",
+            access_log=False,
+            # uvicorn's own context would have no TLS 1.2 floor: it gets ours instead.
+            ssl_context_factory=None if tls is None else (lambda _config, _default: tls.https),
         )
     )
 
@@ -92,9 +107,11 @@ def run(settings: Settings, demo: bool = False) -> None:
 
     platform.listeners["http"] = False
     threading.Thread(target=_mark_http_up, daemon=True).start()
+    scheme = "http" if tls is None else "https"
+    dicom_tls = "" if tls is None else f"  DICOM TLS {s.dicom_host}:{s.dicom_tls_port}"
     print(
-        f"telerad: web http://{s.http_host}:{s.http_port}/  viewer /viewer  DICOMweb /dicom-web  "
-        f"DICOM {s.dicom_aet}@{s.dicom_host}:{s.dicom_port}",
+        f"telerad: web {scheme}://{s.http_host}:{s.http_port}/  viewer /viewer  "
+        f"DICOMweb /dicom-web  DICOM {s.dicom_aet}@{s.dicom_host}:{s.dicom_port}{dicom_tls}",
         flush=True,
     )
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import threading
 import warnings
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from telerad.adapters.dimse.commitment import CommitmentSCP
 from telerad.adapters.dimse.contexts import follow_requestor_order, supported_contexts
-from telerad.adapters.dimse.engine import TunedAE
+from telerad.adapters.dimse.engine import TunedAE, TunedAssociationServer
 from telerad.adapters.dimse.find import handle_find
 from telerad.adapters.dimse.gate import gated_handler
 from telerad.adapters.dimse.retrieve import handle_get, handle_move
@@ -83,6 +84,7 @@ def start_dimse_server(
     network_timeout: float = 60.0,
     dimse_timeout: float = 60.0,
     port: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> DimseServer:
     """Listen on (settings.dicom_host, settings.dicom_port) without blocking.
 
@@ -91,6 +93,8 @@ def start_dimse_server(
     bounds association negotiation (and a connection that never sends an
     A-ASSOCIATE-RQ), ``network_timeout`` an idle association or a PDU that
     stops half-way, ``dimse_timeout`` the wait for a peer's DIMSE response.
+    With ``ssl_context`` every connection is TLS (see :mod:`telerad.adapters.tls`);
+    the handshake is bounded by ``acse_timeout``.
     """
     settings = platform.settings
     quiet_libraries()
@@ -123,12 +127,17 @@ def start_dimse_server(
     address = (settings.dicom_host, settings.dicom_port if port is None else port)
     server = ae.make_server(
         address,
+        ssl_context=ssl_context,
         evt_handlers=handlers,
-        server_class=ThreadedAssociationServer,
+        server_class=TunedAssociationServer,
         request_handler=gated_handler(platform),
     )
     ae._servers.append(server)
-    thread = threading.Thread(target=server.serve_forever, name="dimse-listener", daemon=True)
+    kind = "DIMSE" if ssl_context is None else "DICOM TLS"
+    name = "dimse-listener" if ssl_context is None else "dimse-tls-listener"
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
     thread.start()
-    log.info("DIMSE listener %s on %s:%s", settings.dicom_aet, address[0], server.server_address[1])
+    log.info(
+        "%s listener %s on %s:%s", kind, settings.dicom_aet, address[0], server.server_address[1]
+    )
     return DimseServer(ae, server, thread)
