@@ -126,7 +126,7 @@ def test_study_of_another_facility_is_refused(any_platform: Platform) -> None:
     first, second = list(ct_series(spec, slices=2, rows=8, cols=8))
     assert p.archive.store(one.id, to_bytes(first)).ok
     result = p.archive.store(two.id, to_bytes(second))
-    assert result.outcome is StoreOutcome.REJECTED and "another facility" in result.reason
+    assert result.outcome is StoreOutcome.REJECTED and "already in use" in result.reason
     assert p.index.counts()["instances"] == 1
     assert len([f for f in p.settings.blob_dir.rglob("*.dcm")]) == 1
 

@@ -106,7 +106,8 @@ def start_dimse_server(
     ae.dimse_timeout = dimse_timeout
     ae.connection_timeout = 10
     # Any Called AE title is accepted (peers configured with an old title keep working);
-    # the calling AE title decides the facility, see scope.py and Platform.facility_for_ae.
+    # the calling AE title and address decide who may associate and for which facility
+    # (gate.py).
     ae.require_called_aet = False
     ae.require_calling_aet = []
     for cx in supported_contexts():

@@ -353,7 +353,8 @@ class SqlIndex:
         )
         if study_pk and study_facility != facility_id:
             raise ConflictingHierarchy(
-                "the StudyInstanceUID is already used by a study of another facility"
+                # Whose it is stays unsaid: tenants must not learn about each other.
+                "the StudyInstanceUID is already in use elsewhere"
             )
         if not study_pk:
             patient_pk = self._patient_pk(conn, facility_id, h)
