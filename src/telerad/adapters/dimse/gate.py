@@ -18,11 +18,9 @@ handlers read the facility and the scope from it (see :mod:`scope`).
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from pynetdicom import evt
 from pynetdicom.acse import ACSE
 
 from telerad.adapters.dimse.engine import TunedRequestHandler
+from telerad.adapters.tls import peer_fingerprint
 from telerad.bootstrap import Platform
 from telerad.domain.audit import EventID, Outcome
 from telerad.services.access_audit import Actor
@@ -95,18 +94,6 @@ def host_matches(registered: str, address: str) -> bool:
     except ValueError:
         pass
     return any(_ip(a) == peer for a in _addresses(registered))
-
-
-def peer_fingerprint(assoc: Any) -> str | None:
-    """SHA-256 (hex) of the TLS client certificate the peer presented, if any."""
-    sock = getattr(getattr(getattr(assoc, "dul", None), "socket", None), "socket", None)
-    if not isinstance(sock, ssl.SSLSocket):
-        return None
-    try:
-        der = sock.getpeercert(binary_form=True)
-    except (ValueError, OSError):
-        return None
-    return hashlib.sha256(der).hexdigest() if der else None
 
 
 def admit(platform: Platform, calling_ae: str, address: str, cert: str | None) -> Peer | None:
