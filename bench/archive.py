@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import clients, corpus
 from bench.clients import JSON, MeasureError, RssSampler
 from bench.report import BY_KEY, Results, environment
-from bench.servers import KINDS, Server, ServerUnavailable
+from bench.servers import KINDS, Server, ServerUnavailable, Telerad
 
 BROWSER_GZIP = "gzip, deflate"
 FRAMES_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
@@ -264,6 +265,13 @@ class Bench:
                 self._qido(loaded)
             if wado:
                 self._wado(loaded)
+            if qido:  # last: from here on the telerad server requires sign-in
+                for srv in loaded:
+                    if isinstance(srv, Telerad):
+                        try:
+                            self._authorisation(srv)
+                        except MeasureError as e:
+                            self.results.notes.append(f"authorisation benchmark failed: {e}")
             for kind in ("Orthanc", "telerad"):
                 if kind in self.unavailable:
                     for key in (["qido_pid", "qido_name", "qido_date"] if qido else []) + (
@@ -331,7 +339,12 @@ class Bench:
                     expected_results_mean=sum(c for _, c in plan) / len(plan),
                 )
 
-    def _qido_run(self, srv: Server, plan: list[tuple[dict[str, str], int]]) -> float:
+    def _qido_run(
+        self,
+        srv: Server,
+        plan: list[tuple[dict[str, str], int]],
+        headers: dict[str, str] | None = None,
+    ) -> float:
         def check(i: int, r: httpx.Response) -> None:
             got, want = clients.qido_count(r), plan[i][1]
             if got != want:
@@ -341,11 +354,56 @@ class Bench:
             lat = clients.timed_gets(
                 client,
                 [(f"{srv.dicomweb}/studies", p) for p, _ in plan],
-                {"Accept": JSON},
+                {"Accept": JSON, **(headers or {})},
                 check,
                 self.cfg.qido_warmup,
             )
         return lat.median_ms
+
+    def _authorisation(self, srv: Telerad) -> None:
+        """The same PatientID queries as a network admin and as a facility user.
+
+        The facility user's scope covers the whole corpus (it was loaded into the
+        default facility), so both get the same answers and only the authorisation
+        differs: the scope filter in the query and the account lookup.
+        """
+        try:
+            srv.cli("user", "add", "bench-admin", "--role", "network-admin")
+            facility = "DEFAULT"
+            srv.cli("user", "add", "bench-staff", "--role", "facility-user", "--facility", facility)
+            tokens = {
+                who: srv.cli("token", "create", f"bench-{who}", "--minutes", "240").strip()
+                for who in ("admin", "staff")
+            }
+        except ServerUnavailable as e:
+            self.results.notes.append(f"authorisation benchmark skipped: {e}")
+            return
+        time.sleep(2.5)  # the server notices its first accounts within 2 s
+        plan = self._qido_queries()["qido_pid"]
+        # Each query as both, alternating who goes first: load drift hits both alike.
+        times: dict[str, list[float]] = {"admin": [], "staff": []}
+        with httpx.Client(timeout=120) as client:
+            for repeat in range(3):
+                for i, (params, want) in enumerate(plan):
+                    order = ("admin", "staff") if (i + repeat) % 2 == 0 else ("staff", "admin")
+                    for who in order:
+                        headers = {"Accept": JSON, "Authorization": f"Bearer {tokens[who]}"}
+                        url = clients.with_query(f"{srv.dicomweb}/studies", params)
+                        t0 = time.perf_counter()
+                        r = client.get(url, headers=headers)
+                        elapsed = (time.perf_counter() - t0) * 1000
+                        if clients.qido_count(r) != want:
+                            raise MeasureError(f"{who}: {params} gave HTTP {r.status_code}")
+                        if i >= self.cfg.qido_warmup:
+                            times[who].append(elapsed)
+        best = {who: statistics.median(values) for who, values in times.items()}
+        self.results.set("qido_as_admin", "telerad", best["admin"])
+        self.results.set("qido_as_user", "telerad", best["staff"])
+        self.results.set("qido_auth_overhead", "telerad", best["staff"] / best["admin"])
+        self.console.print(
+            f"  QIDO as network admin {best['admin']:.2f} ms, as facility user "
+            f"{best['staff']:.2f} ms ({best['staff'] / best['admin']:.3f}×)"
+        )
 
     def _wado(self, servers: list[Server]) -> None:
         ct = self.ct
@@ -413,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         default="stow",
         help="how the QIDO-RS study set is loaded (3 in parallel; not a target)",
     )
+    ap.add_argument("--keep", action="store_true", help="keep the servers' data (path printed)")
     args = ap.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
     cfg = dataclasses.replace(cfg, load_via=args.load)
@@ -450,7 +509,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[red]interrupted: servers stopped, temporary files removed[/]")
         code = 130
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if args.keep:
+            console.print(f"servers' data kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
     total = time.monotonic() - started
     mode = "quick" if args.quick else "full"
     title = (

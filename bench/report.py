@@ -50,6 +50,11 @@ MEASURES = [
     Measure("wado_metadata", "WADO-RS CT series metadata", "ms median", "max", 0.5, 1),
     Measure("wado_frames", "WADO-RS frames/1 (native)", "ms median", "max", 1.0, 2),
     Measure("wado_frames_gzip", "WADO-RS frames/1, Accept-Encoding gzip", "ms median", digits=2),
+    Measure("qido_as_admin", "QIDO PatientID as a network admin (token)", "ms median", digits=2),
+    Measure("qido_as_user", "QIDO PatientID as a facility user (token)", "ms median", digits=2),
+    Measure(
+        "qido_auth_overhead", "authorisation: facility user / network admin", "×", "abs_max", 1.1, 3
+    ),
     Measure("rss_ct_ingest", "server RSS, max during CT ingest", "MB", "abs_max", 500, 0),
 ]
 BY_KEY = {m.key: m for m in MEASURES}

@@ -325,5 +325,20 @@ class Telerad(Server):
         ok = httpx.get(self.http_url + "/healthz", timeout=2).status_code == 200
         return ok and echo(self.dicom_port, self.aet)
 
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        """Run a ``telerad`` command against this server's data dir; its standard output."""
+        _argv, env = self._command()
+        result = subprocess.run(
+            [sys.executable, "-m", "telerad.cli.main", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise ServerUnavailable(f"telerad {args[0]} failed: {result.stderr.strip()[:160]}")
+        return result.stdout
+
 
 KINDS: dict[str, type[Server]] = {"storescp": Storescp, "Orthanc": Orthanc, "telerad": Telerad}

@@ -62,3 +62,18 @@ def sync_sqlite(engine: Engine) -> None:
     """
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Give SQLite's planner current statistics (sampled, so it stays cheap when large).
+
+    Without them SQLite prefers any index with an equality on its first column, e.g.
+    the facility index for a facility user's PatientID search (every study of the
+    facility) over the patient index (one patient's studies).
+    """
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    # Open connections keep the statistics they loaded with the schema: new ones read these.
+    engine.dispose()

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from telerad.storage.db.engine import sync_sqlite
+from telerad.storage.db.engine import refresh_statistics, sync_sqlite
 
 SYNCED_MARKER = ".index-synced"
+#: How often the SQLite planner's statistics are refreshed (seconds).
+ANALYZE_EVERY = 30.0
 
 
 def _write_durably(path: Path, text: str) -> None:
@@ -113,10 +115,15 @@ class IndexSyncer:
         self._thread.start()
 
     def _run(self) -> None:
+        analysed = 0.0
         while not self._stop.wait(self.interval):
             # A failed sync is retried at the next interval; blobs stay the record.
             with contextlib.suppress(OSError):
                 self.sync()
+            if self.engine is not None and time.monotonic() - analysed > ANALYZE_EVERY:
+                with contextlib.suppress(Exception):  # statistics are an optimisation
+                    refresh_statistics(self.engine)
+                analysed = time.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
