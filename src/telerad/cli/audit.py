@@ -10,28 +10,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from telerad.config import Settings
+from telerad.cli.common import DataDir, DbUrl, console, err, settings_from
 from telerad.domain.audit import AuditRecord, EventID
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, export it")
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="TELERAD_DATA_DIR")]
-DbUrl = Annotated[str | None, typer.Option("--database-url", help="TELERAD_DATABASE_URL")]
 
 
 class ExportFormat(StrEnum):
     dicom = "dicom"
     fhir = "fhir"
-
-
-def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
-    values = {k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v}
-    base = Settings()
-    return base.model_copy(update=values) if values else base
 
 
 def _since(text: str | None) -> datetime | None:
@@ -50,7 +38,7 @@ def verify(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Check the hash chain: exit 0 when intact, 1 naming the first bad record."""
     from telerad.bootstrap import bootstrap
 
-    platform = bootstrap(_settings(data_dir, database_url))
+    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
     try:
         verdict = platform.audit.verify()
     finally:
@@ -76,7 +64,7 @@ def export(
     from telerad.bootstrap import bootstrap
 
     start = _since(since)
-    platform = bootstrap(_settings(data_dir, database_url))
+    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
     source = platform.settings.dicom_aet
 
     def formatter(record: AuditRecord) -> str:

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from telerad.cli.audit import audit_app
+from telerad.cli.common import DataDir, DbUrl, console, err, settings_from
 from telerad.cli.people import facility_app, token_app, user_app
-from telerad.config import Settings
 
 app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
 node_app = typer.Typer(help="Remote DICOM nodes (C-MOVE destinations)")
@@ -19,19 +18,6 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(facility_app, name="facility")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
-console = Console()
-err = Console(stderr=True)
-
-
-def settings_from(**overrides: object) -> Settings:
-    """Environment settings, with command-line flags taking precedence when given."""
-    base = Settings()
-    values = {k: v for k, v in overrides.items() if v is not None}
-    return base.model_copy(update=values) if values else base
-
-
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="TELERAD_DATA_DIR")]
-DbUrl = Annotated[str | None, typer.Option("--database-url", help="TELERAD_DATABASE_URL")]
 
 
 @app.command()
