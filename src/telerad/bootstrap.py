@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from telerad.adapters.oidc import OidcProvider
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.model import Facility
@@ -17,6 +19,8 @@ from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.storage.blobs.filesystem import FileBlobStore
+from telerad.storage.blobs.keys import FacilityKeys, load_master_key
+from telerad.storage.blobs.protected import ProtectedBlobStore
 from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.identity_repository import SqlIdentity
@@ -30,7 +34,7 @@ class Platform:
     settings: Settings
     engine: Engine
     index: SqlIndex
-    blobs: FileBlobStore
+    blobs: FileBlobStore | ProtectedBlobStore
     archive: Archive
     audit: AuditService
     identity: SqlIdentity
@@ -38,6 +42,8 @@ class Platform:
     access: AccessLog
     listeners: dict[str, bool] = field(default_factory=dict)
     syncer: IndexSyncer | None = None
+    #: OpenID Connect sign-in, when an issuer and client id are configured.
+    oidc: OidcProvider | None = None
 
     def default_facility(self) -> Facility:
         name = self.settings.default_facility
@@ -81,7 +87,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     engine = make_engine(url)
     migrate(engine)
     index = SqlIndex(engine)
-    blobs = FileBlobStore(settings.blob_dir, fsync=settings.fsync)
+    blobs = _blob_store(settings, engine, index)
     run = claim(settings.data_dir)
     database = sqlite_path(url)
     if run.unclean_since is not None and not run.shared:
@@ -103,9 +109,61 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     auth = AuthService(identity, secret, audit, policy)
     access = AccessLog(audit, _facility_names(index))
+    oidc = None
+    if settings.oidc_issuer and settings.oidc_client_id:
+        oidc = OidcProvider(
+            settings.oidc_issuer,
+            settings.oidc_client_id,
+            settings.oidc_client_secret,
+            settings.oidc_scopes,
+        )
     return Platform(
-        settings, engine, index, blobs, archive, audit, identity, auth, access, syncer=syncer
+        settings,
+        engine,
+        index,
+        blobs,
+        archive,
+        audit,
+        identity,
+        auth,
+        access,
+        syncer=syncer,
+        oidc=oidc,
     )
+
+
+def _blob_store(
+    settings: Settings, engine: Engine, index: SqlIndex
+) -> FileBlobStore | ProtectedBlobStore:
+    """Plain files, or files per data region and/or sealed with per-facility keys."""
+    default = FileBlobStore(settings.blob_dir, fsync=settings.fsync)
+    master = load_master_key(settings.master_key, settings.master_key_file)
+    if master is None and not settings.storage_regions:
+        return default
+    keys = None
+    if master is not None:
+        keys = FacilityKeys(engine, master)
+        keys.check_master()
+    regions = {
+        name: FileBlobStore(root, fsync=settings.fsync)
+        for name, root in settings.storage_regions.items()
+    }
+    return ProtectedBlobStore(default, regions, _facility_regions(index), keys)
+
+
+def _facility_regions(index: SqlIndex) -> Callable[[int], str]:
+    """Facility id → data region, re-read every 10 s (a changed region applies to new objects)."""
+    cache: dict[int, tuple[float, str]] = {}
+
+    def region(facility_id: int) -> str:
+        hit = cache.get(facility_id)
+        if hit is None or time.monotonic() - hit[0] > 10.0:
+            found = index.facility_by_id(facility_id)
+            hit = (time.monotonic(), found.region if found else "")
+            cache[facility_id] = hit
+        return hit[1]
+
+    return region
 
 
 def _facility_names(index: SqlIndex) -> Callable[[int], str]:

@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         description="Directory of the OHIF Viewer build served at /viewer",
     )
 
+    # -- storage protection ----------------------------------------------------------------
+    # Data residency: region name → root directory of that region's blobs (JSON object).
+    # When set, a facility's objects are kept under its region's root, and a facility
+    # whose region is not listed cannot store. Facilities without a region use blob_dir.
+    storage_regions: dict[str, Path] = Field(default_factory=dict)
+    # Encryption at rest: a 32-byte master key in base64 (or a file holding it) wraps
+    # per-facility data keys; objects are sealed with AES-256-GCM.
+    master_key: str | None = Field(default=None, repr=False)
+    master_key_file: Path | None = None
+
     # -- sign-in -----------------------------------------------------------------------
     # Signs bearer tokens and encrypts TOTP seeds; generated into the data dir when unset
     # (set it when several machines serve the same network).
@@ -62,6 +72,14 @@ class Settings(BaseSettings):
     session_idle_minutes: int = 30
     # Roles that cannot sign in without a TOTP second factor.
     mfa_roles: list[str] = Field(default_factory=lambda: ["network-admin"])
+    # OpenID Connect: on when the issuer and client id are set. The identity provider
+    # proves who a person is; the account (role, facilities) is telerad's.
+    oidc_issuer: str | None = Field(default=None, description="Issuer URL of the OpenID provider")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = Field(default=None, repr=False)
+    oidc_name: str = "your identity provider"  # "Sign in with …" on the sign-in page
+    oidc_scopes: str = "openid email profile"
+    oidc_username_claim: str = "preferred_username"
 
     @property
     def resolved_database_url(self) -> str:

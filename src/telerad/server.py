@@ -12,6 +12,7 @@ import uvicorn
 from telerad.adapters.tls import ListenerContexts, TLSConfigError, listener_contexts
 from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
+from telerad.storage.blobs.keys import MasterKeyError
 
 log = logging.getLogger("telerad")
 
@@ -70,7 +71,10 @@ def run(settings: Settings, demo: bool = False) -> None:
         tls = listener_contexts(settings)
     except TLSConfigError as exc:
         raise SystemExit(f"telerad: {exc}") from None
-    platform = bootstrap(settings)
+    try:
+        platform = bootstrap(settings)
+    except MasterKeyError as exc:  # a wrong or unreadable master key: say so, no traceback
+        raise SystemExit(f"telerad: {exc}") from None
     if demo:
         from telerad.demo_people import ensure_demo_people
 

@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from telerad.cli.common import DataDir, DbUrl, cli_actor, console, fail, platform_from
+from telerad.cli.common import (
+    DataDir,
+    DbUrl,
+    cli_actor,
+    console,
+    fail,
+    platform_from,
+    settings_from,
+)
 from telerad.domain.identity import IdentityError, Role, parse_permissions
 from telerad.services.people import AdminError, Administration
 
@@ -208,6 +216,30 @@ def user_license(
     except AdminError as exc:
         raise fail(str(exc)) from exc
     console.print(f"{username} licensed in {', '.join(jurisdiction)}")
+
+
+@user_app.command("link")
+def user_link(
+    username: str,
+    subject: Annotated[
+        str,
+        typer.Option(
+            help="The person at the identity provider: SUB (of TELERAD_OIDC_ISSUER) or ISSUER|SUB"
+        ),
+    ],
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Link an account to its OpenID Connect identity before the first sign-in."""
+    admin = _admin(data_dir, database_url)
+    issuer = settings_from().oidc_issuer
+    if "|" not in subject and issuer:
+        subject = f"{issuer}|{subject}"
+    try:
+        admin.link_identity(admin.user(username), subject, cli_actor())
+    except AdminError as exc:
+        raise fail(str(exc)) from exc
+    console.print(f"{username} linked to {subject}")
 
 
 @user_app.command("disable")

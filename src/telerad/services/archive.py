@@ -15,7 +15,7 @@ from telerad.domain.model import (
     StoreResult,
 )
 from telerad.domain.query import Query
-from telerad.services.ports import BlobStore, Index
+from telerad.services.ports import BlobStore, Index, StorageRefused
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,10 @@ class Archive:
     def store(self, facility_id: int, data: bytes) -> StoreResult:
         """Keep one Part 10 instance. Returns only after it is durable (or refused)."""
         # The bytes go to disk first; parsing runs while the fsync is under way.
-        staged = self.blobs.stage(facility_id, data)
+        try:
+            staged = self.blobs.stage(facility_id, data)
+        except StorageRefused as exc:
+            return StoreResult(StoreOutcome.REJECTED, reason=str(exc))
         try:
             header = check_instance(data)
         except InvalidInstance as exc:

@@ -80,6 +80,7 @@ class IdentityStore(Protocol):
     ) -> User: ...
     def user_by_name(self, username: str) -> User | None: ...
     def user_by_id(self, user_id: int) -> User | None: ...
+    def user_by_oidc_subject(self, subject: str) -> User | None: ...
     def credentials(self, user_id: int) -> tuple[str | None, str | None]: ...
     def count_users(self) -> int: ...
     def update_user(self, user_id: int, **values: object) -> None: ...
@@ -152,6 +153,7 @@ class AuthService:
         self._signing_key = hashlib.sha256(b"telerad-jwt\0" + secret).digest()
         fernet_key = hashlib.sha256(b"telerad-totp\0" + secret).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(fernet_key))
+        self._derive_root = hashlib.sha256(b"telerad-derive\0" + secret).digest()
         self._hasher = PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
         self._cache: dict[int, _Cached] = {}
@@ -266,6 +268,36 @@ class AuthService:
         )
         return user
 
+    def sign_in_federated(
+        self, subject: str, username: str | None, source: str = "", how: str = "oidc"
+    ) -> User:
+        """The account of a person an identity provider vouches for; else Forbidden.
+
+        Found by ``subject`` (``issuer|sub``) when linked, else by ``username`` matching a
+        telerad account that is not linked yet (which is then linked). No account is ever
+        created here: roles and facilities are telerad's. No telerad TOTP is asked for:
+        the provider is responsible for the second factor. Audited either way.
+        """
+        shown = username or subject
+        user = self.identity.user_by_oidc_subject(subject)
+        if user is None and username:
+            user = self.identity.user_by_name(username)
+            if user is not None and user.oidc_subject not in (None, subject):
+                self.audit_sign_in(shown, user, source, False, f"{how}: linked to another identity")
+                raise Forbidden(f"the telerad account {username} belongs to another identity")
+            if user is not None and not user.disabled:
+                self.identity.update_user(user.id, oidc_subject=subject)
+                self.forget(user.id)
+                how += ", linked"
+        if user is None:
+            self.audit_sign_in(shown, None, source, False, f"{how}: no account for {subject}")
+            raise Forbidden(f"no telerad account for {shown}")
+        if user.disabled:
+            self.audit_sign_in(user.username, user, source, False, f"{how}: account disabled")
+            raise Forbidden(f"the telerad account {user.username} is disabled")
+        self.audit_sign_in(user.username, user, source, True, how)
+        return user
+
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(password_hash, password)
@@ -291,6 +323,12 @@ class AuthService:
                 return True
         return False
 
+    def audit_sign_in(
+        self, username: str, user: User | None, source: str, ok: bool, detail: str
+    ) -> None:
+        """Record a sign-in attempt (User Authentication) made elsewhere, e.g. over OIDC."""
+        self._audit_sign_in(username, user, source, ok, detail)
+
     def _audit_sign_in(
         self, username: str, user: User | None, source: str, ok: bool, detail: str
     ) -> None:
@@ -303,6 +341,10 @@ class AuthService:
             source_address=source,
             detail=("login: " if ok else "login failed: ") + detail,
         )
+
+    def derive_key(self, purpose: str) -> bytes:
+        """32 bytes derived from the platform secret for ``purpose`` (e.g. a sealed cookie)."""
+        return hashlib.sha256(self._derive_root + purpose.encode()).digest()
 
     # -- bearer tokens -------------------------------------------------------------------
     def issue_token(

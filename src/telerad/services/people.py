@@ -218,6 +218,19 @@ class Administration:
         self._log(actor, f"second factor enrolled for {user.username}")
         return uri
 
+    def link_identity(self, user: User, subject: str, actor: str) -> None:
+        """Tie an account to a person at the identity provider (``issuer|sub``)."""
+        issuer, bar, sub = subject.strip().partition("|")
+        if not bar or not issuer or not sub or len(subject.strip()) > 255:
+            raise AdminError("an OpenID subject is ISSUER|SUB (at most 255 characters)")
+        subject = f"{issuer.rstrip('/')}|{sub}"
+        taken = self.auth.identity.user_by_oidc_subject(subject)
+        if taken is not None and taken.id != user.id:
+            raise AdminError(f"{subject} is already linked to {taken.username}")
+        self.auth.identity.update_user(user.id, oidc_subject=subject)
+        self.auth.forget(user.id)
+        self._log(actor, f"identity linked for {user.username}: {subject}")
+
     def disable(self, user: User, actor: str) -> None:
         self.auth.disable(user)
         self._log(actor, f"user disabled: {user.username}")

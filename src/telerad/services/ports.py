@@ -48,6 +48,14 @@ class BlobStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def read_staged(self, path: Path, facility_id: int) -> bytes:
+        """The object in a temporary file a crash left behind (decrypted when sealed)."""
+        ...
+
+
+class StorageRefused(RuntimeError):
+    """The object may not be kept here (e.g. its facility's data region has no storage)."""
+
 
 class IntegrityError(RuntimeError):
     """Stored bytes do not match the digest recorded when they were written."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from telerad.dicom.part10 import InvalidInstance, check_instance
 from telerad.domain.model import StoredObject
-from telerad.services.ports import BlobStore, Index
+from telerad.services.ports import BlobStore, Index, IntegrityError
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ def recover_incomplete(
     for path, facility_id in incomplete:
         report.checked += 1
         try:
-            data = path.read_bytes()
+            data = blobs.read_staged(path, facility_id)
             header = check_instance(data)
-        except (OSError, InvalidInstance):
+        except (OSError, InvalidInstance, IntegrityError):
             path.unlink(missing_ok=True)
             report.removed += 1
             continue

@@ -63,6 +63,10 @@ def create_app(platform: Platform) -> FastAPI:
         return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
 
     app.include_router(account.router(platform))
+    if platform.oidc is not None:
+        from telerad.web.routes import oidc
+
+        app.include_router(oidc.router(platform, platform.oidc))
     app.include_router(dicomweb.router(platform))
     app.include_router(ui.router(platform))
     viewer.mount(app, platform)

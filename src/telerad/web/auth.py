@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 
 from telerad.domain.identity import OPEN_ACCESS, Permission, Principal
 from telerad.services.auth import AuthError, AuthService
@@ -29,6 +29,13 @@ class SignInRequired(HTTPException):
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def set_session_cookie(response: Response, token: str, secure: bool) -> None:
+    """The browser session cookie, the same for every way of signing in."""
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/"
+    )
 
 
 def _same_origin(request: Request) -> bool:

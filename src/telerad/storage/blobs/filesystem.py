@@ -23,6 +23,8 @@ from pathlib import Path
 from telerad.domain.model import StoredObject
 from telerad.services.ports import IntegrityError
 
+#: The first bytes of an object sealed by telerad.storage.blobs.protected.
+SEALED = b"TLRDENC1"
 #: Objects smaller than this are synced and hashed in the caller's thread.
 INLINE_BELOW = 64 * 1024
 
@@ -184,11 +186,16 @@ class FileBlobStore:
     def get(self, key: str, sha256: str | None = None) -> bytes:
         data = (self.root / key).read_bytes()
         if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            if data.startswith(SEALED):
+                raise IntegrityError(f"stored object {key} is encrypted and no master key is set")
             raise IntegrityError(f"stored object {key} does not match its recorded SHA-256")
         return data
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
+
+    def read_staged(self, path: Path, facility_id: int) -> bytes:
+        return path.read_bytes()
 
     def written_since(self, timestamp: float) -> Iterator[tuple[str, int]]:
         """(key, facility id) of every blob whose file was written at or after ``timestamp``."""

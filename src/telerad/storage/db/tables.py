@@ -212,3 +212,14 @@ break_glass = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_break_glass_user", break_glass.c.user_id, break_glass.c.expires_at)
+
+# Encryption at rest: each facility's data key, wrapped (RFC 3394) by the master key.
+facility_key = Table(
+    "facility_key",
+    metadata,
+    Column("facility_id", ForeignKey("facility.id", ondelete="CASCADE"), primary_key=True),
+    # Which master key wrapped it (first 16 hex digits of its SHA-256).
+    Column("master_key_id", String(16), nullable=False),
+    Column("wrapped_key", String(128), nullable=False),  # base64
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)

@@ -16,7 +16,13 @@ from pydantic import BaseModel, Field
 from telerad.bootstrap import Platform
 from telerad.domain.identity import IdentityError, Permission, parse_permissions
 from telerad.services.auth import AuthError, Forbidden
-from telerad.web.auth import SESSION_COOKIE, CurrentPrincipal, client_address, require
+from telerad.web.auth import (
+    SESSION_COOKIE,
+    CurrentPrincipal,
+    client_address,
+    require,
+    set_session_cookie,
+)
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
 
@@ -78,6 +84,7 @@ def router(platform: Platform) -> APIRouter:
     r = APIRouter()
     auth = platform.auth
     secure_cookie = platform.settings.tls_cert is not None
+    oidc_name = platform.settings.oidc_name if platform.oidc is not None else None
 
     def login_page(
         request: Request, next_url: str, error: str = "", username: str = "", status: int = 200
@@ -85,7 +92,7 @@ def router(platform: Platform) -> APIRouter:
         return TEMPLATES.TemplateResponse(
             request,
             "login.html",
-            {"next": next_url, "error": error, "username": username, "oidc": None},
+            {"next": next_url, "error": error, "username": username, "oidc": oidc_name},
             status_code=status,
         )
 
@@ -107,14 +114,7 @@ def router(platform: Platform) -> APIRouter:
             return login_page(request, safe_next(next), str(exc), username, status=401)
         token = auth.start_session(user, client_address(request))
         response = RedirectResponse(safe_next(next), status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            token,
-            httponly=True,
-            samesite="lax",
-            secure=secure_cookie,
-            path="/",
-        )
+        set_session_cookie(response, token, secure_cookie)
         return response
 
     @r.post("/logout", include_in_schema=False)
