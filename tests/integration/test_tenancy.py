@@ -396,3 +396,45 @@ def test_probes_are_audited_and_the_chain_holds(world: World) -> None:
     assert any(r.event_id == "110112" for r in mine)  # queries
     assert any(r.study_uid == world.beta[1].study and r.outcome == 4 for r in mine)
     assert world.platform.audit.verify().ok
+
+
+def test_break_glass_opens_one_study_with_a_reason(world: World) -> None:
+    auth = world.platform.auth
+    user = auth.create_user("rad_bg", Role.RADIOLOGIST)
+    token = auth.issue_token(user)
+    headers = {"Authorization": f"Bearer {token}"}
+    target, untouched = world.beta[0], world.beta[1]
+    url = f"/dicom-web/studies/{target.study}/metadata"
+    assert world.client.get(url, headers=headers).status_code == 404
+    short = world.client.post(
+        "/api/break-glass",
+        json={"study_instance_uid": target.study, "reason": "urgent"},
+        headers=headers,
+    )
+    assert short.status_code == 422  # a reason of at least 10 characters
+    nowhere = world.client.post(
+        "/api/break-glass",
+        json={"study_instance_uid": "1.2.3.4.5", "reason": "patient in resus, prior CT needed"},
+        headers=headers,
+    )
+    assert nowhere.status_code == 404
+    granted = world.client.post(
+        "/api/break-glass",
+        json={
+            "study_instance_uid": target.study,
+            "reason": "patient in resus, prior CT needed",
+            "minutes": 30,
+        },
+        headers=headers,
+    )
+    assert granted.status_code == 200, granted.text
+    assert world.client.get(url, headers=headers).status_code == 200
+    other = f"/dicom-web/studies/{untouched.study}/metadata"
+    assert world.client.get(other, headers=headers).status_code == 404
+    found = world.client.get("/dicom-web/studies", headers=headers).json()
+    assert [r["0020000D"]["Value"][0] for r in found] == [target.study]
+    report = world.get("auditor", "/api/break-glass").json()
+    assert any(
+        g["username"] == "rad_bg" and g["study_instance_uid"] == target.study for g in report
+    )
+    assert world.get("tech_a", "/api/break-glass").status_code == 403

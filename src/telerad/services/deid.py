@@ -162,3 +162,23 @@ def _one(source: Path, out_dir: Path, profile: Profile, keys: Keys, summary: Dei
             summary.released += 1
         else:
             summary.quarantined.append((str(source), outcome.quarantine_reason))
+
+
+@dataclass
+class StudyExport:
+    """A study de-identified for release: what goes out, and what a person must check first."""
+
+    released: list[bytes] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)  # reasons, never patient data
+
+
+def deidentify_instances(instances: Iterable[bytes], profile: Profile, keys: Keys) -> StudyExport:
+    """De-identify stored instances; those that may carry burned-in text are held back."""
+    export = StudyExport()
+    for data in instances:
+        encoded, _ds, reason = deidentify_bytes(data, profile, keys)
+        if reason is None:
+            export.released.append(encoded)
+        else:
+            export.quarantined.append(reason)
+    return export

@@ -73,6 +73,14 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
+def authorise(request: Request, permission: Permission) -> Principal:
+    """The caller, who must hold ``permission`` (401 without credentials, else 403)."""
+    who = authenticate(request)
+    if not who.can(permission):
+        raise HTTPException(403, f"this account may not do this (needs {permission.value})")
+    return who
+
+
 def require(permission: Permission) -> Any:
     """A dependency: the principal, who must hold ``permission`` (else 403)."""
 

@@ -57,7 +57,7 @@ from telerad.domain.model import Facility, InstanceLocation, Level, StoreResult
 from telerad.domain.query import QueryError
 from telerad.services.access_audit import Actor
 from telerad.services.ports import IntegrityError
-from telerad.web.auth import authenticate, client_address
+from telerad.web.auth import authenticate, authorise, client_address
 
 DICOM_JSON = "application/dicom+json"
 #: Bodies larger than this are spooled to a temporary file and framed through mmap.
@@ -171,14 +171,6 @@ def _render_options(request: Request, media_type: str, thumbnail: bool = False) 
     )
 
 
-def _principal(request: Request, permission: Permission) -> Principal:
-    """The caller, who must hold ``permission`` (401 without credentials, else 403)."""
-    who = authenticate(request)
-    if not who.can(permission):
-        raise HTTPException(403, f"this account may not do this (needs {permission.value})")
-    return who
-
-
 def _actor(request: Request, who: Principal) -> Actor:
     return Actor.of(who, client_address(request))
 
@@ -228,7 +220,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
 
     def stow_facility(request: Request, study: str | None, facility_name: str | None) -> Facility:
         """Where a STOW-RS request stores: the facility route's, the study's, or the caller's."""
-        who = _principal(request, Permission.WRITE)
+        who = authorise(request, Permission.WRITE)
         if facility_name is not None:
             facility = index.facility_by_name(facility_name)
             if facility is None or not who.sees(facility.id):
@@ -308,7 +300,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
 
     # -- QIDO-RS ------------------------------------------------------------------
     def qido(request: Request, level: Level, path: dict[str, str]) -> Response:
-        who = _principal(request, Permission.READ)
+        who = authorise(request, Permission.READ)
         with _http_errors():
             _check_json_accept(request.headers.get("accept"))
             req = parse_qido(level, request.query_params.multi_items(), path)
@@ -395,7 +387,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         event: EventID = EventID.INSTANCES_ACCESSED,
     ) -> list[InstanceLocation]:
         """The instances a READ request names, within the caller's scope; audited."""
-        who = _principal(request, Permission.READ)
+        who = authorise(request, Permission.READ)
         actor = _actor(request, who)
         try:
             found = wado.locate(archive, study, series, sop, who)
