@@ -318,6 +318,7 @@ class Telerad(Server):
             TELERAD_DICOM_HOST=LOOPBACK,
             TELERAD_DICOM_PORT=str(self.dicom_port),
             TELERAD_DICOM_AET=self.aet,
+            TELERAD_MLLP_PORT=str(free_port()),  # not measured; kept off the shared 2575
         )
         return argv, env
 

@@ -107,6 +107,8 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
         TELERAD_HTTP_PORT=str(http_port),
         TELERAD_DICOM_PORT=str(dicom_port),
         TELERAD_DICOM_TLS_PORT=str(free_port()),  # listened on only with TELERAD_TLS_CERT/KEY
+        TELERAD_MLLP_PORT=str(free_port()),
+        TELERAD_MLLP_TLS_PORT=str(free_port()),  # listened on only with TELERAD_TLS_CERT/KEY
         TELERAD_DICOM_AET="TELERAD",
         TELERAD_FSYNC="false",
     )

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         default=None, description="CA certificates that sign client certificates (PEM)"
     )
     dicom_tls_port: int = 2762  # the port registered for DICOM over TLS
+    # HL7 v2 over MLLP (orders, patient updates): plain on mllp_port, and over TLS on
+    # mllp_tls_port when the TLS certificate and key are set (mutual with a client CA).
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575  # the port registered for HL7 over MLLP
+    mllp_tls_port: int = 2576
+    mllp_max_frame: int = 1024 * 1024  # longest message accepted, in bytes
+    mllp_idle_timeout: float = 60.0  # seconds without a byte before a connection is closed
+    mllp_max_connections: int = 64
     # Calling AE titles that are not registered nodes are accepted and
     # assigned to this facility (the demo/clinic default).
     default_facility: str = "DEFAULT"

@@ -18,8 +18,9 @@ log = logging.getLogger("telerad")
 
 
 def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> list[object]:
-    """Start the DIMSE listener (and the DICOM TLS one); return handles to stop later."""
+    """Start the DIMSE and MLLP listeners (and their TLS twins); return handles to stop later."""
     from telerad.adapters.dimse.server import start_dimse_server
+    from telerad.adapters.hl7.receive import start_mllp
 
     handles: list[object] = [start_dimse_server(platform)]
     platform.listeners["dimse"] = True
@@ -27,6 +28,12 @@ def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> 
         port = platform.settings.dicom_tls_port
         handles.append(start_dimse_server(platform, port=port, ssl_context=tls.dicom))
         platform.listeners["dicom-tls"] = True
+    handles.append(start_mllp(platform))
+    platform.listeners["mllp"] = True
+    if tls is not None:
+        port = platform.settings.mllp_tls_port
+        handles.append(start_mllp(platform, port=port, ssl_context=tls.mllp))
+        platform.listeners["mllp-tls"] = True
     return handles
 
 
@@ -52,6 +59,7 @@ def exposure_problem(settings: Settings, has_users: bool) -> str | None:
         for name, host in (
             ("TELERAD_HTTP_HOST", settings.http_host),
             ("TELERAD_DICOM_HOST", settings.dicom_host),
+            ("TELERAD_MLLP_HOST", settings.mllp_host),
         )
         if not _loopback(host)
     ]
@@ -89,7 +97,11 @@ def run(settings: Settings, demo: bool = False) -> None:
         threading.Thread(target=load_demo_once, args=(platform,), daemon=True).start()
     from telerad.web.app import create_app
 
-    handles = start_listeners(platform, tls)
+    try:
+        handles = start_listeners(platform, tls)
+    except OSError as exc:  # a port in use: say which, no traceback
+        platform.close()
+        raise SystemExit(f"telerad: cannot listen: {exc}") from None
     app = create_app(platform)
     s = settings
     server = uvicorn.Server(
@@ -113,9 +125,11 @@ def run(settings: Settings, demo: bool = False) -> None:
     threading.Thread(target=_mark_http_up, daemon=True).start()
     scheme = "http" if tls is None else "https"
     dicom_tls = "" if tls is None else f"  DICOM TLS {s.dicom_host}:{s.dicom_tls_port}"
+    mllp_tls = "" if tls is None else f"  MLLP TLS {s.mllp_host}:{s.mllp_tls_port}"
     print(
         f"telerad: web {scheme}://{s.http_host}:{s.http_port}/  viewer /viewer  "
-        f"DICOMweb /dicom-web  DICOM {s.dicom_aet}@{s.dicom_host}:{s.dicom_port}{dicom_tls}",
+        f"DICOMweb /dicom-web  DICOM {s.dicom_aet}@{s.dicom_host}:{s.dicom_port}{dicom_tls}  "
+        f"HL7 MLLP {s.mllp_host}:{s.mllp_port}{mllp_tls}",
         flush=True,
     )
     try:

@@ -324,7 +324,13 @@ def test_healthz_over_https_lists_the_dicom_tls_listener(tls_server: LiveServer,
     assert tls_server.http_url.startswith("https://")
     response = httpx.get(tls_server.http_url + "/healthz", verify=client_context(pki))
     assert response.status_code == 200
-    assert response.json()["listeners"] == {"dimse": True, "dicom-tls": True, "http": True}
+    assert response.json()["listeners"] == {
+        "dimse": True,
+        "dicom-tls": True,
+        "mllp": True,
+        "mllp-tls": True,
+        "http": True,
+    }
     # The plain DIMSE listener is unchanged.
     assert echo(tls_server.dicom_port, None)
 

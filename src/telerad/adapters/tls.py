@@ -1,9 +1,9 @@
 """TLS for the archive's listeners: server contexts from settings, peer certificate fingerprints.
 
-One policy for every listener (HTTPS, DICOM TLS, and MLLP over TLS when it
-comes): TLS 1.2 at least, forward-secret AEAD cipher suites only (TLS 1.3
-suites are always AEAD), the server's certificate chain and key from PEM
-files, and client certificates checked against a CA file when one is given.
+One policy for every listener (HTTPS, DICOM TLS, MLLP over TLS): TLS 1.2 at
+least, forward-secret AEAD cipher suites only (TLS 1.3 suites are always
+AEAD), the server's certificate chain and key from PEM files, and client
+certificates checked against a CA file when one is given.
 """
 
 from __future__ import annotations
@@ -92,12 +92,13 @@ class ListenerContexts:
 
     https: ssl.SSLContext
     dicom: ssl.SSLContext
+    mllp: ssl.SSLContext
 
 
 def listener_contexts(settings: Settings) -> ListenerContexts | None:
-    """Contexts for HTTPS and DICOM TLS, or None when TLS is not configured.
+    """Contexts for HTTPS, DICOM TLS and MLLP over TLS, or None when TLS is not configured.
 
-    With a client CA, DICOM TLS requires a client certificate (mutual TLS) and
+    With a client CA, DICOM TLS and MLLP require a client certificate (mutual TLS) and
     HTTPS accepts one (browsers without a certificate can still sign in).
     """
     cert, key = settings.tls_cert, settings.tls_key
@@ -112,6 +113,7 @@ def listener_contexts(settings: Settings) -> ListenerContexts | None:
     return ListenerContexts(
         https=server_context(cert, key, ca, ClientCerts.OPTIONAL),
         dicom=server_context(cert, key, ca, ClientCerts.REQUIRED),
+        mllp=server_context(cert, key, ca, ClientCerts.REQUIRED),
     )
 
 

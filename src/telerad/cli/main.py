@@ -35,9 +35,12 @@ def serve(
         Path | None, typer.Option(help="TELERAD_TLS_CLIENT_CA (PEM): mutual TLS")
     ] = None,
     dicom_tls_port: Annotated[int | None, typer.Option(help="TELERAD_DICOM_TLS_PORT")] = None,
+    mllp_host: Annotated[str | None, typer.Option(help="TELERAD_MLLP_HOST")] = None,
+    mllp_port: Annotated[int | None, typer.Option(help="TELERAD_MLLP_PORT")] = None,
+    mllp_tls_port: Annotated[int | None, typer.Option(help="TELERAD_MLLP_TLS_PORT")] = None,
     demo: Annotated[bool, typer.Option(help="Load demo studies on first start")] = False,
 ) -> None:
-    """Start the archive: DIMSE listener, DICOMweb, viewer and study list."""
+    """Start the archive: DIMSE and HL7 MLLP listeners, DICOMweb, viewer and study list."""
     from telerad.server import run
 
     settings = settings_from(
@@ -52,6 +55,9 @@ def serve(
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
         dicom_tls_port=dicom_tls_port,
+        mllp_host=mllp_host,
+        mllp_port=mllp_port,
+        mllp_tls_port=mllp_tls_port,
     )
     run(settings, demo=demo)
 

@@ -1,0 +1,194 @@
+"""From an MLLP frame to its acknowledgement: decode, check, hand to a handler, answer.
+
+The checks any listener makes (HL7 at all, the version, a message type it
+takes) answer AR here; what the message means is the handler's business, and
+its :class:`~telerad.adapters.hl7.ack.Verdict` (AA, or AE with a reason) is the
+answer. A handler that raises answers AE "application internal error": a bad
+message never takes the listener down.
+
+:func:`facility_handler` is the platform's handler for now: a message is taken
+when MSH-4 names a registered facility that may send from the peer's address
+(and with its pinned certificate), and its receipt is audited. What orders and
+patient updates do to the worklist comes later, behind the same signature.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from telerad.adapters.dimse.gate import host_matches
+from telerad.adapters.hl7.ack import (
+    ErrorCode,
+    Header,
+    NotAcceptable,
+    Verdict,
+    build_ack,
+    check_type,
+    read_header,
+    segments,
+)
+from telerad.adapters.hl7.mllp import MllpServer, Peer, start_mllp_server
+from telerad.bootstrap import Platform
+from telerad.domain.audit import Action, EventID, Outcome
+
+log = logging.getLogger(__name__)
+
+#: Orders and patient administration: message code → trigger events (empty: any).
+ORDER_MESSAGES: Mapping[str, frozenset[str]] = {
+    "ORM": frozenset({"O01"}),
+    "OMI": frozenset({"O23"}),
+    "OMG": frozenset({"O19"}),
+    "ADT": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message that passed the listener's checks, as text, with its header and sender."""
+
+    header: Header
+    text: str
+    peer: Peer
+
+
+Handler = Callable[[Message], Verdict]
+
+
+def decode(payload: bytes) -> tuple[str, str]:
+    """The text of a frame and its codec: UTF-8 (ASCII included), else ISO 8859-1."""
+    try:
+        return payload.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return payload.decode("latin-1"), "latin-1"
+
+
+class Receiver:
+    """Answers each frame with an ACK (see :mod:`telerad.adapters.hl7.ack`)."""
+
+    def __init__(
+        self, handler: Handler, accepted: Mapping[str, frozenset[str]] = ORDER_MESSAGES
+    ) -> None:
+        self.handler = handler
+        self.accepted = dict(accepted)
+
+    def answer(self, payload: bytes, peer: Peer) -> bytes | None:
+        text, codec = decode(payload)
+        header: Header | None = None
+        try:
+            header = read_header(text)
+            if header.message_code == "ACK":
+                return None  # never acknowledge an acknowledgement
+            check_type(header, self.accepted)
+        except NotAcceptable as exc:
+            verdict, header = exc.verdict, exc.header
+            log.info("HL7 from %s rejected: %s", peer.address, verdict.reason)
+        else:
+            verdict = self._handle(Message(header, text, peer))
+        return self._ack(verdict, header, codec)
+
+    def answer_oversized(self, head: bytes, peer: Peer, limit: int) -> bytes | None:
+        """An AR for a message longer than ``limit``, when its MSH arrived whole; else None."""
+        text, codec = decode(head)
+        lines = segments(text)
+        if len(lines) < 2:  # the MSH may be cut short: do not answer from half a header
+            return None
+        reason = f"message longer than {limit} bytes"
+        header: Header | None
+        try:
+            header = read_header(lines[0])
+        except NotAcceptable as exc:
+            header = exc.header
+        if header is None:
+            return None
+        return self._ack(Verdict.rejected(ErrorCode.INTERNAL_ERROR, reason), header, codec)
+
+    def _handle(self, message: Message) -> Verdict:
+        try:
+            return self.handler(message)
+        except Exception as exc:  # the message's fault or ours: an AE, never a dead listener
+            # Type and place only: an exception's text may quote the message (PHI).
+            where = "".join(traceback.format_tb(exc.__traceback__)[-3:])
+            log.error("HL7 handler failed: %s\n%s", type(exc).__name__, where)
+            return Verdict.application_error(
+                ErrorCode.INTERNAL_ERROR, "internal error while processing the message"
+            )
+
+    @staticmethod
+    def _ack(verdict: Verdict, header: Header | None, codec: str) -> bytes:
+        text = build_ack(verdict, header, uuid.uuid4().hex[:20])
+        return text.encode(codec, errors="replace")
+
+
+def facility_handler(platform: Platform) -> Handler:
+    """Take messages from registered facilities; audit each receipt (no PHI in logs)."""
+
+    def handle(message: Message) -> Verdict:
+        header, peer = message.header, message.peer
+        name = header.facility_name
+        facility = platform.index.facility_by_name(name) if name else None
+        admitted = (
+            facility is not None
+            and host_matches(facility.host, peer.address)
+            and (not facility.cert_sha256 or facility.cert_sha256 == peer.cert_sha256)
+        )
+        event = EventID.PATIENT_RECORD if header.message_code == "ADT" else EventID.ORDER_RECORD
+        actor = header.sending_application.split(header.encoding_characters[0])[0] or "HL7"
+        transport = "MLLP over TLS" if peer.tls else "MLLP"
+        if not admitted:
+            # One answer for a name that does not exist and one this sender may not use.
+            platform.audit.record(
+                EventID.SECURITY_ALERT,
+                actor,
+                outcome=Outcome.MINOR_FAILURE,
+                source_address=peer.address,
+                detail=f"HL7 {header.message_type} over {transport} for an unknown facility",
+            )
+            return Verdict.application_error(
+                ErrorCode.UNKNOWN_KEY,
+                f"unknown facility in MSH-4: {name[:40]!r} is not registered for this sender",
+            )
+        assert facility is not None
+        platform.audit.record(
+            event,
+            actor,
+            action=Action.CREATE,
+            source_address=peer.address,
+            facility=facility.name,
+            detail=f"HL7 {header.message_type} {header.control_id[:20]} received over {transport}",
+        )
+        return Verdict.accepted()
+
+    return handle
+
+
+def start_mllp(
+    platform: Platform,
+    *,
+    port: int | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    handler: Handler | None = None,
+) -> MllpServer:
+    """The platform's MLLP listener on TELERAD_MLLP_HOST and ``port`` (default TELERAD_MLLP_PORT).
+
+    With ``ssl_context`` it is the TLS listener; ``port`` 0 picks a free port.
+    """
+    s = platform.settings
+    address = (s.mllp_host, s.mllp_port if port is None else port)
+    try:
+        return start_mllp_server(
+            address,
+            Receiver(handler or facility_handler(platform)),
+            ssl_context=ssl_context,
+            max_frame=s.mllp_max_frame,
+            idle_timeout=s.mllp_idle_timeout,
+            max_connections=s.mllp_max_connections,
+        )
+    except OSError as exc:
+        setting = "TELERAD_MLLP_PORT" if ssl_context is None else "TELERAD_MLLP_TLS_PORT"
+        where = f"{address[0]}:{address[1]}"
+        raise OSError(exc.errno, f"MLLP on {where} ({setting}): {exc.strerror}") from exc
