@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from telerad import __version__
 from telerad.bootstrap import Platform
-from telerad.web.auth import SignInRequired
+from telerad.web.auth import SESSION_COOKIE, SignInRequired
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -22,6 +24,7 @@ def create_app(platform: Platform) -> FastAPI:
         description="Teleradiology platform: DICOMweb archive, viewer and reading workflow.",
     )
     app.state.platform = platform
+    _describe_security(app)
     if platform.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -72,3 +75,30 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(ui.router(platform))
     viewer.mount(app, platform)
     return app
+
+
+def _describe_security(app: FastAPI) -> None:
+    """Tell OpenAPI readers (and /docs' Authorize button) how requests authenticate."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "`telerad token create NAME` or POST /api/auth/token",
+                },
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+            }
+            schema["security"] = [{"bearer": []}, {"session": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
