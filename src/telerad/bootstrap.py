@@ -60,6 +60,7 @@ class Platform:
     def close(self) -> None:
         if self.syncer is not None:
             self.syncer.stop()
+        self.blobs.close()
         self.engine.dispose()
         release(self.settings.data_dir)
 
@@ -71,7 +72,9 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     engine = make_engine(url)
     migrate(engine)
     index = SqlIndex(engine)
-    blobs = FileBlobStore(settings.blob_dir, fsync=settings.fsync)
+    blobs = FileBlobStore(
+        settings.blob_dir, fsync=settings.fsync, spare_dir=settings.data_dir / "incoming"
+    )
     run = claim(settings.data_dir)
     database = sqlite_path(url)
     if run.unclean_since is not None and not run.shared:
