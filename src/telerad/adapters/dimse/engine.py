@@ -17,7 +17,12 @@ Also:
 * a PDU whose header claims more than the largest PDU the archive accepts
   (plus room for a large A-ASSOCIATE-RQ) is refused as invalid (an A-ABORT)
   before anything is allocated for it;
-* PDUs are read with ``recv_into`` in one buffer rather than 4 KiB pieces.
+* PDUs are read with ``recv_into`` in one buffer rather than 4 KiB pieces;
+* in the data-transfer state (Sta6), a P-DATA-TF goes straight from the
+  socket to the DIMSE provider (what DT-2 does, without the PDU objects, the
+  event queue and the state machine) and a C-STORE-RSP served in the DUL
+  thread is written straight to the socket (what DT-1 does), whenever
+  nothing is queued ahead of them and nothing is bound to observe PDUs.
 
 Nothing here depends on the archive; :mod:`telerad.adapters.dimse.server` wires it.
 """
@@ -52,6 +57,16 @@ from pynetdicom.transport import AddressInformation, AssociationSocket, RequestH
 from telerad.adapters.dimse.fastdimse import FastDIMSE
 
 log = logging.getLogger(__name__)
+
+#: Events whose handlers see PDUs or transitions: bound ones keep pynetdicom's path.
+_PDU_OBSERVERS = (
+    evt.EVT_DATA_RECV,
+    evt.EVT_PDU_RECV,
+    evt.EVT_DATA_SENT,
+    evt.EVT_PDU_SENT,
+    evt.EVT_FSM_TRANSITION,
+)
+P_DATA_TF_TYPE = 0x04
 
 #: How long an idle reactor waits before re-checking its timers (seconds).
 IDLE_WAIT = 0.05
@@ -140,6 +155,27 @@ class TunedDUL(DULServiceProvider):
                 self.join(timeout=5)
             return True
         return False
+
+    def _direct(self) -> bool:
+        """True when P-DATA may bypass pynetdicom's queues and state machine: in
+        Sta6, with no event or PDU waiting to be handled and no observer bound."""
+        handlers = self.assoc._handlers
+        return (
+            self.state_machine.current_state == "Sta6"
+            and not self.event_queue.qsize()
+            and not self._recv_pdu.qsize()
+            and not any(handlers.get(e) for e in _PDU_OBSERVERS)
+        )
+
+    def send_pdata_now(self, pdu: bytes) -> bool:
+        """Write an encoded P-DATA-TF at once (DT-1 without the queue) when called
+        from this DUL thread with nothing queued before it; False: queue it."""
+        if threading.current_thread() is not self or self.to_provider_queue.qsize():
+            return False
+        if not self._direct() or self.socket is None:
+            return False
+        self.socket.send(pdu)
+        return True
 
     def _wait_for_activity(self) -> None:
         """Block until the socket has data, a primitive is queued, or IDLE_WAIT passes."""
@@ -244,6 +280,13 @@ class TunedDUL(DULServiceProvider):
         if len(body) != pdu_length:
             self.event_queue.put("Evt17")
             return
+        if pdu_type == P_DATA_TF_TYPE and self._direct():
+            receive = getattr(self.assoc.dimse, "receive_pdata_tf", None)
+            if receive is not None:
+                if not receive(body):
+                    log.warning("undecodable PDU received (P-DATA-TF), aborting")
+                    self.event_queue.put("Evt19")
+                return
         data = header + body
         try:
             evt.trigger(self.assoc, evt.EVT_DATA_RECV, {"data": data})
