@@ -289,16 +289,40 @@ class SqlIndex:
                 )
             ).scalar()
 
-    def add_instance(self, facility_id: int, header: InstanceHeader, blob: StoredObject) -> bool:
+    def add_instance(
+        self,
+        facility_id: int,
+        header: InstanceHeader,
+        blob: StoredObject,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
         if self._write_lock is None:
-            return self._add_instance(facility_id, header, blob)
-        with self._write_lock:
-            return self._add_instance(facility_id, header, blob)
+            return self._add_instance(facility_id, header, blob, before_commit)
+        # SQLite has one writer: hold it across before_commit only when nobody
+        # waits for it, else finish first and write after (parallel STOW-RS).
+        if before_commit is not None and not self._write_lock.acquire(blocking=False):
+            before_commit()
+            before_commit = None
+            self._write_lock.acquire()
+        elif before_commit is None:
+            self._write_lock.acquire()
+        try:
+            return self._add_instance(facility_id, header, blob, before_commit)
+        finally:
+            self._write_lock.release()
 
-    def _add_instance(self, facility_id: int, h: InstanceHeader, blob: StoredObject) -> bool:
+    def _add_instance(
+        self,
+        facility_id: int,
+        h: InstanceHeader,
+        blob: StoredObject,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
         try:
             with self.engine.begin() as conn:
                 new_study, new_series = self._insert(conn, facility_id, h, blob)
+                if before_commit is not None:
+                    before_commit()
         except self._refused:
             # The unique SOP Instance UID (or a concurrent study/series insert)
             # refused the row; the caller decides between duplicate and conflict.
