@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +58,21 @@ class Archive:
     def __init__(self, index: Index, blobs: BlobStore) -> None:
         self.index = index
         self.blobs = blobs
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
 
     def store(self, facility_id: int, data: bytes) -> StoreResult:
         """Keep one Part 10 instance. Returns only after it is durable (or refused)."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            return self._store(facility_id, data, overlap=alone)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _store(self, facility_id: int, data: bytes, overlap: bool) -> StoreResult:
         # The bytes go to disk first; parsing runs while the fsync is under way.
         staged = self.blobs.stage(facility_id, data)
         try:
@@ -83,7 +96,10 @@ class Archive:
         #
         # The index rows are written while the blob's fsync is under way; the
         # index calls finish() (wait for the fsync, rename) before committing
-        # them, so a committed row always points at a durable blob.
+        # them, so a committed row always points at a durable blob. Only for a
+        # store on its own (one association sending): with others in flight
+        # (STOW-RS requests store in parallel) the index's writer would be held
+        # across the fsync, so the blob is finished first, then indexed.
         try:
             digest = staged.digest.result()
         except BaseException:
@@ -104,7 +120,7 @@ class Archive:
         for attempt in range(3):
             try:
                 added = self.index.add_instance(
-                    facility_id, header, blob, finish if attempt == 0 else None
+                    facility_id, header, blob, finish if attempt == 0 and overlap else None
                 )
             except ConflictingHierarchy as exc:
                 self._drop(staged, committed, uid)
