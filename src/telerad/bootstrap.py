@@ -76,6 +76,7 @@ class Platform:
     def close(self) -> None:
         if self.syncer is not None:
             self.syncer.stop()
+        self.blobs.close()
         self.engine.dispose()
         release(self.settings.data_dir)
 
@@ -136,7 +137,10 @@ def _blob_store(
     settings: Settings, engine: Engine, index: SqlIndex
 ) -> FileBlobStore | ProtectedBlobStore:
     """Plain files, or files per data region and/or sealed with per-facility keys."""
-    default = FileBlobStore(settings.blob_dir, fsync=settings.fsync)
+    # Spare temporary files wait in incoming/ so no inode is created while a peer waits.
+    default = FileBlobStore(
+        settings.blob_dir, fsync=settings.fsync, spare_dir=settings.data_dir / "incoming"
+    )
     master = load_master_key(settings.master_key, settings.master_key_file)
     if master is None and not settings.storage_regions:
         return default

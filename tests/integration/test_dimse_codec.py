@@ -221,3 +221,100 @@ def test_peek_identity_of_a_dataset_without_uids() -> None:
     assert peek_identity(b"\x10\x00\x10\x00\x04\x00\x00\x00DOE^", "1.2.840.10008.1.2") == Identity(
         None, None
     )
+
+
+class _FakeDUL:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.queued: list[Any] = []
+        self.event_queue: list[str] = []
+
+    def send_pdata_now(self, pdu: bytes) -> bool:
+        self.sent.append(pdu)
+        return True
+
+    def send_pdu(self, primitive: Any) -> None:
+        self.queued.append(primitive)
+
+
+class _FakeAssoc:
+    """What FastDIMSE reads of an association, for a requestor-side peer."""
+
+    def __init__(self, max_pdu: int, store_handler: Any = None) -> None:
+        from types import SimpleNamespace
+
+        self.dul = _FakeDUL()
+        self._handlers: dict[Any, Any] = {}
+        self.is_requestor = False
+        self.requestor = SimpleNamespace(maximum_length=max_pdu)
+        self._accepted_cx = {
+            5: SimpleNamespace(
+                as_scp=True,
+                abstract_syntax=CT,
+                as_tuple=SimpleNamespace(context_id=5, transfer_syntax="1.2.840.10008.1.2.1"),
+            )
+        }
+        self.is_established = True
+        self._sent_release = False
+
+
+@pytest.mark.parametrize("comment", [None, "a comment"])
+def test_direct_response_pdu_equals_pynetdicoms(comment: str | None) -> None:
+    from pydicom.dataset import Dataset
+
+    def handler(event: Any) -> Any:
+        if comment is None:
+            return 0x0000
+        status = Dataset()
+        status.Status = 0xA700
+        status.ErrorComment = comment
+        return status
+
+    assoc = _FakeAssoc(16384)
+    dimse = FastDIMSE(assoc, handler)
+    rq = _store_rq()
+    rq.DataSet = BytesIO(b"\0" * 8)
+    dimse._serve_store(rq, 5)
+    [sent] = assoc.dul.sent
+    expected = C_STORE()
+    expected.MessageIDBeingRespondedTo = 7
+    expected.AffectedSOPClassUID = CT
+    expected.AffectedSOPInstanceUID = UID
+    expected.Status = 0x0000 if comment is None else 0xA700
+    expected.ErrorComment = comment
+    [pdata] = p_data(5, command_of(expected)[0], b"", 16384)
+    pdu = P_DATA_TF()
+    pdu.from_primitive(pdata)
+    assert sent == pdu.encode()
+
+
+@pytest.mark.parametrize("max_pdu", [0, 64, 100, 4096])
+def test_pdata_bodies_decode_as_pynetdicoms_primitives(max_pdu: int) -> None:
+    """P-DATA-TF bodies handed over straight from the socket give the message
+    the P-DATA primitives give."""
+    dataset = bytes(range(256)) * 7
+    command, _ = command_of(_store_rq())
+    assoc = _FakeAssoc(max_pdu)
+    dimse = FastDIMSE(assoc)
+    for pdata in p_data(5, command, dataset, max_pdu):
+        pdu = P_DATA_TF()
+        pdu.from_primitive(pdata)
+        assert dimse.receive_pdata_tf(bytearray(pdu.encode()[6:]))
+    context_id, primitive = dimse.msg_queue.get_nowait()
+    assert context_id == 5
+    assert isinstance(primitive, C_STORE)
+    assert primitive.AffectedSOPInstanceUID == UID
+    assert primitive.DataSet.getvalue() == dataset
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00\x00\x00",  # a cut item length
+        b"\x00\x00\x00\x01\x05",  # an item without a control header
+        b"\x00\x00\x00\x09\x05\x03abc",  # an item longer than the PDU
+    ],
+)
+def test_malformed_pdata_bodies_are_refused(body: bytes) -> None:
+    dimse = FastDIMSE(_FakeAssoc(16384))
+    assert not dimse.receive_pdata_tf(body)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from telerad.dicom.part10 import InvalidInstance, check_instance
 from telerad.domain.model import (
     ConflictingHierarchy,
     InstanceLocation,
     Level,
+    StoredObject,
     StoreOutcome,
     StoreResult,
 )
@@ -55,9 +58,21 @@ class Archive:
     def __init__(self, index: Index, blobs: BlobStore) -> None:
         self.index = index
         self.blobs = blobs
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
 
     def store(self, facility_id: int, data: bytes) -> StoreResult:
         """Keep one Part 10 instance. Returns only after it is durable (or refused)."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+            alone = self._in_flight == 1
+        try:
+            return self._store(facility_id, data, overlap=alone)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _store(self, facility_id: int, data: bytes, overlap: bool) -> StoreResult:
         # The bytes go to disk first; parsing runs while the fsync is under way.
         try:
             staged = self.blobs.stage(facility_id, data)
@@ -81,21 +96,46 @@ class Archive:
         # are rare, so checking before every write would cost more. Blob keys
         # include the content digest, so a conflicting object never lands on the
         # kept one's file, and an identical one lands on itself.
-        blob = self.blobs.commit(staged, header.SOPInstanceUID)
-        digest = blob.sha256
-        for _attempt in range(3):
+        #
+        # The index rows are written while the blob's fsync is under way; the
+        # index calls finish() (wait for the fsync, rename) before committing
+        # them, so a committed row always points at a durable blob. Only for a
+        # store on its own (one association sending): with others in flight
+        # (STOW-RS requests store in parallel) the index's writer would be held
+        # across the fsync, so the blob is finished first, then indexed.
+        try:
+            digest = staged.digest.result()
+        except BaseException:
+            self.blobs.discard(staged)
+            raise
+        uid = header.SOPInstanceUID
+        blob = StoredObject(self.blobs.key_for(facility_id, uid, digest), staged.size, digest)
+        committed: list[StoredObject] = []
+
+        def finish() -> None:
+            committed.append(self.blobs.commit(staged, uid))
+
+        def finished() -> StoredObject:
+            if not committed:
+                finish()
+            return committed[0]
+
+        for attempt in range(3):
             try:
-                added = self.index.add_instance(facility_id, header, blob)
+                added = self.index.add_instance(
+                    facility_id, header, blob, finish if attempt == 0 and overlap else None
+                )
             except ConflictingHierarchy as exc:
-                self._discard(blob.key, header.SOPInstanceUID)
+                self._drop(staged, committed, uid)
                 return StoreResult(StoreOutcome.REJECTED, reason=str(exc), **ids)
             except Exception:
                 # Nothing half-written: the index did not commit, so drop the blob.
-                self._discard(blob.key, header.SOPInstanceUID)
+                self._drop(staged, committed, uid)
                 raise
+            finished()
             if added:
                 return StoreResult(StoreOutcome.STORED, **ids)
-            existing = self.index.find_instance(header.SOPInstanceUID)
+            existing = self.index.find_instance(uid)
             if existing is not None:
                 if existing.blob_key != blob.key:
                     self.blobs.delete(blob.key)
@@ -103,6 +143,13 @@ class Archive:
             # Refused by a concurrent insert of the same new patient/study/series: retry.
         self.blobs.delete(blob.key)
         return StoreResult(StoreOutcome.REJECTED, reason="index busy: concurrent writes", **ids)
+
+    def _drop(self, staged: Any, committed: list[StoredObject], sop_instance_uid: str) -> None:
+        """Remove a blob the index refused: still staged, or already under its key."""
+        if committed:
+            self._discard(committed[0].key, sop_instance_uid)
+        else:
+            self.blobs.discard(staged)
 
     def _discard(self, key: str, sop_instance_uid: str) -> None:
         """Delete a blob the index refused, unless the index already points at it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,8 +84,21 @@ class Index(Protocol):
 
     def study_facility(self, study_instance_uid: str) -> int | None: ...
 
-    def add_instance(self, facility_id: int, header: InstanceHeader, blob: StoredObject) -> bool:
-        """Index an instance; False when the SOP Instance UID is already indexed."""
+    def add_instance(
+        self,
+        facility_id: int,
+        header: InstanceHeader,
+        blob: StoredObject,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
+        """Index an instance; False when the SOP Instance UID is already indexed.
+
+        ``before_commit``, when given, may be called once the rows are written
+        and before they are committed (an exception from it rolls them back),
+        so the caller's last step before the commit overlaps the writing. The
+        index may also not call it (when refused, or to avoid holding a busy
+        writer): the caller checks.
+        """
         ...
 
     def search(self, query: Query) -> list[dict[str, object]]: ...

@@ -21,7 +21,12 @@ Also:
 * on a TLS listener the handshake runs in the connection's own thread with the
   ACSE timeout (pynetdicom does it in the accepting thread, where one silent
   client stops every other from connecting), and the reactor's wait counts
-  data already decrypted in the TLS layer, which ``select`` cannot see.
+  data already decrypted in the TLS layer, which ``select`` cannot see;
+* in the data-transfer state (Sta6), a P-DATA-TF goes straight from the
+  socket to the DIMSE provider (what DT-2 does, without the PDU objects, the
+  event queue and the state machine) and a C-STORE-RSP served in the DUL
+  thread is written straight to the socket (what DT-1 does), whenever
+  nothing is queued ahead of them and nothing is bound to observe PDUs.
 
 Nothing here depends on the archive; :mod:`telerad.adapters.dimse.server` wires it.
 """
@@ -62,6 +67,16 @@ from pynetdicom.transport import (
 from telerad.adapters.dimse.fastdimse import FastDIMSE
 
 log = logging.getLogger(__name__)
+
+#: Events whose handlers see PDUs or transitions: bound ones keep pynetdicom's path.
+_PDU_OBSERVERS = (
+    evt.EVT_DATA_RECV,
+    evt.EVT_PDU_RECV,
+    evt.EVT_DATA_SENT,
+    evt.EVT_PDU_SENT,
+    evt.EVT_FSM_TRANSITION,
+)
+P_DATA_TF_TYPE = 0x04
 
 #: How long an idle reactor waits before re-checking its timers (seconds).
 IDLE_WAIT = 0.05
@@ -150,6 +165,27 @@ class TunedDUL(DULServiceProvider):
                 self.join(timeout=5)
             return True
         return False
+
+    def _direct(self) -> bool:
+        """True when P-DATA may bypass pynetdicom's queues and state machine: in
+        Sta6, with no event or PDU waiting to be handled and no observer bound."""
+        handlers = self.assoc._handlers
+        return (
+            self.state_machine.current_state == "Sta6"
+            and not self.event_queue.qsize()
+            and not self._recv_pdu.qsize()
+            and not any(handlers.get(e) for e in _PDU_OBSERVERS)
+        )
+
+    def send_pdata_now(self, pdu: bytes) -> bool:
+        """Write an encoded P-DATA-TF at once (DT-1 without the queue) when called
+        from this DUL thread with nothing queued before it; False: queue it."""
+        if threading.current_thread() is not self or self.to_provider_queue.qsize():
+            return False
+        if not self._direct() or self.socket is None:
+            return False
+        self.socket.send(pdu)
+        return True
 
     def _wait_for_activity(self) -> None:
         """Block until the socket has data, a primitive is queued, or IDLE_WAIT passes."""
@@ -256,6 +292,13 @@ class TunedDUL(DULServiceProvider):
         if len(body) != pdu_length:
             self.event_queue.put("Evt17")
             return
+        if pdu_type == P_DATA_TF_TYPE and self._direct():
+            receive = getattr(self.assoc.dimse, "receive_pdata_tf", None)
+            if receive is not None:
+                if not receive(body):
+                    log.warning("undecodable PDU received (P-DATA-TF), aborting")
+                    self.event_queue.put("Evt19")
+                return
         data = header + body
         try:
             evt.trigger(self.assoc, evt.EVT_DATA_RECV, {"data": data})

@@ -69,6 +69,8 @@ COMMAND_ELEMENTS: dict[int, tuple[str, str]] = {
 }
 BY_KEYWORD: dict[str, tuple[int, str]] = {kw: (el, vr) for el, (kw, vr) in COMMAND_ELEMENTS.items()}
 NO_DATASET = 0x0101
+P_DATA_TF_TYPE = 0x04
+_ITEM_LENGTH = struct.Struct(">L")
 #: A command set holds a few short elements; more than this is not a command.
 MAX_COMMAND_SET = 64 * 1024
 HAS_DATASET = 0x0001
@@ -259,11 +261,37 @@ class FastDIMSE(DIMSEServiceProvider):
         if _config.STORE_RECV_CHUNKED_DATASET or not self._plain(evt.EVT_DIMSE_RECV):
             super().receive_primitive(primitive)
             return
-        pdvs = list(primitive.presentation_data_value_list)
+        self._receive_pdvs(list(primitive.presentation_data_value_list))
+
+    def receive_pdata_tf(self, body: bytes | bytearray) -> bool:
+        """The body of a P-DATA-TF PDU, straight from the socket: its PDV items
+        are cut out as views of ``body`` (not copied) and handled as
+        :meth:`receive_primitive` would. False when the items are malformed."""
+        pdvs: list[Any] = []
+        view = memoryview(body)
+        offset, end = 0, len(body)
+        while offset < end:
+            if offset + 4 > end:
+                return False
+            (length,) = _ITEM_LENGTH.unpack_from(body, offset)
+            # An item holds a context ID and a PDV of at least its control header.
+            if length < 2 or offset + 4 + length > end:
+                return False
+            pdvs.append((body[offset + 4], view[offset + 5 : offset + 4 + length]))
+            offset += 4 + length
+        if _config.STORE_RECV_CHUNKED_DATASET or not self._plain(evt.EVT_DIMSE_RECV):
+            primitive = P_DATA()
+            primitive.presentation_data_value_list = [(c, bytes(d)) for c, d in pdvs]
+            super().receive_primitive(primitive)
+        else:
+            self._receive_pdvs(pdvs)
+        return True
+
+    def _receive_pdvs(self, pdvs: list[Any]) -> None:
         for i, (context_id, data) in enumerate(pdvs):
             if self.message is not None:  # pynetdicom is decoding this message
                 rest = P_DATA()
-                rest.presentation_data_value_list = pdvs[i:]
+                rest.presentation_data_value_list = [(c, bytes(d)) for c, d in pdvs[i:]]
                 super().receive_primitive(rest)
                 return
             self._receive_pdv(context_id, data)
@@ -370,8 +398,23 @@ class FastDIMSE(DIMSEServiceProvider):
         }
         if comment:
             elements[0x0902] = ("LO", comment)
-        for pdata in p_data(context_id, encode_command(elements), b"", self.maximum_pdu_size):
+        command = encode_command(elements)
+        if self._send_now(context_id, command):
+            return
+        for pdata in p_data(context_id, command, b"", self.maximum_pdu_size):
             self.dul.send_pdu(pdata)
+
+    def _send_now(self, context_id: int, command: bytes) -> bool:
+        """Send a command-only message as one P-DATA-TF straight from the DUL
+        thread, when the DUL allows it and it fits in one PDV."""
+        send_now = getattr(self.dul, "send_pdata_now", None)
+        item_length = 2 + len(command)  # context ID, control header, command
+        if send_now is None or (self.maximum_pdu_size and 4 + item_length > self.maximum_pdu_size):
+            return False
+        if not self._plain(evt.EVT_DIMSE_SENT):
+            return False
+        pdu = struct.pack(">BBLLB", P_DATA_TF_TYPE, 0, 4 + item_length, item_length, context_id)
+        return bool(send_now(pdu + b"\x03" + command))
 
     @staticmethod
     def _primitive(fields: dict[int, Any], dataset: BytesIO | None) -> Any:

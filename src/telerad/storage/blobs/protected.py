@@ -25,6 +25,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,16 @@ class RegionUnavailable(StorageRefused):
 
 @dataclass
 class ProtectedStaged:
+    """A staged object, described by its plaintext (size and digest) as the archive sees it."""
+
     region: str
     inner: Staged
     size: int
-    sha256: str
+    digest: Future[str]
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.result()
 
 
 def _facility_of(inner_key: str) -> int:
@@ -128,7 +135,9 @@ class ProtectedBlobStore:
         payload = self._seal(facility_id, data) if self.keys is not None else data
         # The name derives from the plaintext digest, as without encryption.
         inner = store.stage(facility_id, payload, sha256=digest)
-        return ProtectedStaged(region, inner, len(data), digest)
+        done: Future[str] = Future()
+        done.set_result(digest)
+        return ProtectedStaged(region, inner, len(data), done)
 
     def commit(self, staged: ProtectedStaged, sop_instance_uid: str) -> StoredObject:
         stored = self._store(staged.region).commit(staged.inner, sop_instance_uid)
@@ -168,6 +177,10 @@ class ProtectedBlobStore:
     def sync_directories(self) -> None:
         for _region, store in self._all():
             store.sync_directories()
+
+    def close(self) -> None:
+        for _region, store in self._all():
+            store.close()
 
     def incomplete(self) -> Iterator[tuple[Path, int]]:
         for _region, store in self._all():

@@ -193,7 +193,11 @@ def _known(
     if known:
         return known
     row = conn.execute(lookup()).first()
-    return (row[0], row[1]) if row else (0, 0)
+    if not row:
+        return (0, 0)
+    # Committed before this transaction began: cached even if this one fails.
+    cache[uid] = (row[0], row[1])
+    return cache[uid]
 
 
 def _scope(owner: Any, facility_ids: frozenset[int], granted: frozenset[str]) -> Any:
@@ -228,6 +232,16 @@ class SqlIndex:
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
         self._study_cache: dict[str, tuple[int, int]] = {}
         self._series_cache: dict[str, tuple[int, int]] = {}
+        # The driver's own exception for a refused row (statements run on its cursor).
+        dbapi = engine.dialect.dbapi
+        self._refused: tuple[type[Exception], ...] = (IntegrityError,)
+        if dbapi is not None:
+            self._refused += (dbapi.IntegrityError,)
+        self._marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._instance_sql = tuple(
+            sql.replace("?", self._marker)
+            for sql in (_INSERT_INSTANCE_SQL, _COUNT_SERIES_SQL, _COUNT_STUDY_SQL)
+        )
 
     # -- facilities and nodes -------------------------------------------------
     def add_facility(self, name: str, ae_title: str | None = None, **details: str) -> Facility:
@@ -314,17 +328,41 @@ class SqlIndex:
                 )
             ).scalar()
 
-    def add_instance(self, facility_id: int, header: InstanceHeader, blob: StoredObject) -> bool:
+    def add_instance(
+        self,
+        facility_id: int,
+        header: InstanceHeader,
+        blob: StoredObject,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
         if self._write_lock is None:
-            return self._add_instance(facility_id, header, blob)
-        with self._write_lock:
-            return self._add_instance(facility_id, header, blob)
+            return self._add_instance(facility_id, header, blob, before_commit)
+        # SQLite has one writer: hold it across before_commit only when nobody
+        # waits for it, else finish first and write after (parallel STOW-RS).
+        if before_commit is not None and not self._write_lock.acquire(blocking=False):
+            before_commit()
+            before_commit = None
+            self._write_lock.acquire()
+        elif before_commit is None:
+            self._write_lock.acquire()
+        try:
+            return self._add_instance(facility_id, header, blob, before_commit)
+        finally:
+            self._write_lock.release()
 
-    def _add_instance(self, facility_id: int, h: InstanceHeader, blob: StoredObject) -> bool:
+    def _add_instance(
+        self,
+        facility_id: int,
+        h: InstanceHeader,
+        blob: StoredObject,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
         try:
             with self.engine.begin() as conn:
                 new_study, new_series = self._insert(conn, facility_id, h, blob)
-        except IntegrityError:
+                if before_commit is not None:
+                    before_commit()
+        except self._refused:
             # The unique SOP Instance UID (or a concurrent study/series insert)
             # refused the row; the caller decides between duplicate and conflict.
             self._study_cache.pop(h.StudyInstanceUID, None)
@@ -418,25 +456,32 @@ class SqlIndex:
                     modalities=_modalities_to_db([m for m in mods if m]),
                 )
             )
-        marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        conn.exec_driver_sql(
-            _INSERT_INSTANCE_SQL.replace("?", marker),
-            (
-                series_pk,
-                h.SOPInstanceUID,
-                h.SOPClassUID,
-                h.TransferSyntaxUID,
-                h.InstanceNumber,
-                h.Rows,
-                h.Columns,
-                h.NumberOfFrames,
-                blob.key,
-                blob.size,
-                blob.sha256,
-            ),
-        )
-        conn.exec_driver_sql(_COUNT_SERIES_SQL.replace("?", marker), (series_pk,))
-        conn.exec_driver_sql(_COUNT_STUDY_SQL.replace("?", marker), (study_pk,))
+        # The per-instance statements go straight to the driver's cursor: they
+        # are fixed plain SQL, and SQLAlchemy's statement handling around them
+        # cost more than running them.
+        insert_sql, series_sql, study_sql = self._instance_sql
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(
+                insert_sql,
+                (
+                    series_pk,
+                    h.SOPInstanceUID,
+                    h.SOPClassUID,
+                    h.TransferSyntaxUID,
+                    h.InstanceNumber,
+                    h.Rows,
+                    h.Columns,
+                    h.NumberOfFrames,
+                    blob.key,
+                    blob.size,
+                    blob.sha256,
+                ),
+            )
+            cursor.execute(series_sql, (series_pk,))
+            cursor.execute(study_sql, (study_pk,))
+        finally:
+            cursor.close()
         return new_study, new_series
 
     @staticmethod
