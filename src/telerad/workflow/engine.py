@@ -1,0 +1,283 @@
+"""The routing engine: which reader gets this study now, and why.
+
+:func:`assign` is a pure function of the study, the roster, the workload, the rules
+and the clock. It is fast because nothing in it grows with the worklist:
+
+* the :class:`Roster` indexes readers by facility privilege and keeps, per
+  (facility, jurisdiction, modality, subspecialty, read kind), the readers
+  qualified for it, so a decision looks at tens of readers, not the whole roster;
+* whether a reader is on shift is cached per minute (shift boundaries are whole
+  minutes, so the answer cannot change inside one);
+* the :class:`Workload` is a running sum of RVU per reader and a count of open
+  studies per (patient, reader), kept up to date as studies are assigned and
+  completed, never recomputed from the open studies.
+
+The choice: every eligible reader (:func:`~telerad.workflow.eligibility.eligible`)
+under their queue cap — critical tiers bypass the cap, and so does a study whose
+escalation has widened the pool — is scored, and the highest score wins; equal
+scores go to the lowest user id, so the same inputs always give the same reader.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from telerad.workflow.eligibility import eligible, qualified
+from telerad.workflow.explain import explain
+from telerad.workflow.model import Reader, ReadingStudy, minute_of
+from telerad.workflow.rules import EscalationStep, Rules
+
+_QualKey = tuple[int, str, str, str, str]
+#: Float sums of RVU drift by ~1e-15; the cap is compared with this slack.
+EPSILON = 1e-9
+
+
+class Roster:
+    """The readers, indexed for routing. Replace a reader to change them."""
+
+    def __init__(self, readers: Iterable[Reader] = ()) -> None:
+        self._readers: dict[int, Reader] = {}
+        for reader in readers:
+            if reader.user_id in self._readers:
+                raise ValueError(f"reader {reader.user_id} is on the roster twice")
+            self._readers[reader.user_id] = reader
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._by_facility: dict[int, list[int]] = defaultdict(list)
+        for reader in sorted(self._readers.values(), key=lambda r: r.user_id):
+            for facility_id in reader.facility_ids:
+                self._by_facility[facility_id].append(reader.user_id)
+        self._qualified: dict[_QualKey, tuple[int, ...]] = {}
+        self._shift_minute: datetime | None = None
+        self._on_shift: dict[int, bool] = {}
+
+    def __iter__(self) -> Iterator[Reader]:
+        return iter(self._readers.values())
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._readers
+
+    def get(self, user_id: int) -> Reader:
+        try:
+            return self._readers[user_id]
+        except KeyError:
+            raise KeyError(f"reader {user_id} is not on the roster") from None
+
+    def put(self, reader: Reader) -> None:
+        """Add or replace a reader (new credentials, new shifts)."""
+        old = self._readers.get(reader.user_id)
+        self._readers[reader.user_id] = reader
+        if old is None or _static(old) != _static(reader):
+            self._reindex()
+        elif old.shifts != reader.shifts:
+            self._on_shift.pop(reader.user_id, None)
+
+    def set_signed_in(self, user_id: int, signed_in: bool) -> Reader:
+        reader = self.get(user_id)
+        if reader.signed_in != signed_in:
+            reader = replace(reader, signed_in=signed_in)
+            self._readers[user_id] = reader
+        return reader
+
+    def qualified_for(self, study: ReadingStudy) -> tuple[int, ...]:
+        """Readers whose credentials and competence fit the study (ids, ascending)."""
+        key = (
+            study.facility_id,
+            study.jurisdiction,
+            study.modality,
+            study.subspecialty,
+            study.read_kind.value,
+        )
+        found = self._qualified.get(key)
+        if found is None:
+            found = tuple(
+                uid
+                for uid in self._by_facility.get(study.facility_id, ())
+                if not qualified(self._readers[uid], study)
+            )
+            self._qualified[key] = found
+        return found
+
+    def on_shift(self, reader: Reader, now: datetime) -> bool:
+        minute = minute_of(now)
+        if minute != self._shift_minute:
+            self._shift_minute = minute
+            self._on_shift = {}
+        cached = self._on_shift.get(reader.user_id)
+        if cached is None:
+            cached = self._on_shift[reader.user_id] = reader.on_shift(minute)
+        return cached
+
+    def eligible(
+        self, reader: Reader, study: ReadingStudy, now: datetime
+    ) -> tuple[bool, list[str]]:
+        """:func:`eligible` with the cached on-shift answer."""
+        return eligible(reader, study, now, on_shift=self.on_shift(reader, now))
+
+
+def _static(reader: Reader) -> tuple[object, ...]:
+    return (
+        reader.licences,
+        reader.facility_ids,
+        reader.modalities,
+        reader.subspecialties,
+        reader.read_kinds,
+    )
+
+
+@dataclass
+class Workload:
+    """Running sums per reader: RVU held and open studies per patient."""
+
+    rvu: dict[int, float] = field(default_factory=dict)
+    _patients: dict[str, Counter[int]] = field(default_factory=dict)
+
+    def load(self, user_id: int) -> float:
+        return self.rvu.get(user_id, 0.0)
+
+    def add(self, user_id: int, study: ReadingStudy) -> None:
+        self.rvu[user_id] = self.rvu.get(user_id, 0.0) + study.rvu
+        if study.patient_key:
+            self._patients.setdefault(study.patient_key, Counter())[user_id] += 1
+
+    def remove(self, user_id: int, study: ReadingStudy) -> None:
+        left = self.rvu.get(user_id, 0.0) - study.rvu
+        self.rvu[user_id] = 0.0 if left < EPSILON else left
+        if study.patient_key:
+            holders = self._patients.get(study.patient_key)
+            if holders is not None:
+                holders[user_id] -= 1
+                if holders[user_id] <= 0:
+                    del holders[user_id]
+                if not holders:
+                    del self._patients[study.patient_key]
+
+    def holds_patient(self, user_id: int, key: str) -> bool:
+        holders = self._patients.get(key)
+        return holders is not None and user_id in holders
+
+
+@dataclass(frozen=True)
+class Score:
+    """One reader's score for one study, term by term."""
+
+    user_id: int
+    terms: dict[str, float]
+    load: float
+    cap: float
+    wait_minutes: float
+
+    @property
+    def total(self) -> float:
+        return sum(self.terms.values())
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one routing decision and what it was based on."""
+
+    study: ReadingStudy
+    now: datetime
+    reader: Reader | None
+    score: Score | None = None
+    runner_up: Score | None = None
+    #: Eligible readers scored (after the cap).
+    considered: int = 0
+    #: Why the qualified readers who were not scored were left out, with counts.
+    left_out: dict[str, int] = field(default_factory=dict)
+    bypassed_cap: bool = False
+    widened: bool = False
+    step: EscalationStep | None = None
+    trigger: str = "pushed on arrival"
+
+    @property
+    def time_left(self) -> timedelta:
+        return self.study.deadline - self.now
+
+    def explain(self) -> str:
+        """Why this reader (why me) and why at this moment (why now), in words."""
+        return explain(self)
+
+
+def score_reader(
+    reader: Reader, study: ReadingStudy, workload: Workload, rules: Rules, now: datetime
+) -> Score:
+    w = rules.weights
+    load = workload.load(reader.user_id)
+    cap = rules.cap_of(reader.queue_cap_rvu)
+    minutes_left = max((study.deadline - now).total_seconds() / 60, 1.0)
+    wait = load / reader.rvu_per_hour * 60
+    terms = {
+        "wait": -w.wait * wait / minutes_left,
+        "load": -w.load * load / cap,
+        "same_patient": w.same_patient
+        if workload.holds_patient(reader.user_id, study.patient_key)
+        else 0.0,
+        "priors": w.priors if reader.user_id in study.prior_readers else 0.0,
+    }
+    return Score(reader.user_id, terms, load, cap, wait)
+
+
+def assign(
+    study: ReadingStudy,
+    readers: Roster,
+    workload: Workload,
+    rules: Rules,
+    now: datetime,
+    *,
+    exclude: frozenset[int] = frozenset(),
+    trigger: str = "pushed on arrival",
+) -> Decision:
+    """Choose the reader for ``study`` at ``now`` (``reader`` is None when nobody fits).
+
+    ``exclude`` leaves out readers who just gave the study back or sat on it.
+    """
+    fraction = study.elapsed_fraction(now)
+    bypass = study.priority in rules.bypass_cap
+    widened = rules.widened(fraction)
+    left_out: Counter[str] = Counter()
+    best: Score | None = None
+    second: Score | None = None
+    best_key = second_key = (float("-inf"), 0)
+    considered = 0
+    for uid in readers.qualified_for(study):
+        if uid in exclude:
+            left_out["gave it back or sat on it"] += 1
+            continue
+        reader = readers.get(uid)
+        ok, reasons = readers.eligible(reader, study, now)
+        if not ok:
+            left_out[reasons[0]] += 1
+            continue
+        cap = rules.cap_of(reader.queue_cap_rvu)
+        if not (bypass or widened) and workload.load(uid) + study.rvu > cap + EPSILON:
+            left_out["queue over the cap"] += 1
+            continue
+        considered += 1
+        score = score_reader(reader, study, workload, rules, now)
+        key = (score.total, -uid)  # ties: the lowest user id
+        if key > best_key:
+            second, second_key = best, best_key
+            best, best_key = score, key
+        elif key > second_key:
+            second, second_key = score, key
+    return Decision(
+        study=study,
+        now=now,
+        reader=readers.get(best.user_id) if best else None,
+        score=best,
+        runner_up=second,
+        considered=considered,
+        left_out=dict(left_out),
+        bypassed_cap=bypass,
+        widened=widened and not bypass,
+        step=rules.step_at(fraction),
+        trigger=trigger,
+    )
