@@ -56,19 +56,6 @@ class Platform:
         assert facility is not None
         return facility
 
-    def facility_for_ae(self, calling_ae: str) -> Facility:
-        """The facility a DIMSE peer sends for: its own AE title, its node, or the default."""
-        calling_ae = calling_ae.strip()
-        facility = self.index.facility_by_ae(calling_ae)
-        if facility is not None:
-            return facility
-        node = self.index.node_by_ae(calling_ae)
-        if node is not None and node.facility_id is not None:
-            found = self.index.facility_by_id(node.facility_id)
-            if found is not None:
-                return found
-        return self.default_facility()
-
     @property
     def ready(self) -> bool:
         return bool(self.listeners) and all(self.listeners.values())
@@ -88,7 +75,8 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     engine = make_engine(url)
     migrate(engine)
     index = SqlIndex(engine)
-    blobs = _blob_store(settings, engine, index)
+    facilities = _cached_facilities(index)
+    blobs = _blob_store(settings, engine, facilities)
     run = claim(settings.data_dir)
     database = sqlite_path(url)
     if run.unclean_since is not None and not run.shared:
@@ -109,7 +97,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     )
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     auth = AuthService(identity, secret, audit, policy)
-    access = AccessLog(audit, _facility_names(index))
+    access = AccessLog(audit, lambda fid: f.name if (f := facilities(fid)) else str(fid))
     oidc = None
     if settings.oidc_issuer and settings.oidc_client_id:
         oidc = OidcProvider(
@@ -134,7 +122,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
 
 
 def _blob_store(
-    settings: Settings, engine: Engine, index: SqlIndex
+    settings: Settings, engine: Engine, facilities: Callable[[int], Facility | None]
 ) -> FileBlobStore | ProtectedBlobStore:
     """Plain files, or files per data region and/or sealed with per-facility keys."""
     # Spare temporary files wait in incoming/ so no inode is created while a peer waits.
@@ -152,32 +140,20 @@ def _blob_store(
         name: FileBlobStore(root, fsync=settings.fsync)
         for name, root in settings.storage_regions.items()
     }
-    return ProtectedBlobStore(default, regions, _facility_regions(index), keys)
+    return ProtectedBlobStore(
+        default, regions, lambda fid: f.region if (f := facilities(fid)) else "", keys
+    )
 
 
-def _facility_regions(index: SqlIndex) -> Callable[[int], str]:
-    """Facility id → data region, re-read every 10 s (a changed region applies to new objects)."""
-    cache: dict[int, tuple[float, str]] = {}
+def _cached_facilities(index: SqlIndex) -> Callable[[int], Facility | None]:
+    """Facility by id, re-read every 10 s (a changed region applies to new objects soon)."""
+    cache: dict[int, tuple[float, Facility | None]] = {}
 
-    def region(facility_id: int) -> str:
+    def facility(facility_id: int) -> Facility | None:
         hit = cache.get(facility_id)
         if hit is None or time.monotonic() - hit[0] > 10.0:
-            found = index.facility_by_id(facility_id)
-            hit = (time.monotonic(), found.region if found else "")
+            hit = (time.monotonic(), index.facility_by_id(facility_id))
             cache[facility_id] = hit
         return hit[1]
 
-    return region
-
-
-def _facility_names(index: SqlIndex) -> Callable[[int], str]:
-    """Facility id → name for audit records (names do not change while running)."""
-    names: dict[int, str] = {}
-
-    def name(facility_id: int) -> str:
-        if facility_id not in names:
-            found = index.facility_by_id(facility_id)
-            names[facility_id] = found.name if found else str(facility_id)
-        return names[facility_id]
-
-    return name
+    return facility

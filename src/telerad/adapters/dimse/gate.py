@@ -18,11 +18,7 @@ handlers read the facility and the scope from it (see :mod:`scope`).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +26,7 @@ from pynetdicom import evt
 from pynetdicom.acse import ACSE
 
 from telerad.adapters.dimse.engine import TunedRequestHandler
+from telerad.adapters.peers import calls_as_registered
 from telerad.adapters.tls import peer_fingerprint
 from telerad.bootstrap import Platform
 from telerad.domain.audit import EventID, Outcome
@@ -39,7 +36,6 @@ log = logging.getLogger(__name__)
 
 #: A-ASSOCIATE-RJ: rejected-permanent, service-user, calling AE title not recognised.
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
-_RESOLVE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -52,66 +48,18 @@ class Peer:
     scope: frozenset[int] | None
 
 
-_resolved: dict[str, tuple[float, frozenset[str]]] = {}
-_resolve_lock = threading.Lock()
-
-
-def _addresses(name: str) -> frozenset[str]:
-    """Addresses of a host name (cached for a minute)."""
-    now = time.monotonic()
-    with _resolve_lock:
-        hit = _resolved.get(name)
-    if hit and hit[0] > now:
-        return hit[1]
-    try:
-        found = frozenset(str(info[4][0]) for info in socket.getaddrinfo(name, None))
-    except OSError:
-        found = frozenset()
-    with _resolve_lock:
-        _resolved[name] = (now + _RESOLVE_SECONDS, found)
-    return found
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        value = ipaddress.ip_address(text.split("%")[0])
-    except ValueError:
-        return None
-    if isinstance(value, ipaddress.IPv6Address) and value.ipv4_mapped is not None:
-        return value.ipv4_mapped
-    return value
-
-
-def host_matches(registered: str, address: str) -> bool:
-    """Whether ``address`` is the registered host: an address, a network or a name."""
-    if not registered:
-        return True
-    peer = _ip(address)
-    if peer is None:
-        return False
-    try:
-        return peer in ipaddress.ip_network(registered, strict=False)
-    except ValueError:
-        pass
-    return any(_ip(a) == peer for a in _addresses(registered))
-
-
 def admit(platform: Platform, calling_ae: str, address: str, cert: str | None) -> Peer | None:
     """The peer this association is, or None to reject it."""
     ae = calling_ae.strip()
     index = platform.index
     facility = index.facility_by_ae(ae)
     if facility is not None:
-        if not host_matches(facility.host, address):
-            return None
-        if facility.cert_sha256 and cert != facility.cert_sha256:
+        if not calls_as_registered(facility.host, facility.cert_sha256, address, cert):
             return None
         return Peer(ae, facility.id, frozenset({facility.id}))
     node = index.node_by_ae(ae)
     if node is not None:
-        if not host_matches(node.host, address):
-            return None
-        if node.cert_sha256 and cert != node.cert_sha256:
+        if not calls_as_registered(node.host, node.cert_sha256, address, cert):
             return None
         if node.facility_id is not None:
             return Peer(ae, node.facility_id, frozenset({node.facility_id}))

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID
 
-from telerad.adapters.dimse.gate import actor_of
+from telerad.adapters.dimse.gate import actor_of, peer_of
 from telerad.adapters.dimse.status import (
     CANNOT_UNDERSTAND,
     DATASET_DOES_NOT_MATCH_SOP_CLASS,
@@ -129,8 +129,8 @@ class StoreSCP:
     def facility_id(self, assoc: Any) -> int:
         """The facility an association stores for, looked up once per association."""
         cached = getattr(assoc, "_telerad_facility_id", None)
-        if cached is None:
-            cached = self.platform.facility_for_ae(assoc.requestor.ae_title).id
+        if cached is None:  # set by the gate at association; decided the same way otherwise
+            cached = peer_of(self.platform, assoc).store_facility_id
             assoc._telerad_facility_id = cached
         return int(cached)
 

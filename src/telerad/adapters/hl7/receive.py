@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from telerad.adapters.dimse.gate import host_matches
 from telerad.adapters.hl7.ack import (
     ErrorCode,
     Header,
@@ -33,6 +32,7 @@ from telerad.adapters.hl7.ack import (
     segments,
 )
 from telerad.adapters.hl7.mllp import MllpServer, Peer, start_mllp_server
+from telerad.adapters.peers import calls_as_registered
 from telerad.bootstrap import Platform
 from telerad.domain.audit import Action, EventID, Outcome
 
@@ -131,10 +131,8 @@ def facility_handler(platform: Platform) -> Handler:
         header, peer = message.header, message.peer
         name = header.facility_name
         facility = platform.index.facility_by_name(name) if name else None
-        admitted = (
-            facility is not None
-            and host_matches(facility.host, peer.address)
-            and (not facility.cert_sha256 or facility.cert_sha256 == peer.cert_sha256)
+        admitted = facility is not None and calls_as_registered(
+            facility.host, facility.cert_sha256, peer.address, peer.cert_sha256
         )
         event = EventID.PATIENT_RECORD if header.message_code == "ADT" else EventID.ORDER_RECORD
         actor = header.sending_application.split(header.encoding_characters[0])[0] or "HL7"
