@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -45,3 +47,15 @@ def cli_actor() -> str:
 def fail(message: str, code: int = 2) -> typer.Exit:
     err.print(f"[red]{message}[/red]")
     return typer.Exit(code)
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """A change the rules refuse ends the command with its reason (exit 2), no traceback."""
+    from telerad.domain.identity import IdentityError
+    from telerad.services.people import AdminError
+
+    try:
+        yield
+    except (AdminError, IdentityError) as exc:
+        raise fail(str(exc)) from exc

@@ -140,17 +140,14 @@ def node_add(
     database_url: DbUrl = None,
 ) -> None:
     """Register a remote DICOM node: a C-MOVE destination and a peer allowed to call."""
-    from telerad.cli.common import cli_actor, fail, platform_from
-    from telerad.services.people import AdminError, Administration
+    from telerad.cli.common import cli_actor, refusals
+    from telerad.cli.people import administration
 
-    platform = platform_from(data_dir, database_url)
-    admin = Administration(platform.index, platform.auth, platform.audit)
-    try:
-        if facility and platform.index.facility_by_name(facility) is None:
+    admin = administration(data_dir, database_url)
+    with refusals():
+        if facility and admin.index.facility_by_name(facility) is None:
             admin.add_facility(facility, cli_actor())
         node = admin.add_node(ae_title, host, port, cli_actor(), facility, cert_sha256)
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"node {node.ae_title} at {node.host}:{node.port} registered")
 
 

@@ -16,17 +16,18 @@ from telerad.cli.common import (
     console,
     fail,
     platform_from,
+    refusals,
     settings_from,
 )
-from telerad.domain.identity import IdentityError, Role, parse_permissions
-from telerad.services.people import AdminError, Administration
+from telerad.domain.identity import Role, parse_permissions
+from telerad.services.people import Administration
 
 facility_app = typer.Typer(help="Facilities (tenants): hospitals, clinics, diagnostic centers")
 user_app = typer.Typer(help="Accounts: radiologists, facility staff, admins, auditors, services")
 token_app = typer.Typer(help="Bearer tokens for the APIs")
 
 
-def _admin(data_dir: Path | None, database_url: str | None) -> Administration:
+def administration(data_dir: Path | None, database_url: str | None) -> Administration:
     platform = platform_from(data_dir, database_url)
     return Administration(platform.index, platform.auth, platform.audit)
 
@@ -57,8 +58,8 @@ def facility_add(
     database_url: DbUrl = None,
 ) -> None:
     """Register a facility (or update it) and the AE title it sends from."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         f = admin.add_facility(
             name,
             cli_actor(),
@@ -69,8 +70,6 @@ def facility_add(
             region=region,
             cert_sha256=cert_sha256,
         )
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     where = f" from {f.host}" if f.host else ""
     console.print(f"facility {f.name}" + (f" (AE {f.ae_title}{where})" if f.ae_title else ""))
 
@@ -78,7 +77,7 @@ def facility_add(
 @facility_app.command("list")
 def facility_list(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """List facilities."""
-    admin = _admin(data_dir, database_url)
+    admin = administration(data_dir, database_url)
     for f in admin.index.list_facilities():
         console.print(
             f"{f.name}\tAE={f.ae_title or '-'}\thost={f.host or '*'}\t"
@@ -108,9 +107,9 @@ def user_add(
     database_url: DbUrl = None,
 ) -> None:
     """Create an account."""
-    admin = _admin(data_dir, database_url)
+    admin = administration(data_dir, database_url)
     password = _read_password() if password_stdin else None
-    try:
+    with refusals():
         user = admin.add_user(
             username,
             role,
@@ -121,8 +120,6 @@ def user_add(
             licences=licence or [],
             privileges=privilege or [],
         )
-    except (AdminError, IdentityError) as exc:
-        raise fail(str(exc)) from exc
     console.print(f"user {user.username} ({user.role.value}) created")
     if totp:
         console.print(f"second factor: {admin.enroll_totp(user, cli_actor())}")
@@ -131,7 +128,7 @@ def user_add(
 @user_app.command("list")
 def user_list(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """List accounts with their role, facility, licences and privileges."""
-    admin = _admin(data_dir, database_url)
+    admin = administration(data_dir, database_url)
     names = {f.id: f.name for f in admin.index.list_facilities()}
     identity = admin.auth.identity
     for u in identity.list_users():
@@ -151,22 +148,18 @@ def user_passwd(
     database_url: DbUrl = None,
 ) -> None:
     """Set a password (read from standard input); older tokens stop working."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         admin.set_password(admin.user(username), _read_password(), cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"password of {username} set")
 
 
 @user_app.command("totp")
 def user_totp(username: str, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Enrol (or replace) a TOTP second factor; prints the otpauth:// URI for the app."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         uri = admin.enroll_totp(admin.user(username), cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(uri, soft_wrap=True)
 
 
@@ -178,11 +171,9 @@ def user_grant(
     database_url: DbUrl = None,
 ) -> None:
     """Grant a radiologist privileges at facilities."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         admin.grant(admin.user(username), facility, cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"{username} privileged at {', '.join(facility)}")
 
 
@@ -194,11 +185,9 @@ def user_revoke_privilege(
     database_url: DbUrl = None,
 ) -> None:
     """Withdraw a radiologist's privileges at facilities."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         admin.revoke_privileges(admin.user(username), facility, cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"{username} no longer privileged at {', '.join(facility)}")
 
 
@@ -210,11 +199,9 @@ def user_license(
     database_url: DbUrl = None,
 ) -> None:
     """Record a radiologist's licences."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         admin.add_licences(admin.user(username), jurisdiction, cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"{username} licensed in {', '.join(jurisdiction)}")
 
 
@@ -231,25 +218,21 @@ def user_link(
     database_url: DbUrl = None,
 ) -> None:
     """Link an account to its OpenID Connect identity before the first sign-in."""
-    admin = _admin(data_dir, database_url)
+    admin = administration(data_dir, database_url)
     issuer = settings_from().oidc_issuer
     if "|" not in subject and issuer:
         subject = f"{issuer}|{subject}"
-    try:
+    with refusals():
         admin.link_identity(admin.user(username), subject, cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"{username} linked to {subject}")
 
 
 @user_app.command("disable")
 def user_disable(username: str, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Disable an account; its tokens and sessions stop working at once."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         admin.disable(admin.user(username), cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"{username} disabled")
 
 
@@ -266,8 +249,8 @@ def token_create(
     database_url: DbUrl = None,
 ) -> None:
     """Print a bearer token for USERNAME (and nothing else)."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         user = admin.user(username)
         token = admin.create_token(
             user,
@@ -275,17 +258,13 @@ def token_create(
             parse_permissions(scope),
             timedelta(minutes=minutes) if minutes is not None else None,
         )
-    except (AdminError, IdentityError) as exc:
-        raise fail(str(exc)) from exc
     print(token)
 
 
 @token_app.command("revoke")
 def token_revoke(username: str, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Revoke every token and session of USERNAME."""
-    admin = _admin(data_dir, database_url)
-    try:
+    admin = administration(data_dir, database_url)
+    with refusals():
         admin.revoke_tokens(admin.user(username), cli_actor())
-    except AdminError as exc:
-        raise fail(str(exc)) from exc
     console.print(f"tokens of {username} revoked")

@@ -139,14 +139,17 @@ class SqlIdentity:
             conn.execute(delete(t.web_session).where(t.web_session.c.user_id == user_id))
 
     # -- licences and privileges ------------------------------------------------------
-    def add_licences(self, user_id: int, jurisdictions: Sequence[str]) -> None:
-        have = self.licences(user_id)
-        new = [j for j in dict.fromkeys(jurisdictions) if j not in have]
+    def _add_missing(
+        self, table: Any, column: str, user_id: int, values: Sequence[object], have: frozenset[Any]
+    ) -> None:
+        """Insert the (user, value) rows not there yet (repeats and existing ones skipped)."""
+        new = [v for v in dict.fromkeys(values) if v not in have]
         if new:
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(t.licence), [{"user_id": user_id, "jurisdiction": j} for j in new]
-                )
+                conn.execute(insert(table), [{"user_id": user_id, column: v} for v in new])
+
+    def add_licences(self, user_id: int, jurisdictions: Sequence[str]) -> None:
+        self._add_missing(t.licence, "jurisdiction", user_id, jurisdictions, self.licences(user_id))
 
     def licences(self, user_id: int) -> frozenset[str]:
         with self.engine.connect() as conn:
@@ -156,13 +159,9 @@ class SqlIdentity:
         return frozenset(r[0] for r in rows)
 
     def grant_privileges(self, user_id: int, facility_ids: Sequence[int]) -> None:
-        have = self.privileges(user_id)
-        new = [f for f in dict.fromkeys(facility_ids) if f not in have]
-        if new:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(t.privilege), [{"user_id": user_id, "facility_id": f} for f in new]
-                )
+        self._add_missing(
+            t.privilege, "facility_id", user_id, facility_ids, self.privileges(user_id)
+        )
 
     def revoke_privileges(self, user_id: int, facility_ids: Sequence[int]) -> None:
         with self.engine.begin() as conn:
