@@ -13,10 +13,12 @@ from telerad.adapters.oidc import OidcProvider
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.model import Facility
+from telerad.domain.procedures import load_catalogue
 from telerad.services.access_audit import AccessLog
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
+from telerad.services.orders import OrderService
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.blobs.keys import FacilityKeys, load_master_key
@@ -24,6 +26,7 @@ from telerad.storage.blobs.protected import ProtectedBlobStore
 from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.identity_repository import SqlIdentity
+from telerad.storage.db.order_repository import SqlOrders
 from telerad.storage.db.repository import SqlIndex
 from telerad.storage.db.syncer import IndexSyncer, claim, release
 from telerad.storage.secret import load_or_create_secret
@@ -40,6 +43,7 @@ class Platform:
     identity: SqlIdentity
     auth: AuthService
     access: AccessLog
+    orders: OrderService
     listeners: dict[str, bool] = field(default_factory=dict)
     syncer: IndexSyncer | None = None
     #: OpenID Connect sign-in, when an issuer and client id are configured.
@@ -98,6 +102,12 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     auth = AuthService(identity, secret, audit, policy)
     access = AccessLog(audit, lambda fid: f.name if (f := facilities(fid)) else str(fid))
+    orders = OrderService(
+        SqlOrders(engine),
+        audit,
+        load_catalogue(settings.procedures_file),
+        lambda fid: f.name if (f := facilities(fid)) else str(fid),
+    )
     oidc = None
     if settings.oidc_issuer and settings.oidc_client_id:
         oidc = OidcProvider(
@@ -116,6 +126,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         identity,
         auth,
         access,
+        orders,
         syncer=syncer,
         oidc=oidc,
     )

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         description="Directory of the OHIF Viewer build served at /viewer",
     )
 
+    # -- orders and reading ------------------------------------------------------------
+    # The procedure catalogue (TOML): modality, body part, RVU and subspecialty per code.
+    procedures_file: Path | None = None
+    # The reading network's routing rules (TOML or JSON), reloaded when the file changes.
+    rules_file: Path | None = None
+    # A study is readable once no instance has arrived for this long (and it is complete).
+    stable_seconds: int = 120
+
     # -- storage protection ----------------------------------------------------------------
     # Data residency: region name → root directory of that region's blobs (JSON object).
     # When set, a facility's objects are kept under its region's root, and a facility

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -223,3 +224,109 @@ facility_key = Table(
     Column("wrapped_key", String(128), nullable=False),  # base64
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
 )
+
+# -- orders (RIS) ----------------------------------------------------------------------
+# "order" is an SQL keyword: the table is the imaging order.
+imaging_order = Table(
+    "imaging_order",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("accession_number", String(16), nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("patient_name", String(324), nullable=False, server_default=""),
+    Column("birth_date", String(8), nullable=False, server_default=""),
+    Column("sex", String(16), nullable=False, server_default=""),
+    Column("procedure_code", String(64), nullable=False),
+    Column("procedure_description", String(128), nullable=False, server_default=""),
+    Column("coding_scheme", String(16), nullable=False, server_default=""),
+    Column("modality", String(16), nullable=False, server_default=""),
+    Column("body_part", String(16), nullable=False, server_default=""),
+    Column("rvu", Float, nullable=False, server_default="1.0"),
+    Column("subspecialty", String(32), nullable=False, server_default=""),
+    Column("priority", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("placer_order_number", String(64), nullable=False, server_default=""),
+    Column("filler_order_number", String(64), nullable=False, server_default=""),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("ordering_physician", String(324), nullable=False, server_default=""),
+    Column("scheduled_at", DateTime(timezone=True)),
+    Column("station_ae", String(16), nullable=False, server_default=""),
+    Column("requested_procedure_id", String(16), nullable=False, server_default=""),
+    Column("requested_study_uid", String(64), nullable=False, server_default=""),
+    Column("study_instance_uid", String(64), nullable=False, server_default=""),
+    Column("mpps_status", String(16), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("facility_id", "accession_number", name="uq_order_facility_accession"),
+)
+Index("ix_order_study", imaging_order.c.study_instance_uid)
+Index("ix_order_patient", imaging_order.c.facility_id, imaging_order.c.patient_id)
+Index("ix_order_status_scheduled", imaging_order.c.status, imaging_order.c.scheduled_at)
+
+# What happened to an order, oldest first: its history as staff see it.
+order_event = Table(
+    "order_event",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", ForeignKey("imaging_order.id", ondelete="CASCADE"), nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("source", String(32), nullable=False),  # HL7, FHIR, REST, MPPS, reconciliation
+    Column("detail", String(255), nullable=False, server_default=""),
+)
+Index("ix_order_event_order", order_event.c.order_id, order_event.c.id)
+
+# Scheduling: a facility's modalities (scheduled stations) and their procedure slots.
+station = Table(
+    "station",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("ae_title", String(16), nullable=False, unique=True),
+    Column("modality", String(16), nullable=False),
+    Column("name", String(64), nullable=False, server_default=""),
+)
+
+slot = Table(
+    "slot",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("station_id", ForeignKey("station.id", ondelete="CASCADE"), nullable=False),
+    Column("start", DateTime(timezone=True), nullable=False),
+    Column("end", DateTime(timezone=True), nullable=False),
+    # The appointment: the order booked into this slot (none: free).
+    Column("order_id", ForeignKey("imaging_order.id", ondelete="SET NULL"), unique=True),
+    UniqueConstraint("station_id", "start", name="uq_slot_station_start"),
+)
+
+# Modality Performed Procedure Steps as the modalities reported them.
+mpps = Table(
+    "mpps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sop_instance_uid", String(64), nullable=False, unique=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("order_id", ForeignKey("imaging_order.id", ondelete="SET NULL")),
+    Column("status", String(16), nullable=False),  # IN PROGRESS, COMPLETED, DISCONTINUED
+    Column("study_instance_uid", String(64), nullable=False, server_default=""),
+    Column("json", Text, nullable=False),  # the step's attributes, DICOM JSON
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_mpps_study", mpps.c.study_instance_uid)
+
+# Reconciliation and readiness: each study's order and whether it can be read.
+reading_study = Table(
+    "reading_study",
+    metadata,
+    Column("study_pk", ForeignKey("study.id", ondelete="CASCADE"), primary_key=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("order_id", ForeignKey("imaging_order.id", ondelete="SET NULL")),
+    Column("matched_by", String(32), nullable=False, server_default=""),
+    Column("state", String(16), nullable=False),  # arriving, unmatched, incomplete, ready
+    Column("problems", Text, nullable=False, server_default="[]"),  # JSON list of reasons
+    Column("instances", Integer, nullable=False, server_default="0"),
+    Column("last_change", DateTime(timezone=True), nullable=False),
+    Column("ready_at", DateTime(timezone=True)),
+)
+Index("ix_reading_study_state", reading_study.c.state, reading_study.c.facility_id)

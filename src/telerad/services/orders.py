@@ -1,0 +1,281 @@
+"""Order use cases: place, revise, cancel, schedule, patient updates and merges, steps.
+
+Every protocol that carries orders (HL7 v2 over MLLP, FHIR ServiceRequest, the
+REST API, DICOM MPPS) ends here, so an order behaves the same whichever way it
+came. Each change is written with a history entry in one transaction and goes
+into the audit trail (Order Record / Patient Record / Procedure Record). Errors
+are :class:`~telerad.domain.orders.OrderError` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from telerad.domain.audit import Action, EventID
+from telerad.domain.orders import (
+    Order,
+    OrderError,
+    OrderEvent,
+    OrderFilter,
+    OrderHistoryEntry,
+    OrderStatus,
+    PatientDemographics,
+    Slot,
+    Station,
+)
+from telerad.domain.procedures import Catalogue
+from telerad.services.audit import AuditService
+
+
+class OrderStore(Protocol):
+    """Where orders are kept (storage.db.order_repository.SqlOrders)."""
+
+    def add(self, order: Order, now: datetime, source: str, detail: str = "") -> Order: ...
+
+    def save(
+        self, order: Order, now: datetime, event: str, source: str, detail: str = ""
+    ) -> Order: ...
+
+    def get(self, order_id: int) -> Order | None: ...
+
+    def by_accession(self, facility_id: int, accession_number: str) -> Order | None: ...
+
+    def find(self, f: OrderFilter) -> list[Order]: ...
+
+    def history(self, order_id: int) -> list[OrderHistoryEntry]: ...
+
+    def update_patient(
+        self, facility_id: int, patient: PatientDemographics, now: datetime, source: str
+    ) -> int: ...
+
+    def merge_patient(
+        self,
+        facility_id: int,
+        prior_patient_id: str,
+        patient: PatientDemographics,
+        now: datetime,
+        source: str,
+    ) -> int: ...
+
+    def station_by_ae(self, ae_title: str) -> Station | None: ...
+
+    def slots(self, station_id: int, start: datetime, end: datetime) -> list[Slot]: ...
+
+    def book(self, slot_id: int, order_id: int) -> Slot: ...
+
+    def free_slot_of(self, order_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a change came from: the protocol, who sent it, from which address."""
+
+    source: str  # "HL7", "FHIR", "REST", "MPPS", "reconciliation"
+    actor: str  # sending application, user name, AE title
+    address: str = ""
+    is_user: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OrderService:
+    def __init__(
+        self,
+        store: OrderStore,
+        audit: AuditService,
+        catalogue: Catalogue,
+        facility_name: Callable[[int], str] = str,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.catalogue = catalogue
+        self.facility_name = facility_name
+        self.clock = clock
+
+    # -- reading ----------------------------------------------------------------------
+    def get(self, order_id: int, facility_ids: frozenset[int] | None = None) -> Order | None:
+        """The order, or None when it does not exist or is outside ``facility_ids``."""
+        order = self.store.get(order_id)
+        if order is None or (facility_ids is not None and order.facility_id not in facility_ids):
+            return None
+        return order
+
+    def by_accession(self, facility_id: int, accession_number: str) -> Order | None:
+        return self.store.by_accession(facility_id, accession_number)
+
+    def find(self, f: OrderFilter) -> list[Order]:
+        return self.store.find(f)
+
+    def history(self, order: Order) -> list[OrderHistoryEntry]:
+        assert order.id is not None
+        return self.store.history(order.id)
+
+    # -- changes ----------------------------------------------------------------------
+    def place(self, order: Order, origin: Origin) -> Order:
+        """A new order; OrderError when its facility already has the accession number."""
+        if order.status not in (OrderStatus.ORDERED, OrderStatus.SCHEDULED):
+            raise OrderError(f"a new order cannot start as {order.status.value}")
+        stored = self.store.add(order, self.clock(), origin.source, self._says(origin))
+        self._audit(stored, origin, Action.CREATE, "placed")
+        return stored
+
+    def place_or_revise(self, order: Order, origin: Origin) -> Order:
+        """A new order, or the existing one with the same accession revised by it.
+
+        HL7 senders resend a new order after a timeout; the second copy must not
+        fail, nor create a twin.
+        """
+        known = self.store.by_accession(order.facility_id, order.accession_number)
+        if known is None:
+            try:
+                return self.place(order, origin)
+            except OrderError:  # placed concurrently by a resend: revise that one
+                known = self.store.by_accession(order.facility_id, order.accession_number)
+                if known is None:
+                    raise
+        return self.revise(known, order, origin)
+
+    def revise(self, known: Order, newer: Order, origin: Origin) -> Order:
+        """Apply an update (HL7 XO, a FHIR update, REST PUT) to a stored order."""
+        revised = known.revised(newer)
+        if newer.status == OrderStatus.SCHEDULED and known.status == OrderStatus.ORDERED:
+            revised = revised.moved(OrderEvent.SCHEDULE)
+        if revised == known:
+            return known
+        stored = self.store.save(
+            revised, self.clock(), "revised", origin.source, self._says(origin)
+        )
+        self._audit(stored, origin, Action.UPDATE, "revised")
+        return stored
+
+    def cancel(self, order: Order, origin: Origin, reason: str = "") -> Order:
+        """Cancel an order that has not been performed (its slot is freed)."""
+        cancelled = order.moved(OrderEvent.CANCEL)
+        assert order.id is not None
+        self.store.free_slot_of(order.id)
+        detail = self._says(origin) + (f": {reason}" if reason else "")
+        stored = self.store.save(cancelled, self.clock(), "cancelled", origin.source, detail)
+        self._audit(stored, origin, Action.DELETE, "cancelled")
+        return stored
+
+    def schedule(self, order: Order, slot_id: int, station: Station, origin: Origin) -> Order:
+        """Book ``order`` into a free slot of ``station`` (same facility and modality)."""
+        if station.facility_id != order.facility_id:
+            raise OrderError(f"station {station.ae_title} belongs to another facility")
+        if order.procedure.modality and station.modality != order.procedure.modality:
+            raise OrderError(
+                f"station {station.ae_title} is {station.modality}, "
+                f"the procedure needs {order.procedure.modality}"
+            )
+        scheduled = order.moved(OrderEvent.SCHEDULE)  # refuses closed orders first
+        assert order.id is not None
+        slot = self.store.book(slot_id, order.id)
+        if slot.station_id != station.id:
+            self.store.free_slot_of(order.id)
+            raise OrderError(f"slot {slot_id} is not on station {station.ae_title}")
+        scheduled = replace(scheduled, scheduled_at=slot.start, station_ae=station.ae_title)
+        detail = f"{station.ae_title} at {slot.start.isoformat()}"
+        stored = self.store.save(scheduled, self.clock(), "scheduled", origin.source, detail)
+        self._audit(stored, origin, Action.UPDATE, f"scheduled on {station.ae_title}")
+        return stored
+
+    def step(self, order: Order, event: OrderEvent, origin: Origin, mpps_status: str = "") -> Order:
+        """The procedure started, completed, was discontinued or became ready to read."""
+        moved = order.moved(event, mpps_status=mpps_status or order.mpps_status)
+        if moved == order:
+            return order
+        stored = self.store.save(
+            moved, self.clock(), event.value, origin.source, self._says(origin)
+        )
+        self.audit.record(
+            EventID.PROCEDURE_RECORD,
+            origin.actor,
+            actor_is_user=origin.is_user,
+            action=Action.UPDATE,
+            source_address=origin.address,
+            patient_id=order.patient.patient_id,
+            study_uid=order.study_instance_uid,
+            facility=self.facility_name(order.facility_id),
+            detail=f"order {order.accession_number} {event.value} ({origin.source})",
+        )
+        return stored
+
+    def match(
+        self, order: Order, study_instance_uid: str, matched_by: str, origin: Origin
+    ) -> Order:
+        """Record that ``study_instance_uid`` is the study this order asked for."""
+        if order.study_instance_uid == study_instance_uid:
+            return order
+        if order.study_instance_uid:
+            raise OrderError(f"order {order.accession_number} is already matched to another study")
+        matched = replace(order, study_instance_uid=study_instance_uid)
+        stored = self.store.save(
+            matched, self.clock(), "matched", origin.source, f"study matched by {matched_by}"
+        )
+        self._audit(stored, origin, Action.UPDATE, f"matched to its study by {matched_by}")
+        return stored
+
+    def update_patient(self, facility_id: int, patient: PatientDemographics, origin: Origin) -> int:
+        """ADT A01/A04/A08: the patient's details on their orders."""
+        changed = self.store.update_patient(facility_id, patient, self.clock(), origin.source)
+        self._audit_patient(facility_id, patient.patient_id, origin, f"updated {changed} order(s)")
+        return changed
+
+    def merge_patient(
+        self,
+        facility_id: int,
+        prior_patient_ids: Sequence[str],
+        patient: PatientDemographics,
+        origin: Origin,
+    ) -> int:
+        """ADT A40: the orders of each prior identifier move to ``patient``."""
+        moved = 0
+        for prior in prior_patient_ids:
+            if prior == patient.patient_id:
+                raise OrderError("a patient cannot be merged into itself")
+            moved += self.store.merge_patient(
+                facility_id, prior, patient, self.clock(), origin.source
+            )
+        self._audit_patient(
+            facility_id,
+            patient.patient_id,
+            origin,
+            f"merged {len(prior_patient_ids)} identifier(s), {moved} order(s)",
+        )
+        return moved
+
+    # -- audit ------------------------------------------------------------------------
+    @staticmethod
+    def _says(origin: Origin) -> str:
+        return f"{origin.source} from {origin.actor}" if origin.actor else origin.source
+
+    def _audit(self, order: Order, origin: Origin, action: Action, what: str) -> None:
+        self.audit.record(
+            EventID.ORDER_RECORD,
+            origin.actor,
+            actor_is_user=origin.is_user,
+            action=action,
+            source_address=origin.address,
+            patient_id=order.patient.patient_id,
+            study_uid=order.study_instance_uid,
+            facility=self.facility_name(order.facility_id),
+            detail=f"order {order.accession_number} {what} ({origin.source})",
+        )
+
+    def _audit_patient(self, facility_id: int, patient_id: str, origin: Origin, what: str) -> None:
+        self.audit.record(
+            EventID.PATIENT_RECORD,
+            origin.actor,
+            actor_is_user=origin.is_user,
+            action=Action.UPDATE,
+            source_address=origin.address,
+            patient_id=patient_id,
+            facility=self.facility_name(facility_id),
+            detail=f"patient {what} ({origin.source})",
+        )
