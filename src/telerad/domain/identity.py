@@ -36,15 +36,19 @@ class Permission(enum.StrEnum):
     WRITE = "dicomweb:write"  # store instances (STOW-RS, C-STORE)
     ADMIN = "admin"  # facilities, users, nodes (own facility for facility admins)
     AUDIT = "audit"  # read and export the audit trail
+    ORDERS_READ = "orders:read"  # orders, stations and slots of the facilities seen
+    ORDERS_WRITE = "orders:write"  # place, revise, cancel and schedule orders; stations, slots
 
 
+_ORDERS = frozenset({Permission.ORDERS_READ, Permission.ORDERS_WRITE})
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.RADIOLOGIST: frozenset({Permission.READ, Permission.WRITE}),
-    Role.FACILITY_USER: frozenset({Permission.READ, Permission.WRITE}),
-    Role.FACILITY_ADMIN: frozenset({Permission.READ, Permission.WRITE, Permission.ADMIN}),
+    # Radiologists read the orders of the facilities they read for; the RIS writes them.
+    Role.RADIOLOGIST: frozenset({Permission.READ, Permission.WRITE, Permission.ORDERS_READ}),
+    Role.FACILITY_USER: frozenset({Permission.READ, Permission.WRITE}) | _ORDERS,
+    Role.FACILITY_ADMIN: frozenset({Permission.READ, Permission.WRITE, Permission.ADMIN}) | _ORDERS,
     Role.NETWORK_ADMIN: frozenset(Permission),
     Role.AUDITOR: frozenset({Permission.AUDIT}),
-    Role.SERVICE: frozenset({Permission.READ, Permission.WRITE}),
+    Role.SERVICE: frozenset({Permission.READ, Permission.WRITE}) | _ORDERS,  # a RIS, a gateway
 }
 
 #: Roles bound to exactly one facility.

@@ -60,7 +60,19 @@ class OrderStore(Protocol):
         source: str,
     ) -> int: ...
 
+    def add_station(
+        self, facility_id: int, ae_title: str, modality: str, name: str = ""
+    ) -> Station: ...
+
+    def stations(self, facility_id: int | None = None) -> list[Station]: ...
+
     def station_by_ae(self, ae_title: str) -> Station | None: ...
+
+    def station_by_id(self, station_id: int) -> Station | None: ...
+
+    def add_slots(self, station_id: int, spans: Sequence[tuple[datetime, datetime]]) -> int: ...
+
+    def slot(self, slot_id: int) -> Slot | None: ...
 
     def slots(self, station_id: int, start: datetime, end: datetime) -> list[Slot]: ...
 
@@ -115,6 +127,10 @@ class OrderService:
     def history(self, order: Order) -> list[OrderHistoryEntry]:
         assert order.id is not None
         return self.store.history(order.id)
+
+    def viewed(self, order: Order, origin: Origin) -> None:
+        """Record that someone read the order (REST, FHIR): Order Record, action R."""
+        self._audit(order, origin, Action.READ, "read")
 
     # -- changes ----------------------------------------------------------------------
     def place(self, order: Order, origin: Origin) -> Order:

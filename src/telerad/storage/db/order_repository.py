@@ -272,6 +272,20 @@ class SqlOrders:
             r = conn.execute(select(t.station).where(t.station.c.ae_title == ae_title)).first()
         return Station(r.id, r.facility_id, r.ae_title, r.modality, r.name) if r else None
 
+    def station_by_id(self, station_id: int) -> Station | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.station).where(t.station.c.id == station_id)).first()
+        return Station(r.id, r.facility_id, r.ae_title, r.modality, r.name) if r else None
+
+    def slot(self, slot_id: int) -> Slot | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t.slot).where(t.slot.c.id == slot_id)).first()
+        if r is None:
+            return None
+        return Slot(
+            r.id, r.station_id, _aware(r.start) or r.start, _aware(r.end) or r.end, r.order_id
+        )
+
     def add_slots(self, station_id: int, spans: Sequence[tuple[datetime, datetime]]) -> int:
         """Open slots (start, end) on a station; ones that exist already are kept."""
         added = 0
