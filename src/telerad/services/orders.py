@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pydicom.uid import generate_uid
+
 from telerad.domain.audit import Action, EventID
 from telerad.domain.orders import (
     Order,
@@ -65,6 +67,14 @@ class OrderStore(Protocol):
     ) -> Station: ...
 
     def stations(self, facility_id: int | None = None) -> list[Station]: ...
+
+    def by_requested(
+        self, facility_id: int, requested_study_uid: str = "", requested_procedure_id: str = ""
+    ) -> Order | None: ...
+
+    def keep_requested_study_uid(
+        self, order_id: int, uid: str, now: datetime, source: str, detail: str = ""
+    ) -> str: ...
 
     def station_by_ae(self, ae_title: str) -> Station | None: ...
 
@@ -123,6 +133,13 @@ class OrderService:
 
     def find(self, f: OrderFilter) -> list[Order]:
         return self.store.find(f)
+
+    def by_requested(
+        self, facility_id: int, requested_study_uid: str = "", requested_procedure_id: str = ""
+    ) -> Order | None:
+        """The facility's order asked for under this Study Instance UID or Requested Procedure ID
+        (how a modality's performed procedure step names it besides the accession number)."""
+        return self.store.by_requested(facility_id, requested_study_uid, requested_procedure_id)
 
     def history(self, order: Order) -> list[OrderHistoryEntry]:
         assert order.id is not None
@@ -221,6 +238,20 @@ class OrderService:
             detail=f"order {order.accession_number} {event.value} ({origin.source})",
         )
         return stored
+
+    def with_requested_study_uid(self, order: Order, origin: Origin) -> Order:
+        """The order with the Study Instance UID its modality is asked to use.
+
+        Made on first need (the modality worklist offers it) and kept, so the
+        images the modality makes carry the UID the order knows.
+        """
+        if order.requested_study_uid:
+            return order
+        assert order.id is not None
+        uid = self.store.keep_requested_study_uid(
+            order.id, generate_uid(), self.clock(), origin.source, self._says(origin)
+        )
+        return replace(order, requested_study_uid=uid)
 
     def match(
         self, order: Order, study_instance_uid: str, matched_by: str, origin: Origin

@@ -180,6 +180,43 @@ class SqlOrders:
         with self.engine.connect() as conn:
             return [_order_from(r) for r in conn.execute(query)]
 
+    def by_requested(
+        self, facility_id: int, requested_study_uid: str = "", requested_procedure_id: str = ""
+    ) -> Order | None:
+        """The facility's order asked for under this Study UID or Requested Procedure ID."""
+        if requested_study_uid:
+            where = _O.c.requested_study_uid == requested_study_uid
+        elif requested_procedure_id:
+            where = _O.c.requested_procedure_id == requested_procedure_id
+        else:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_O).where(_O.c.facility_id == facility_id, where).order_by(_O.c.id)
+            ).first()
+        return _order_from(row) if row else None
+
+    def keep_requested_study_uid(
+        self, order_id: int, uid: str, now: datetime, source: str, detail: str = ""
+    ) -> str:
+        """Give the order ``uid`` unless it already has one; the UID it keeps.
+
+        One conditional update: two worklist queries racing for a new order
+        agree on the first UID written.
+        """
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(_O)
+                .where(_O.c.id == order_id, _O.c.requested_study_uid == "")
+                .values(requested_study_uid=uid, updated_at=now)
+            ).rowcount
+            if done:
+                self._event(conn, order_id, now, "study uid assigned", source, detail)
+            kept = conn.execute(
+                select(_O.c.requested_study_uid).where(_O.c.id == order_id)
+            ).scalar_one()
+        return str(kept)
+
     def history(self, order_id: int) -> list[OrderHistoryEntry]:
         e = t.order_event
         with self.engine.connect() as conn:
