@@ -328,5 +328,75 @@ reading_study = Table(
     Column("instances", Integer, nullable=False, server_default="0"),
     Column("last_change", DateTime(timezone=True), nullable=False),
     Column("ready_at", DateTime(timezone=True)),
+    # The tier a person chose when sending it to reading without an order.
+    Column("released_as", String(16), nullable=False, server_default=""),
 )
 Index("ix_reading_study_state", reading_study.c.state, reading_study.c.facility_id)
+
+# -- the reading worklist (migration 0006) ----------------------------------------------
+reader_profile = Table(
+    "reader_profile",
+    metadata,
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True),
+    Column("subspecialties", Text, nullable=False, server_default=""),  # space-separated
+    Column("modalities", Text, nullable=False, server_default=""),
+    Column("read_kinds", String(32), nullable=False, server_default="final preliminary"),
+    Column("rvu_per_hour", Float, nullable=False, server_default="10.0"),
+    Column("queue_cap_rvu", Float),
+    Column("tz", String(64), nullable=False, server_default="UTC"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+reader_shift = Table(
+    "reader_shift",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False),
+    Column("days", String(16), nullable=False, server_default=""),  # "0 1 2 3 4": weekly
+    Column("start_time", String(5), nullable=False, server_default=""),  # HH:MM local
+    Column("end_time", String(5), nullable=False, server_default=""),
+    Column("starts_at", DateTime(timezone=True)),  # one-off shift (UTC)
+    Column("ends_at", DateTime(timezone=True)),
+)
+Index("ix_reader_shift_user", reader_shift.c.user_id)
+worklist_entry = Table(
+    "worklist_entry",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("study_uid", String(64), nullable=False),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("jurisdiction", String(16), nullable=False),
+    Column("modality", String(16), nullable=False),
+    Column("body_part", String(16), nullable=False, server_default=""),
+    Column("subspecialty", String(32), nullable=False, server_default=""),
+    Column("priority", String(16), nullable=False),
+    Column("read_kind", String(16), nullable=False),
+    Column("rvu", Float, nullable=False),
+    Column("patient_key", String(160), nullable=False, server_default=""),
+    Column("prior_readers", Text, nullable=False, server_default=""),  # space-separated ids
+    Column("ready_at", DateTime(timezone=True), nullable=False),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # open, completed, withdrawn
+    Column("assigned_to", Integer),
+    Column("assigned_at", DateTime(timezone=True)),
+    Column("first_assigned_at", DateTime(timezone=True)),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("completed_by", Integer),
+    Column("breached_at", DateTime(timezone=True)),
+    Column("why", Text, nullable=False, server_default=""),  # the last assignment's explanation
+    Column("closed_at", DateTime(timezone=True)),
+)
+Index("ix_worklist_entry_state", worklist_entry.c.state, worklist_entry.c.study_uid)
+Index("ix_worklist_entry_done", worklist_entry.c.completed_at, worklist_entry.c.facility_id)
+worklist_event = Table(
+    "worklist_event",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entry_id", ForeignKey("worklist_entry.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # assigned, claimed, reassigned, completed...
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reader_id", Integer),
+    Column("to_reader", Integer),
+    Column("detail", Text, nullable=False, server_default=""),  # explanation, reason, action
+)
+Index("ix_worklist_event_entry", worklist_event.c.entry_id, worklist_event.c.id)
