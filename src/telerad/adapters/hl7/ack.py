@@ -65,24 +65,60 @@ class ErrorCode(enum.Enum):
 
 
 @dataclass(frozen=True)
+class ErrorLocation:
+    """Where in the message the error is (ERL): segment, its occurrence, field, component.
+
+    ``sequence`` counts occurrences of that segment ID from 1 (the second ORC is
+    ``ORC`` 2); ``field`` 0 points at the segment as a whole (a missing segment).
+    """
+
+    segment: str
+    sequence: int = 1
+    field: int = 0
+    component: int = 0
+
+    def __str__(self) -> str:
+        """The name a person reads: ``ORC-1``, ``PID-5.1``, ``OBR`` (2nd: ``OBR[2]-18``)."""
+        name = self.segment if self.sequence == 1 else f"{self.segment}[{self.sequence}]"
+        if self.field:
+            name += f"-{self.field}"
+            if self.component:
+                name += f".{self.component}"
+        return name
+
+    def components(self) -> list[str]:
+        """ERL components 1–3 (v2.5+ ERR-2, and the first three of v2.3/2.4 ERR-1)."""
+        return [self.segment, str(self.sequence), str(self.field) if self.field else ""]
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """What to answer: MSA-1, and for AE/AR the error code and a reason (MSA-3, ERR)."""
+    """What to answer: MSA-1, and for AE/AR the error code and a reason (MSA-3, ERR).
+
+    ``location`` (where known) is written to ERR-2 (v2.5+) or the first components
+    of ERR-1 (v2.3, v2.4).
+    """
 
     code: AckCode
     error: ErrorCode | None = None
     reason: str = ""
+    location: ErrorLocation | None = None
 
     @classmethod
     def accepted(cls) -> Verdict:
         return cls(AckCode.ACCEPT)
 
     @classmethod
-    def application_error(cls, error: ErrorCode, reason: str) -> Verdict:
-        return cls(AckCode.ERROR, error, reason)
+    def application_error(
+        cls, error: ErrorCode, reason: str, location: ErrorLocation | None = None
+    ) -> Verdict:
+        return cls(AckCode.ERROR, error, reason, location)
 
     @classmethod
-    def rejected(cls, error: ErrorCode, reason: str) -> Verdict:
-        return cls(AckCode.REJECT, error, reason)
+    def rejected(
+        cls, error: ErrorCode, reason: str, location: ErrorLocation | None = None
+    ) -> Verdict:
+        return cls(AckCode.REJECT, error, reason, location)
 
 
 @dataclass(frozen=True)
@@ -270,15 +306,25 @@ def build_ack(
         msa.append(reason[:TEXT_MESSAGE_LENGTH])
     lines = [sep.join(msh), sep.join(msa)]
     if verdict.error is not None:
-        lines.append(_err_segment(verdict.error, reason, version, sep, enc))
+        lines.append(_err_segment(verdict.error, reason, verdict.location, version, sep, enc))
     return "\r".join(lines) + "\r"
 
 
-def _err_segment(error: ErrorCode, reason: str, version: str, sep: str, enc: str) -> str:
+def _err_segment(
+    error: ErrorCode,
+    reason: str,
+    location: ErrorLocation | None,
+    version: str,
+    sep: str,
+    enc: str,
+) -> str:
     comp, subcomp = enc[0], enc[3]
     coded = [error.code, escape(error.text, sep, enc), "HL70357"]
+    where = location.components() if location else ["", "", ""]
     if version.startswith(("2.3", "2.4")):
         # ERR-1 (error code and location, CM_ELD): segment^sequence^field^code (CE).
-        return sep.join(["ERR", comp * 3 + subcomp.join(coded)])
-    # v2.5+: ERR-3 HL7 error code (CWE), ERR-4 severity, ERR-8 user message.
-    return sep.join(["ERR", "", "", comp.join(coded), "E", "", "", "", reason])
+        return sep.join(["ERR", comp.join([*where, subcomp.join(coded)])])
+    # v2.5+: ERR-2 error location (ERL), ERR-3 HL7 error code (CWE), ERR-4 severity,
+    # ERR-8 user message.
+    erl = comp.join(where).rstrip(comp) if location else ""
+    return sep.join(["ERR", "", erl, comp.join(coded), "E", "", "", "", reason])

@@ -6,10 +6,13 @@ its :class:`~telerad.adapters.hl7.ack.Verdict` (AA, or AE with a reason) is the
 answer. A handler that raises answers AE "application internal error": a bad
 message never takes the listener down.
 
-:func:`facility_handler` is the platform's handler for now: a message is taken
-when MSH-4 names a registered facility that may send from the peer's address
-(and with its pinned certificate), and its receipt is audited. What orders and
-patient updates do to the worklist comes later, behind the same signature.
+:func:`facility_handler` is the platform's handler: a message is taken when
+MSH-4 names a registered facility that may send from the peer's address (and
+with its pinned certificate); its orders (ORM^O01, OMI^O23) or patient updates
+(ADT A01/A04/A08, A40) are read (:mod:`telerad.adapters.hl7.orders`) and applied
+through the order service (:mod:`telerad.adapters.hl7.handling`), and its receipt
+is audited with the answer. The log names the control ID, the message type and
+the error code, never a value from the message.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from telerad.adapters.hl7.ack import (
+    AckCode,
     ErrorCode,
     Header,
     NotAcceptable,
@@ -31,10 +35,13 @@ from telerad.adapters.hl7.ack import (
     read_header,
     segments,
 )
+from telerad.adapters.hl7.handling import apply_orders, apply_patients
 from telerad.adapters.hl7.mllp import MllpServer, Peer, start_mllp_server
+from telerad.adapters.hl7.orders import Hl7Error, read_orders, read_patients
 from telerad.adapters.peers import calls_as_registered
 from telerad.bootstrap import Platform
 from telerad.domain.audit import Action, EventID, Outcome
+from telerad.services.orders import Origin
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,6 @@ log = logging.getLogger(__name__)
 ORDER_MESSAGES: Mapping[str, frozenset[str]] = {
     "ORM": frozenset({"O01"}),
     "OMI": frozenset({"O23"}),
-    "OMG": frozenset({"O19"}),
     "ADT": frozenset(),
 }
 
@@ -125,7 +131,7 @@ class Receiver:
 
 
 def facility_handler(platform: Platform) -> Handler:
-    """Take messages from registered facilities; audit each receipt (no PHI in logs)."""
+    """Apply orders and patient updates from registered facilities; audit each receipt."""
 
     def handle(message: Message) -> Verdict:
         header, peer = message.header, message.peer
@@ -134,7 +140,6 @@ def facility_handler(platform: Platform) -> Handler:
         admitted = facility is not None and calls_as_registered(
             facility.host, facility.cert_sha256, peer.address, peer.cert_sha256
         )
-        event = EventID.PATIENT_RECORD if header.message_code == "ADT" else EventID.ORDER_RECORD
         actor = header.sending_application.split(header.encoding_characters[0])[0] or "HL7"
         transport = "MLLP over TLS" if peer.tls else "MLLP"
         if not admitted:
@@ -146,22 +151,72 @@ def facility_handler(platform: Platform) -> Handler:
                 source_address=peer.address,
                 detail=f"HL7 {header.message_type} over {transport} for an unknown facility",
             )
+            _log(header, peer, "AE", ErrorCode.UNKNOWN_KEY)
             return Verdict.application_error(
                 ErrorCode.UNKNOWN_KEY,
                 f"unknown facility in MSH-4: {name[:40]!r} is not registered for this sender",
             )
         assert facility is not None
-        platform.audit.record(
-            event,
-            actor,
-            action=Action.CREATE,
-            source_address=peer.address,
-            facility=facility.name,
-            detail=f"HL7 {header.message_type} {header.control_id[:20]} received over {transport}",
-        )
-        return Verdict.accepted()
+        origin = Origin("HL7", actor, peer.address)
+        try:
+            verdict = _apply(platform, message, facility.id, origin)
+        except Exception:
+            _audit_receipt(platform, message, facility.name, actor, transport, "failed")
+            raise
+        answer = verdict.code.value + (f" {verdict.error.code}" if verdict.error else "")
+        _audit_receipt(platform, message, facility.name, actor, transport, answer)
+        _log(header, peer, verdict.code.value, verdict.error)
+        return verdict
 
     return handle
+
+
+def _apply(platform: Platform, message: Message, facility_id: int, origin: Origin) -> Verdict:
+    """Read the message whole, then apply it: AA, or AE naming the field and why."""
+    header = message.header
+    try:
+        if header.message_code == "ADT":
+            patients = read_patients(message.text, header.trigger_event)
+            apply_patients(platform.orders, facility_id, patients, origin)
+        else:
+            orders = read_orders(
+                message.text, header.message_code, facility_id, platform.orders.catalogue
+            )
+            apply_orders(platform.orders, orders, origin)
+    except Hl7Error as exc:
+        return exc.verdict
+    return Verdict.accepted()
+
+
+def _audit_receipt(
+    platform: Platform, message: Message, facility: str, actor: str, transport: str, answer: str
+) -> None:
+    header = message.header
+    accepted = answer == AckCode.ACCEPT.value
+    platform.audit.record(
+        EventID.PATIENT_RECORD if header.message_code == "ADT" else EventID.ORDER_RECORD,
+        actor,
+        action=Action.CREATE if header.message_code != "ADT" else Action.UPDATE,
+        outcome=Outcome.SUCCESS if accepted else Outcome.MINOR_FAILURE,
+        source_address=message.peer.address,
+        facility=facility,
+        detail=(
+            f"HL7 {header.message_type} {header.control_id[:20]} received over {transport}: "
+            f"{answer}"
+        ),
+    )
+
+
+def _log(header: Header, peer: Peer, code: str, error: ErrorCode | None) -> None:
+    # Control ID, type and outcome only: no value from the message body (PHI).
+    log.info(
+        "HL7 %s %s from %s: %s%s",
+        header.message_type[:20],
+        header.control_id[:20],
+        peer.address,
+        code,
+        f" {error.code}" if error else "",
+    )
 
 
 def start_mllp(
