@@ -19,6 +19,7 @@ from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
 from telerad.services.orders import OrderService
+from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.blobs.keys import FacilityKeys, load_master_key
@@ -27,9 +28,11 @@ from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.identity_repository import SqlIdentity
 from telerad.storage.db.order_repository import SqlOrders
+from telerad.storage.db.reconcile_repository import SqlReadingStates
 from telerad.storage.db.repository import SqlIndex
 from telerad.storage.db.syncer import IndexSyncer, claim, release
 from telerad.storage.secret import load_or_create_secret
+from telerad.workflow.rules import default_rules, load_rules
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Platform:
     auth: AuthService
     access: AccessLog
     orders: OrderService
+    reconciler: Reconciler
     listeners: dict[str, bool] = field(default_factory=dict)
     syncer: IndexSyncer | None = None
     #: OpenID Connect sign-in, when an issuer and client id are configured.
@@ -108,6 +112,17 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         load_catalogue(settings.procedures_file),
         lambda fid: f.name if (f := facilities(fid)) else str(fid),
     )
+    rules = load_rules(settings.rules_file) if settings.rules_file else default_rules()
+    reconciler = Reconciler(
+        SqlReadingStates(engine),
+        orders,
+        facilities,
+        rules.deadline,
+        ReadinessPolicy(
+            stable_for=timedelta(seconds=settings.stable_seconds),
+            hold_limit=timedelta(minutes=settings.hold_minutes),
+        ),
+    )
     oidc = None
     if settings.oidc_issuer and settings.oidc_client_id:
         oidc = OidcProvider(
@@ -127,6 +142,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         auth,
         access,
         orders,
+        reconciler,
         syncer=syncer,
         oidc=oidc,
     )

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     rules_file: Path | None = None
     # A study is readable once no instance has arrived for this long (and it is complete).
     stable_seconds: int = 120
+    # A stable study with something missing is held this long, then read with it shown.
+    hold_minutes: int = 30
+    # How often reconciliation and readiness look at what changed (seconds).
+    reconcile_seconds: float = 5.0
+    # The time zone (IANA name) the modality worklist gives scheduled dates and times in.
+    worklist_tz: str = "UTC"
 
     # -- storage protection ----------------------------------------------------------------
     # Data residency: region name → root directory of that region's blobs (JSON object).

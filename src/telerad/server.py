@@ -12,6 +12,7 @@ import uvicorn
 from telerad.adapters.tls import ListenerContexts, TLSConfigError, listener_contexts
 from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
+from telerad.services.periodic import Periodic
 from telerad.storage.blobs.keys import MasterKeyError
 
 log = logging.getLogger("telerad")
@@ -23,6 +24,8 @@ def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> 
     from telerad.adapters.hl7.receive import start_mllp
 
     handles: list[object] = [start_dimse_server(platform)]
+    every = platform.settings.reconcile_seconds
+    handles.append(Periodic("reconciliation", every, platform.reconciler.run).start())
     platform.listeners["dimse"] = True
     if tls is not None:
         port = platform.settings.dicom_tls_port

@@ -49,6 +49,10 @@ class OrderStore(Protocol):
 
     def history(self, order_id: int) -> list[OrderHistoryEntry]: ...
 
+    def candidates(
+        self, facility_id: int, patient_id: str, accession_number: str, study_uid: str
+    ) -> list[Order]: ...
+
     def update_patient(
         self, facility_id: int, patient: PatientDemographics, now: datetime, source: str
     ) -> int: ...

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from telerad.domain.orders import (
+    OPEN,
     Order,
     OrderError,
     OrderFilter,
@@ -216,6 +217,27 @@ class SqlOrders:
                 select(_O.c.requested_study_uid).where(_O.c.id == order_id)
             ).scalar_one()
         return str(kept)
+
+    def candidates(
+        self, facility_id: int, patient_id: str, accession_number: str, study_uid: str
+    ) -> list[Order]:
+        """Open orders of a facility a study may answer: its accession, UID or patient."""
+        keys = [_O.c.patient_id == patient_id, _O.c.requested_study_uid == study_uid]
+        keys.append(_O.c.study_instance_uid == study_uid)
+        if accession_number:
+            keys.append(_O.c.accession_number == accession_number)
+        query = (
+            select(_O)
+            .where(
+                _O.c.facility_id == facility_id,
+                _O.c.status.in_(sorted(s.value for s in OPEN)),
+                or_(*keys),
+            )
+            .order_by(_O.c.id)
+            .limit(50)
+        )
+        with self.engine.connect() as conn:
+            return [_order_from(r) for r in conn.execute(query)]
 
     def history(self, order_id: int) -> list[OrderHistoryEntry]:
         e = t.order_event

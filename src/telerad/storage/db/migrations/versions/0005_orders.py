@@ -125,6 +125,7 @@ def upgrade() -> None:
         sa.Column("instances", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("last_change", _TZ, nullable=False),
         sa.Column("ready_at", _TZ),
+        _text("released_as", 16),
     )
     op.create_index("ix_reading_study_state", "reading_study", ["state", "facility_id"])
 
