@@ -38,12 +38,15 @@ class Permission(enum.StrEnum):
     AUDIT = "audit"  # read and export the audit trail
     ORDERS_READ = "orders:read"  # orders, stations and slots of the facilities seen
     ORDERS_WRITE = "orders:write"  # place, revise, cancel and schedule orders; stations, slots
+    READING = "reading"  # the own reading worklist: see, claim, release, mark read
 
 
 _ORDERS = frozenset({Permission.ORDERS_READ, Permission.ORDERS_WRITE})
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     # Radiologists read the orders of the facilities they read for; the RIS writes them.
-    Role.RADIOLOGIST: frozenset({Permission.READ, Permission.WRITE, Permission.ORDERS_READ}),
+    Role.RADIOLOGIST: frozenset(
+        {Permission.READ, Permission.WRITE, Permission.ORDERS_READ, Permission.READING}
+    ),
     Role.FACILITY_USER: frozenset({Permission.READ, Permission.WRITE}) | _ORDERS,
     Role.FACILITY_ADMIN: frozenset({Permission.READ, Permission.WRITE, Permission.ADMIN}) | _ORDERS,
     Role.NETWORK_ADMIN: frozenset(Permission),
