@@ -54,7 +54,16 @@ def create_app(platform: Platform) -> FastAPI:
             status_code=200 if ready else 503,
         )
 
-    from telerad.web.routes import account, deid, dicomweb, fhir, orders, ui, viewer
+    from telerad.web.routes import (
+        account,
+        deid,
+        dicomweb,
+        fhir,
+        orders,
+        reconciliation,
+        ui,
+        viewer,
+    )
 
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
@@ -74,6 +83,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(deid.router(platform))
     app.include_router(orders.router(platform))
     app.include_router(fhir.router(platform))
+    app.include_router(reconciliation.router(platform))
     app.include_router(ui.router(platform))
     viewer.mount(app, platform)
     return app
