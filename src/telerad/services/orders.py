@@ -253,7 +253,7 @@ class OrderService:
             return order
         assert order.id is not None
         uid = self.store.keep_requested_study_uid(
-            order.id, generate_uid(), self.clock(), origin.source, self._says(origin)
+            order.id, generate_uid("2.25."), self.clock(), origin.source, self._says(origin)
         )
         return replace(order, requested_study_uid=uid)
 
