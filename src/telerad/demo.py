@@ -36,7 +36,10 @@ from rich.table import Table
 
 from telerad import synthetic
 from telerad.bootstrap import Platform
+from telerad.domain.orders import Order, PatientDemographics, triage_priority
 from telerad.services.archive import StoreTally
+from telerad.services.orders import Origin
+from telerad.workflow.model import Priority
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +321,34 @@ def dx_chest(spec: synthetic.StudySpec, size: int = 1024) -> Dataset:
     return ds
 
 
+# The orders the demo studies answer (the sample files have none: they wait in reconciliation).
+_ORDERS: tuple[tuple[synthetic.StudySpec, str, Priority, str], ...] = (
+    (_SPECS[0][1], "71250", Priority.ROUTINE, "staging, known lung nodule"),
+    (_SPECS[1][1], "71275", Priority.STAT, "suspected pulmonary embolism"),
+    (_SPECS[2][1], "70551", Priority.URGENT, "acute aphasia since this morning"),
+    (_DX_SPEC, "71046", Priority.ROUTINE, "cough for three weeks"),
+)
+
+
+def place_demo_orders(platform: Platform, facility_id: int) -> int:
+    """The demo's orders, as a RIS would have sent them (again on each start: no twins)."""
+    origin = Origin("demo", "telerad demo")
+    for spec, code, ordered, reason in _ORDERS:
+        order = Order(
+            facility_id=facility_id,
+            accession_number=spec.accession,
+            patient=PatientDemographics(
+                spec.patient_id, spec.patient_name, spec.birth_date, spec.sex
+            ),
+            procedure=platform.orders.catalogue.resolve(code, spec.description),
+            priority=triage_priority(ordered, reason),
+            reason=reason,
+            ordering_physician=spec.referring,
+        )
+        platform.orders.place_or_revise(order, origin)
+    return len(_ORDERS)
+
+
 def demo_size() -> int:
     """How many objects the demo loads (for the progress bar)."""
     generated = sum(slices for _key, _spec, _kind, slices, _r, _c in _SPECS) + 1
@@ -329,6 +360,7 @@ def load_demo(platform: Platform, console: Console | None = None) -> DemoSummary
     facility = platform.index.facility_by_name(DEMO_FACILITY)
     if facility is None:
         facility = platform.index.add_facility(DEMO_FACILITY)
+    place_demo_orders(platform, facility.id)
     summary = DemoSummary()
     quiet = console is None
     progress = Progress(

@@ -16,8 +16,10 @@ from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
 from telerad.demo import DEMO_FACILITY, SAMPLES
 from telerad.domain.model import Level
+from telerad.domain.orders import OrderFilter
 from telerad.domain.query import Query
 from telerad.synthetic import StudySpec, ct_series, to_bytes
+from telerad.workflow.model import Priority
 
 
 def telerad(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -163,6 +165,14 @@ def test_demo_loads_every_promised_modality_family(data_dir: Path) -> None:
         ct = [s for s in studies if "CT" in s["ModalitiesInStudy"]]  # type: ignore[operator]
         assert sum(1 for s in ct if s["NumberOfStudyRelatedInstances"] == 60) == 2
         assert len(images) == 60 * 2 + 24 + 1 + len(SAMPLES)
+        # The generated studies come with their orders; reconciliation matches them.
+        orders = p.orders.find(OrderFilter(facility_ids=frozenset({facility.id})))
+        assert {o.accession_number for o in orders} == {f"DEMO000{i}" for i in range(1, 5)}
+        aphasia = p.orders.by_accession(facility.id, "DEMO0003")
+        assert aphasia is not None and aphasia.priority == Priority.STROKE
+        p.reconciler.run()
+        matched = p.orders.find(OrderFilter(facility_ids=frozenset({facility.id})))
+        assert all(o.study_instance_uid for o in matched)
     finally:
         p.close()
 
