@@ -166,3 +166,31 @@ def test_scheduling_books_one_order_per_slot(any_platform: Platform) -> None:
     assert slots[1].id in free and moved.scheduled_at == slots[3].start
     p.orders.cancel(moved, RIS)
     assert all(s.order_id is None for s in store.slots(station.id, T0, T0 + timedelta(hours=2)))
+
+
+def test_adt_reaches_the_archive_index(any_platform: Platform) -> None:
+    """A08 renames the patient in searches; A40 moves the prior identifier's studies."""
+    from telerad.domain.model import Level
+    from telerad.domain.query import Exact, Query, Wildcard
+    from telerad.synthetic import StudySpec, ct_series, to_bytes
+
+    p = any_platform
+    fid = p.default_facility().id
+    old = StudySpec(patient_id="OLD1", patient_name="SMITH^JO")
+    keep = StudySpec(patient_id="KEEP", patient_name="SMITH^JOANNA")
+    for spec in (old, keep):
+        assert p.archive.store(fid, to_bytes(next(ct_series(spec, 1, 8, 8)))).ok
+
+    def studies(**matches: object) -> set[str]:
+        found = p.archive.search(Query(Level.STUDY, matches=matches))  # type: ignore[arg-type]
+        return {str(s["StudyInstanceUID"]) for s in found}
+
+    p.orders.update_patient(fid, PatientDemographics("OLD1", "JONES^JO"), RIS)
+    assert studies(PatientName=Wildcard("JONES*")) == {old.study_uid}
+    p.orders.merge_patient(fid, ["OLD1"], PatientDemographics("KEEP"), RIS)
+    assert studies(PatientID=Exact("KEEP")) == {old.study_uid, keep.study_uid}
+    assert studies(PatientID=Exact("OLD1")) == set()
+    # New instances may still arrive under the prior identifier: they are kept.
+    late = StudySpec(patient_id="OLD1", patient_name="JONES^JO")
+    assert p.archive.store(fid, to_bytes(next(ct_series(late, 1, 8, 8)))).ok
+    assert studies(PatientID=Exact("OLD1")) == {late.study_uid}

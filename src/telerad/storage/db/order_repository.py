@@ -21,6 +21,7 @@ from telerad.domain.orders import (
     Slot,
     Station,
 )
+from telerad.domain.query import normalise_person_name
 from telerad.storage.db import tables as t
 from telerad.workflow.model import Priority
 
@@ -297,6 +298,7 @@ class SqlOrders:
                 conn.execute(update(_O).where(_O.c.id.in_(ids)).values(**values))
                 for order_id in ids:
                     self._event(conn, order_id, now, event, source, "")
+            _repatient_studies(conn, facility_id, patient_id, patient)
         return len(ids)
 
     # -- stations and slots ---------------------------------------------------------
@@ -446,3 +448,60 @@ class SqlOrders:
             query = query.where(_O.c.facility_id.in_(sorted(facility_ids)))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def _repatient_studies(
+    conn: Connection, facility_id: int, patient_id: str, patient: PatientDemographics
+) -> None:
+    """The archive's index follows: new details on the patient, merged studies moved.
+
+    The stored objects keep the identifiers they arrived with; searches answer with
+    the surviving patient. The prior patient's row stays (empty), because instances
+    may still arrive under its identifier.
+    """
+    p = t.patient
+
+    def pk_of(pid: str) -> int | None:
+        found = conn.execute(
+            select(p.c.id).where(p.c.facility_id == facility_id, p.c.patient_id == pid)
+        ).scalar()
+        return int(found) if found is not None else None
+
+    details: dict[str, object] = {}
+    if patient.name:
+        details.update(
+            patient_name=patient.name, patient_name_norm=normalise_person_name(patient.name)
+        )
+    if patient.birth_date:
+        details["birth_date"] = patient.birth_date
+    if patient.sex:
+        details["sex"] = patient.sex
+    prior = pk_of(patient_id)
+    if prior is None:
+        return
+    if patient_id == patient.patient_id:  # an update
+        if details:
+            conn.execute(update(p).where(p.c.id == prior).values(**details))
+        return
+    surviving = pk_of(patient.patient_id)
+    if surviving is None:
+        surviving = conn.execute(
+            insert(p)
+            .values(
+                facility_id=facility_id,
+                patient_id=patient.patient_id,
+                patient_name="",
+                patient_name_norm="",
+                birth_date="",
+                sex="",
+                num_studies=0,
+            )
+            .returning(p.c.id)
+        ).scalar_one()
+    if details:
+        conn.execute(update(p).where(p.c.id == surviving).values(**details))
+    moved = conn.execute(
+        update(t.study).where(t.study.c.patient_pk == prior).values(patient_pk=surviving)
+    ).rowcount
+    conn.execute(update(p).where(p.c.id == prior).values(num_studies=0))
+    conn.execute(update(p).where(p.c.id == surviving).values(num_studies=p.c.num_studies + moved))
