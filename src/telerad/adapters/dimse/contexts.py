@@ -41,6 +41,8 @@ PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+MODALITY_PERFORMED_PROCEDURE_STEP = "1.2.840.10008.3.1.2.3.3"
 
 #: Transfer syntaxes a dataset can be sent in after decoding it (no pixel codec needed).
 UNCOMPRESSED: tuple[str, ...] = (
@@ -103,7 +105,14 @@ def supported_contexts() -> list[PresentationContext]:
         cx.scu_role = True
         cx.scp_role = True
         contexts.append(cx)
-    for sop_class in (*FIND_MODELS, *MOVE_MODELS, *GET_MODELS, STORAGE_COMMITMENT_PUSH_MODEL):
+    for sop_class in (
+        *FIND_MODELS,
+        *MOVE_MODELS,
+        *GET_MODELS,
+        STORAGE_COMMITMENT_PUSH_MODEL,
+        MODALITY_WORKLIST_FIND,
+        MODALITY_PERFORMED_PROCEDURE_STEP,
+    ):
         contexts.append(build_context(sop_class, list(COMMAND_TRANSFER_SYNTAXES)))
     return contexts
 

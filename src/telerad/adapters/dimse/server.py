@@ -7,6 +7,7 @@ import logging
 import ssl
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +15,19 @@ from pynetdicom import _config, evt
 from pynetdicom.transport import ThreadedAssociationServer
 
 from telerad.adapters.dimse.commitment import CommitmentSCP
-from telerad.adapters.dimse.contexts import follow_requestor_order, supported_contexts
+from telerad.adapters.dimse.contexts import (
+    MODALITY_WORKLIST_FIND,
+    follow_requestor_order,
+    supported_contexts,
+)
 from telerad.adapters.dimse.engine import TunedAE, TunedAssociationServer
 from telerad.adapters.dimse.find import handle_find
 from telerad.adapters.dimse.gate import gated_handler
+from telerad.adapters.dimse.mpps import MppsSCP
 from telerad.adapters.dimse.retrieve import handle_get, handle_move
 from telerad.adapters.dimse.status import SUCCESS
 from telerad.adapters.dimse.store import StoreSCP
+from telerad.adapters.dimse.worklist import handle_worklist
 from telerad.bootstrap import Platform
 
 log = logging.getLogger(__name__)
@@ -65,6 +72,13 @@ class DimseServer:
 
 def _echo(event: Any) -> int:
     return SUCCESS
+
+
+def _find(event: Any, platform: Platform) -> Iterator[tuple[Any, Any]]:
+    """EVT_C_FIND: the Modality Worklist model has its own handler; Query/Retrieve the other."""
+    if str(event.request.AffectedSOPClassUID) == MODALITY_WORKLIST_FIND:
+        return handle_worklist(event, platform)
+    return handle_find(event, platform)
 
 
 def _established(event: Any) -> None:
@@ -115,13 +129,16 @@ def start_dimse_server(
         ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, cx.scu_role, cx.scp_role)
     store = StoreSCP(platform)
     ae.store_handler = store  # served inline in the DUL thread; EVT_C_STORE is the fallback
+    mpps = MppsSCP(platform)
     handlers: list[Any] = [
         (evt.EVT_C_ECHO, _echo),
         (evt.EVT_C_STORE, store),
-        (evt.EVT_C_FIND, handle_find, [platform]),
+        (evt.EVT_C_FIND, _find, [platform]),
         (evt.EVT_C_GET, handle_get, [platform]),
         (evt.EVT_C_MOVE, handle_move, [platform]),
         (evt.EVT_N_ACTION, CommitmentSCP(platform)),
+        (evt.EVT_N_CREATE, mpps.create),
+        (evt.EVT_N_SET, mpps.set),
         (evt.EVT_REQUESTED, follow_requestor_order),
         (evt.EVT_ESTABLISHED, _established),
     ]

@@ -1,0 +1,231 @@
+"""Modality Worklist Information Model – FIND SCP (PS3.4 K.6; IHE SWF RAD-5).
+
+A modality asks for its scheduled procedures; each order of the *calling*
+facility that the worklist offers (see :mod:`telerad.domain.worklist_query`)
+and that matches the identifier is answered with a Pending response holding
+exactly the requested keys plus Specific Character Set. A peer registered
+without a facility (a reading hub) is no modality: its worklist is empty.
+
+Every item carries a Study Instance UID: an order without one is given one the
+first time the worklist offers it, and keeps it, so the images the modality
+makes under it match the order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
+
+from telerad.adapters.dimse.gate import actor_of, peer_of
+from telerad.adapters.dimse.status import (
+    CANCEL,
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    OUT_OF_RESOURCES,
+    PENDING,
+    UNABLE_TO_PROCESS,
+    failure,
+)
+from telerad.bootstrap import Platform
+from telerad.domain.orders import Order, OrderFilter
+from telerad.domain.query import Exact, Match, QueryError, Range
+from telerad.domain.worklist_query import (
+    ITEMS,
+    OFFERED_STATUSES,
+    TOP,
+    Answer,
+    Attribute,
+    Key,
+    answer,
+    matches,
+    matching_value,
+    offered,
+    parse_key,
+    worklist_item,
+)
+from telerad.services.orders import Origin
+
+log = logging.getLogger(__name__)
+
+SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)
+#: Responses are encoded in UTF-8: orders keep text as Unicode.
+RESPONSE_CHARACTER_SET = "ISO_IR 192"
+#: Orders read from the store at a time.
+PAGE = 200
+
+
+class IdentifierError(ValueError):
+    """An identifier that does not fit the worklist information model (status 0xA900)."""
+
+
+def _raw(value: Any) -> str | list[str]:
+    if isinstance(value, (MultiValue, list, tuple)):
+        return [str(v) for v in value]
+    return "" if value is None else str(value)
+
+
+def parse_keys(identifier: Dataset, table: dict[str, Attribute] = TOP) -> tuple[Key, ...]:
+    """The keys of an identifier (or of a sequence item); raises QueryError."""
+    by_tag = {a.tag: a for a in table.values()}
+    keys: list[Key] = []
+    for elem in identifier:
+        tag = int(elem.tag)
+        if tag == SPECIFIC_CHARACTER_SET or elem.tag.element == 0:
+            continue
+        attribute = by_tag.get(tag)
+        if attribute is None:
+            keys.append(Key(tag, elem.VR))  # not held: returned empty
+            continue
+        if attribute.vr == "SQ":
+            if elem.VR not in ("SQ", "UN") or not isinstance(elem.value, Sequence):
+                raise IdentifierError(f"{attribute.keyword} must be a sequence")
+            items = elem.value
+            if len(items) > 1:
+                raise IdentifierError(f"{attribute.keyword} must hold at most one item")
+            sub = parse_keys(items[0], ITEMS[attribute.keyword]) if len(items) else ()
+            keys.append(Key(tag, "SQ", attribute.keyword, None, sub))
+            continue
+        try:
+            raw = _raw(elem.value)
+        except Exception as exc:  # undecodable value (bad character set)
+            raise QueryError(f"{attribute.keyword} cannot be decoded") from exc
+        keys.append(Key(tag, attribute.vr, attribute.keyword, parse_key(attribute.vr, raw)))
+    return tuple(keys)
+
+
+def _day(value: str) -> datetime:
+    return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC)
+
+
+def order_filter(facility_id: int, keys: tuple[Key, ...]) -> OrderFilter:
+    """What the store can narrow by; every key is matched again on the items.
+
+    Dates are widened by a day each way: the store keeps UTC, the worklist
+    shows the configured time zone.
+    """
+
+    def exact(keyword: str) -> str | None:
+        match = matching_value(keys, keyword)
+        return match.value if isinstance(match, Exact) else None
+
+    date: Match | None = matching_value(keys, "ScheduledProcedureStepStartDate")
+    start = end = None
+    if isinstance(date, Exact):
+        start, end = _day(date.value) - timedelta(days=1), _day(date.value) + timedelta(days=2)
+    elif isinstance(date, Range):
+        start = _day(date.low) - timedelta(days=1) if date.low else None
+        end = _day(date.high) + timedelta(days=2) if date.high else None
+    return OrderFilter(
+        facility_ids=frozenset({facility_id}),
+        accession_number=exact("AccessionNumber"),
+        patient_id=exact("PatientID"),
+        statuses=OFFERED_STATUSES,
+        modality=exact("Modality"),
+        station_ae=exact("ScheduledStationAETitle"),
+        scheduled_from=start,
+        scheduled_to=end,
+        limit=PAGE,
+    )
+
+
+def worklist_orders(
+    platform: Platform, facility_id: int, keys: tuple[Key, ...], zone: tzinfo, origin: Origin
+) -> Iterator[tuple[Order, Answer]]:
+    """The facility's offered orders that match, each with its answer."""
+    f = order_filter(facility_id, keys)
+    offset = 0
+    while True:
+        page = platform.orders.find(replace(f, offset=offset))
+        for order in page:
+            if not offered(order):
+                continue
+            if not matches(worklist_item(order, zone), keys):
+                continue
+            if not order.requested_study_uid:
+                order = platform.orders.with_requested_study_uid(order, origin)
+            yield order, answer(worklist_item(order, zone), keys)
+        if len(page) < PAGE:
+            return
+        offset += PAGE
+
+
+def to_dataset(values: Answer) -> Dataset:
+    ds = Dataset()
+    for tag, (vr, value) in sorted(values.items()):
+        if isinstance(value, list):
+            ds.add_new(tag, "SQ", Sequence([to_dataset(item) for item in value]))
+        else:
+            ds.add_new(tag, vr, value)
+    return ds
+
+
+def _described(keys: tuple[Key, ...]) -> str:
+    parts = []
+    for key in keys:
+        if key.match is not None:
+            parts.append(f"{key.keyword}={key.match}")
+        if key.items:
+            inner = _described(key.items)
+            if inner:
+                parts.append(inner)
+    return ", ".join(parts)
+
+
+def zone_of(platform: Platform) -> tzinfo:
+    try:
+        return ZoneInfo(platform.settings.worklist_tz)
+    except Exception:  # a wrong setting must not stop the worklist: UTC, and say so
+        log.error("TELERAD_WORKLIST_TZ is not a known time zone; the worklist uses UTC")
+        return UTC
+
+
+def handle_worklist(event: Any, platform: Platform) -> Iterator[tuple[Any, Dataset | None]]:
+    """EVT_C_FIND handler for the Modality Worklist model: yields (status, identifier)."""
+    assoc = event.assoc
+    try:
+        identifier = event.identifier
+    except Exception:
+        yield failure(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, "the identifier cannot be decoded"), None
+        return
+    try:
+        peer = peer_of(platform, assoc)
+        keys = parse_keys(identifier)
+    except IdentifierError as exc:
+        yield failure(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
+        return
+    except QueryError as exc:
+        yield failure(UNABLE_TO_PROCESS, str(exc)), None
+        return
+    except Exception as exc:
+        log.error("worklist query failed: %s", type(exc).__name__)
+        yield failure(OUT_OF_RESOURCES, "the worklist could not be read"), None
+        return
+    actor = actor_of(assoc)
+    platform.access.query(actor, f"C-FIND MWL {_described(keys)}")
+    if peer.scope is None:  # a reading hub, not a modality
+        return
+    origin = Origin("MWL", actor.id, actor.source)
+    found = worklist_orders(platform, peer.store_facility_id, keys, zone_of(platform), origin)
+    while True:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        try:
+            item = next(found, None)
+        except Exception as exc:  # the store failed; say so without echoing any values
+            log.error("worklist query failed: %s", type(exc).__name__)
+            yield failure(OUT_OF_RESOURCES, "the worklist could not be read"), None
+            return
+        if item is None:
+            return
+        response = to_dataset(item[1])
+        response.SpecificCharacterSet = RESPONSE_CHARACTER_SET
+        yield PENDING, response
