@@ -29,6 +29,7 @@ from telerad.domain.orders import Order, OrderStatus, PatientDemographics, Proce
 from telerad.services.orders import Origin
 from telerad.services.people import Administration
 from telerad.storage.db import tables as t
+from telerad.storage.db.reconcile_repository import performed_series
 
 ORIGIN = Origin("REST", "test")
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -184,6 +185,8 @@ def test_in_progress_then_completed_moves_the_order_and_keeps_the_series(world: 
     } == performed
     assert kept.PerformedSeriesSequence[0].OperatorsName == "TECH^TOM"
     assert json.loads(row["json"])["00400340"]["vr"] == "SQ"  # stored as DICOM JSON
+    # What reconciliation reads back to check the study is complete.
+    assert performed_series(row["json"]) == {uid: len(sops) for uid, sops in performed.items()}
     events = [h.event for h in world.platform.orders.history(order)]
     assert events[-2:] == ["start", "complete"]
 
