@@ -54,6 +54,8 @@ class StateStore(Protocol):
 
     def put(self, state: ReadingState) -> None: ...
 
+    def put_all(self, states: Sequence[ReadingState]) -> None: ...
+
     def listing(
         self, states: frozenset[Readiness], facility_ids: frozenset[int] | None, limit: int = 200
     ) -> list[ReadingState]: ...
@@ -123,11 +125,14 @@ class Reconciler:
             matched = [f for f in facts if found[f.uid].order or _released(known.get(f.pk or 0))]
             series = self.states.series_of([f.pk for f in matched if f.pk is not None])
             steps = self.states.steps_of([f.uid for f in matched])
+            settled = []
             for study in facts:
                 full = replace(study, series=series.get(study.pk or 0, ()))
                 prior = known.get(study.pk or 0)
                 state = self._settle(full, prior, found[study.uid], steps.get(study.uid, []), now)
-                counts[state.value] += 1
+                settled.append(state)
+                counts[state.state.value] += 1
+            self.states.put_all(settled)  # one transaction per pass
             return counts
 
     def _order_of(self, study: StudyFacts, prior: ReadingState | None) -> Found:
@@ -156,7 +161,7 @@ class Reconciler:
         found: Found,
         steps: list[PerformedStep],
         now: datetime,
-    ) -> Readiness:
+    ) -> ReadingState:
         released = _released(prior)
         order = found.order
         was_ready = prior is not None and prior.state == Readiness.READY
@@ -178,22 +183,19 @@ class Reconciler:
             tier = Priority(prior.released_as) if released and prior else Priority.ROUTINE
             self._become_ready(study, order, now, tier)
         waiting = (found.reason,) if found.reason and order is None and not released else ()
-        self.states.put(
-            ReadingState(
-                study_pk=study.pk or 0,
-                study_uid=study.uid,
-                facility_id=study.facility_id,
-                state=assessment.state,
-                last_change=study.last_change,
-                instances=study.num_instances,
-                order_id=order.id if order is not None else None,
-                matched_by=found.matched_by if order is not None else _by(prior, released),
-                problems=waiting + assessment.problems,
-                ready_at=ready_at,
-                released_as=prior.released_as if prior is not None else "",
-            )
+        return ReadingState(
+            study_pk=study.pk or 0,
+            study_uid=study.uid,
+            facility_id=study.facility_id,
+            state=assessment.state,
+            last_change=study.last_change,
+            instances=study.num_instances,
+            order_id=order.id if order is not None else None,
+            matched_by=found.matched_by if order is not None else _by(prior, released),
+            problems=waiting + assessment.problems,
+            ready_at=ready_at,
+            released_as=prior.released_as if prior is not None else "",
         )
-        return assessment.state
 
     def _withdraw(self, study: StudyFacts, order: Order | None, now: datetime) -> None:
         if self.queue is not None:

@@ -200,23 +200,24 @@ class SqlReadingStates:
         ]
 
     def put(self, state: ReadingState) -> None:
-        values = {
-            "facility_id": state.facility_id,
-            "order_id": state.order_id,
-            "matched_by": state.matched_by,
-            "state": state.state.value,
-            "problems": json.dumps(list(state.problems)),
-            "instances": state.instances,
-            "last_change": state.last_change,
-            "ready_at": state.ready_at,
-            "released_as": state.released_as,
-        }
+        self.put_all([state])
+
+    def put_all(self, states: Sequence[ReadingState]) -> None:
+        """Write the states in one transaction."""
+        if not states:
+            return
         with self.engine.begin() as conn:
-            done = conn.execute(
-                update(_R).where(_R.c.study_pk == state.study_pk).values(**values)
-            ).rowcount
-            if not done:
-                conn.execute(insert(_R).values(study_pk=state.study_pk, **values))
+            existing = set(
+                conn.execute(
+                    select(_R.c.study_pk).where(_R.c.study_pk.in_([s.study_pk for s in states]))
+                ).scalars()
+            )
+            for state in states:
+                values = _row(state)
+                if state.study_pk in existing:
+                    conn.execute(update(_R).where(_R.c.study_pk == state.study_pk).values(**values))
+                else:
+                    conn.execute(insert(_R).values(study_pk=state.study_pk, **values))
 
 
 def performed_series(dicom_json: str) -> dict[str, int]:
@@ -232,3 +233,17 @@ def performed_series(dicom_json: str) -> dict[str, int]:
         if uid:
             out[uid] = len(images)
     return out
+
+
+def _row(state: ReadingState) -> dict[str, object]:
+    return {
+        "facility_id": state.facility_id,
+        "order_id": state.order_id,
+        "matched_by": state.matched_by,
+        "state": state.state.value,
+        "problems": json.dumps(list(state.problems)),
+        "instances": state.instances,
+        "last_change": state.last_change,
+        "ready_at": state.ready_at,
+        "released_as": state.released_as,
+    }
