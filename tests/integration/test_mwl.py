@@ -371,3 +371,21 @@ def test_worklist_on_postgresql(pg_platform: Platform, tmp_path: Path) -> None:
         assert findscu_w(dimse.port, tmp_path, ["AccessionNumber=A1"], aet="BETA") == []
     finally:
         dimse.shutdown()
+
+
+def test_the_first_requested_study_uid_written_is_kept(platform: Platform) -> None:
+    """Two worklist queries racing for a new order agree on one UID (conditional update)."""
+    facility = platform.default_facility().id
+    order = platform.orders.place(_order(facility, "R1", "RACE^ONE", "PR1"), ORIGIN)
+    assert order.id is not None
+    store = platform.orders.store
+    now = datetime.now(UTC)
+    assert store.keep_requested_study_uid(order.id, "2.25.1", now, "MWL") == "2.25.1"
+    assert store.keep_requested_study_uid(order.id, "2.25.2", now, "MWL") == "2.25.1"
+    kept = platform.orders.with_requested_study_uid(order, ORIGIN)  # the stale copy has none
+    assert kept.requested_study_uid == "2.25.1"
+    assert platform.orders.by_requested(facility, requested_study_uid="2.25.1") == kept
+    assert platform.orders.by_requested(facility, requested_procedure_id="R1") is None
+    assert platform.orders.by_requested(facility + 1, requested_study_uid="2.25.1") is None
+    events = [h.event for h in platform.orders.history(order)]
+    assert events.count("study uid assigned") == 1

@@ -255,7 +255,7 @@ class OrderService:
         uid = self.store.keep_requested_study_uid(
             order.id, generate_uid("2.25."), self.clock(), origin.source, self._says(origin)
         )
-        return replace(order, requested_study_uid=uid)
+        return self.store.get(order.id) or replace(order, requested_study_uid=uid)
 
     def match(
         self, order: Order, study_instance_uid: str, matched_by: str, origin: Origin
