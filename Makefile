@@ -6,12 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 OHIF_VERSION := 3.12.0
 OHIF_DIR := vendor/ohif
+# Chart.js and htmx for the worklist pages, as published on the npm registry (no CDN).
+CHARTJS_VERSION := 4.6.1
+HTMX_VERSION := 2.0.11
+WEB_DIR := vendor/web
+WEB_STAMP := $(WEB_DIR)/.chartjs-$(CHARTJS_VERSION)-htmx-$(HTMX_VERSION)
 APT_PACKAGES := dcmtk chromium orthanc orthanc-dicomweb
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
 .PHONY: install run test lint bench clean
 
-install: .install-stamp-apt .install-stamp-venv $(OHIF_DIR)/index.html
+install: .install-stamp-apt .install-stamp-venv $(OHIF_DIR)/index.html $(WEB_STAMP)
 
 .install-stamp-apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -32,6 +37,16 @@ $(OHIF_DIR)/index.html:
 	@rm -rf $(OHIF_DIR).tmp && mkdir -p $(OHIF_DIR).tmp
 	cd $(OHIF_DIR).tmp && npm pack --silent @ohif/app@$(OHIF_VERSION) >/dev/null && tar xzf ohif-app-$(OHIF_VERSION).tgz
 	@rm -rf $(OHIF_DIR) && mv $(OHIF_DIR).tmp/package/dist $(OHIF_DIR) && rm -rf $(OHIF_DIR).tmp
+
+$(WEB_STAMP):
+	@rm -rf $(WEB_DIR).tmp && mkdir -p $(WEB_DIR).tmp
+	cd $(WEB_DIR).tmp && npm pack --silent chart.js@$(CHARTJS_VERSION) htmx.org@$(HTMX_VERSION) >/dev/null \
+	  && mkdir chart htmx && tar xzf chart.js-$(CHARTJS_VERSION).tgz -C chart && tar xzf htmx.org-$(HTMX_VERSION).tgz -C htmx
+	@rm -rf $(WEB_DIR) && mkdir -p $(WEB_DIR) \
+	  && cp $(WEB_DIR).tmp/chart/package/dist/chart.umd.min.js $(WEB_DIR).tmp/chart/package/LICENSE.md $(WEB_DIR)/ \
+	  && cp $(WEB_DIR).tmp/htmx/package/dist/htmx.min.js $(WEB_DIR)/ \
+	  && cp $(WEB_DIR).tmp/htmx/package/LICENSE $(WEB_DIR)/LICENSE.htmx \
+	  && mv $(WEB_DIR)/LICENSE.md $(WEB_DIR)/LICENSE.chartjs.md && rm -rf $(WEB_DIR).tmp && touch $@
 
 run: install
 	$(BIN)/telerad serve --demo

@@ -19,6 +19,7 @@ from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
 from telerad.services.orders import OrderService
+from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.storage.blobs.filesystem import FileBlobStore
@@ -28,11 +29,11 @@ from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.identity_repository import SqlIdentity
 from telerad.storage.db.order_repository import SqlOrders
+from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
 from telerad.storage.db.repository import SqlIndex
 from telerad.storage.db.syncer import IndexSyncer, claim, release
 from telerad.storage.secret import load_or_create_secret
-from telerad.workflow.rules import default_rules, load_rules
 
 
 @dataclass
@@ -48,6 +49,8 @@ class Platform:
     access: AccessLog
     orders: OrderService
     reconciler: Reconciler
+    #: The reading worklist (routing, holds, history); its ticker runs under `telerad serve`.
+    reading: ReadingService
     listeners: dict[str, bool] = field(default_factory=dict)
     syncer: IndexSyncer | None = None
     #: OpenID Connect sign-in, when an issuer and client id are configured.
@@ -69,6 +72,7 @@ class Platform:
         return bool(self.listeners) and all(self.listeners.values())
 
     def close(self) -> None:
+        self.reading.stop_ticker()
         if self.syncer is not None:
             self.syncer.stop()
         self.blobs.close()
@@ -112,16 +116,22 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         load_catalogue(settings.procedures_file),
         lambda fid: f.name if (f := facilities(fid)) else str(fid),
     )
-    rules = load_rules(settings.rules_file) if settings.rules_file else default_rules()
+    reading = ReadingService(
+        SqlReading(engine),
+        settings.rules_file,
+        session_idle=policy.session_idle,
+        session_max=policy.session_max,
+    )
     reconciler = Reconciler(
         SqlReadingStates(engine),
         orders,
         facilities,
-        rules.deadline,
+        reading.deadline,  # the rules in force, reloaded when the rules file changes
         ReadinessPolicy(
             stable_for=timedelta(seconds=settings.stable_seconds),
             hold_limit=timedelta(minutes=settings.hold_minutes),
         ),
+        queue=reading,
     )
     oidc = None
     if settings.oidc_issuer and settings.oidc_client_id:
@@ -143,6 +153,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         access,
         orders,
         reconciler,
+        reading=reading,
         syncer=syncer,
         oidc=oidc,
     )

@@ -37,6 +37,10 @@ def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> 
         port = platform.settings.mllp_tls_port
         handles.append(start_mllp(platform, port=port, ssl_context=tls.mllp))
         platform.listeners["mllp-tls"] = True
+    # The reading worklist: rebuilt from its open entries, then its clock ticks.
+    platform.reading.start()
+    platform.reading.start_ticker()
+    handles.append(platform.reading)  # its shutdown() stops the ticker
     return handles
 
 

@@ -86,6 +86,10 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(reconciliation.router(platform))
     app.include_router(ui.router(platform))
     viewer.mount(app, platform)
+    from telerad.web.routes import worklist
+
+    app.include_router(worklist.router(platform))
+    app.add_middleware(worklist.ReaderActivity, reading=platform.reading)
     return app
 
 

@@ -250,6 +250,18 @@ class Worklist:
         self.events.append(Completed(uid, reader_id, now))
         return self._pushed(now, room_for=reader_id)
 
+    def withdraw(self, uid: str, now: datetime) -> int | None:
+        """The study is not ready after all (more images arrived): it leaves the worklist
+        unread. Returns the reader who held it (who now has room again), if any."""
+        self.study(uid)
+        holder = self._take_back(uid).reader_id if uid in self.holds else None
+        self.pending.discard(uid)
+        del self.studies[uid]
+        self._steps_done.pop(uid, None)
+        if holder is not None:
+            self._push(now, room_for=holder)
+        return holder
+
     def sign_in(self, reader_id: int, now: datetime) -> list[Decision]:
         self.roster.set_signed_in(reader_id, True)
         return self._pushed(now, room_for=reader_id)

@@ -1,0 +1,329 @@
+"""The reading worklist as a service, on a real (SQLite) platform with a fake clock.
+
+Readers come from accounts + licences + privileges + profiles; "signed in" is a
+live browser session or a recent token; every change is stored, so a restart
+rebuilds the worklist and TAT is measured from the stored history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from telerad.bootstrap import Platform, bootstrap
+from telerad.config import Settings
+from telerad.domain.identity import Role, User
+from telerad.domain.readers import ReaderProfile, weekly_rule
+from telerad.services.reading import ReadingService, WorklistError
+from telerad.storage.db.reading_repository import SqlReading
+from telerad.workflow.model import Priority, ReadingStudy
+
+
+def _now() -> datetime:
+    # Sessions are stamped with the real clock: the fake one starts there.
+    return datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+@dataclass
+class World:
+    platform: Platform
+    facility_id: int
+    other_facility_id: int
+    ana: User
+    ben: User
+
+    @property
+    def reading(self) -> ReadingService:
+        return self.platform.reading
+
+
+def _radiologist(p: Platform, name: str, facility_ids: list[int], modalities: set[str]) -> User:
+    user = p.auth.create_user(name, Role.RADIOLOGIST, display_name=f"Dr {name.title()}")
+    p.identity.add_licences(user.id, ["US-CA"])
+    p.identity.grant_privileges(user.id, facility_ids)
+    store: SqlReading = p.reading.store
+    store.put_profile(
+        ReaderProfile(user.id, modalities=frozenset(modalities), rvu_per_hour=12), _now()
+    )
+    store.add_shift(user.id, weekly_rule("daily", "00:00", "24:00"))
+    return user
+
+
+@pytest.fixture
+def world(platform: Platform) -> World:
+    north = platform.index.add_facility("North", country="US", state="CA")
+    south = platform.index.add_facility("South", country="US", state="CA")
+    ana = _radiologist(platform, "ana", [north.id], {"CT", "MR"})
+    ben = _radiologist(platform, "ben", [north.id, south.id], {"CT"})
+    return World(platform, north.id, south.id, ana, ben)
+
+
+def _study(
+    w: World,
+    uid: str,
+    now: datetime,
+    *,
+    modality: str = "CT",
+    priority: Priority = Priority.ROUTINE,
+    facility_id: int | None = None,
+    rvu: float = 1.0,
+) -> ReadingStudy:
+    fid = facility_id if facility_id is not None else w.facility_id
+    return ReadingStudy(
+        uid=uid,
+        facility_id=fid,
+        jurisdiction="US-CA",
+        modality=modality,
+        priority=priority,
+        ready_at=now,
+        deadline=w.reading.deadline(fid, priority, now),
+        rvu=rvu,
+    )
+
+
+def _sign_in(w: World, user: User) -> str:
+    return w.platform.auth.start_session(user)
+
+
+def test_enqueue_goes_to_the_eligible_signed_in_reader_with_its_reason(world: World) -> None:
+    now = _now()
+    _sign_in(world, world.ana)
+    _sign_in(world, world.ben)
+    # Only ana reads MR.
+    world.reading.enqueue(_study(world, "1.2.3.1", now, modality="MR"), now)
+    assert world.reading.holder("1.2.3.1") == world.ana.id
+    # South: only ben is privileged there.
+    south = _study(world, "1.2.3.2", now, facility_id=world.other_facility_id)
+    world.reading.enqueue(south, now)
+    assert world.reading.holder("1.2.3.2") == world.ben.id
+    items = world.reading.worklist_of(world.ana.id, now)
+    assert [i.study.uid for i in items] == ["1.2.3.1"]
+    assert items[0].state == "assigned"
+    assert "Dr Ana" in items[0].why and "reads MR" in items[0].why
+    history = world.reading.store.history("1.2.3.1")
+    assert history is not None and [e.kind for e in history.events] == ["assigned"]
+    assert history.events[0].reader_id == world.ana.id
+
+
+def test_nobody_signed_in_waits_then_goes_on_sign_in(world: World) -> None:
+    now = _now()
+    world.reading.enqueue(_study(world, "1.2.3.3", now, modality="MR"), now)
+    assert world.reading.holder("1.2.3.3") is None
+    explained = world.reading.explain("1.2.3.3", now)
+    assert explained is not None and explained.item is not None
+    assert explained.item.state == "waiting" and "signed out" in explained.now
+    world.reading.seen(world.ana.id, now + timedelta(minutes=1), token=True)
+    assert world.reading.worklist.holder("1.2.3.3") == world.ana.id
+
+
+def test_sign_out_reassigns_at_the_next_tick(world: World) -> None:
+    now = _now()
+    ana_session = _sign_in(world, world.ana)
+    _sign_in(world, world.ben)
+    world.reading.enqueue(_study(world, "1.2.3.4", now, modality="CT"), now)
+    first = world.reading.worklist.holder("1.2.3.4")
+    assert first in (world.ana.id, world.ben.id)
+    # Whoever got it signs out.
+    if first == world.ana.id:
+        world.platform.auth.end_session(ana_session)
+        other = world.ben.id
+    else:
+        world.platform.identity.revoke_tokens(world.ben.id)  # deletes ben's sessions too
+        other = world.ana.id
+    world.reading.tick(now + timedelta(seconds=20))
+    assert world.reading.worklist.holder("1.2.3.4") == other
+    history = world.reading.store.history("1.2.3.4")
+    assert history is not None
+    kinds = [e.kind for e in history.events]
+    assert kinds == ["assigned", "assigned", "reassigned"]
+    assert history.events[-1].detail == f"reader {first} signed out"
+
+
+def test_token_use_counts_as_signed_in_for_a_while(world: World) -> None:
+    now = _now()
+    world.reading.seen(world.ana.id, now, token=True)
+    world.reading.enqueue(_study(world, "1.2.3.5", now, modality="MR"), now)
+    assert world.reading.worklist.holder("1.2.3.5") == world.ana.id
+    world.reading.tick(now + world.reading.token_window - timedelta(minutes=1))
+    assert world.reading.worklist.holder("1.2.3.5") == world.ana.id
+    world.reading.tick(now + world.reading.token_window + timedelta(minutes=1))
+    assert world.reading.worklist.holder("1.2.3.5") is None  # nobody else reads MR
+
+
+def test_claim_release_complete_and_permissions_of_holds(world: World) -> None:
+    now = _now()
+    _sign_in(world, world.ana)
+    world.reading.enqueue(_study(world, "1.2.3.6", now, modality="MR"), now)
+    with pytest.raises(WorklistError):
+        world.reading.claim("1.2.3.6", world.ben.id, now)
+    world.reading.claim("1.2.3.6", world.ana.id, now + timedelta(minutes=2))
+    assert world.reading.worklist_of(world.ana.id, now)[0].state == "opened"
+    # Nobody else reads MR: a release keeps it with ana.
+    assert world.reading.release("1.2.3.6", world.ana.id, now) == world.ana.id
+    with pytest.raises(WorklistError):
+        world.reading.complete("1.2.3.6", world.ben.id, now)
+    world.reading.complete("1.2.3.6", world.ana.id, now + timedelta(minutes=30))
+    assert world.reading.worklist_of(world.ana.id, now) == []
+    history = world.reading.store.history("1.2.3.6")
+    assert history is not None and history.state == "completed"
+    assert [e.kind for e in history.events] == ["assigned", "claimed", "completed"]
+    tiers, facilities = world.reading.turnaround(None, now - timedelta(days=1))
+    assert [(t.priority, t.count) for t in tiers] == [(Priority.ROUTINE, 1)]
+    assert tiers[0].minutes[50] == pytest.approx(30.0)
+    assert [(f.facility_id, f.met, f.count) for f in facilities] == [(world.facility_id, 1, 1)]
+
+
+def test_withdraw_takes_it_off_and_a_new_enqueue_is_a_new_read(world: World) -> None:
+    now = _now()
+    _sign_in(world, world.ana)
+    world.reading.enqueue(_study(world, "1.2.3.7", now, modality="MR"), now)
+    world.reading.withdraw("1.2.3.7", now + timedelta(minutes=1))
+    world.reading.withdraw("1.2.3.7", now + timedelta(minutes=2))  # not there: left alone
+    assert world.reading.worklist_of(world.ana.id, now) == []
+    history = world.reading.store.history("1.2.3.7")
+    assert history is not None and history.state == "withdrawn"
+    later = now + timedelta(minutes=5)
+    world.reading.enqueue(_study(world, "1.2.3.7", later, modality="MR"), later)
+    again = world.reading.store.history("1.2.3.7")
+    assert again is not None and again.entry_id != history.entry_id and again.state == "open"
+
+
+def test_restart_rebuilds_the_open_worklist(world: World, tmp_path: Path) -> None:
+    now = _now()
+    _sign_in(world, world.ana)
+    world.reading.enqueue(_study(world, "1.2.3.8", now, modality="MR"), now)
+    world.reading.enqueue(_study(world, "1.2.3.9", now, modality="MR"), now)
+    world.reading.complete("1.2.3.9", world.ana.id, now + timedelta(minutes=5))
+    world.reading.enqueue(_study(world, "1.2.3.10", now, modality="XA"), now)  # nobody reads XA
+    settings = world.platform.settings
+    world.platform.close()
+    again = bootstrap(settings)
+    try:
+        assert again.reading.start(now + timedelta(minutes=10)) == 2
+        assert again.reading.worklist.holder("1.2.3.8") == world.ana.id  # session still live
+        assert set(again.reading.worklist.studies) == {"1.2.3.8", "1.2.3.10"}
+        assert again.reading.worklist.holder("1.2.3.10") is None
+        history = again.reading.store.history("1.2.3.8")
+        assert history is not None and [e.kind for e in history.events] == [
+            "assigned",
+            "assigned",
+        ]
+        ready = again.reading.worklist.studies["1.2.3.8"].ready_at
+        assert ready == now  # the original ready time: TAT counts from there
+    finally:
+        again.close()
+
+
+def test_escalations_are_recorded_once_also_across_a_restart(world: World) -> None:
+    now = _now()
+    world.reading.enqueue(
+        _study(world, "1.2.3.11", now, modality="XA", priority=Priority.STAT), now
+    )
+    late = now + timedelta(minutes=61)  # STAT: 60 min; every step of the ladder passed
+    world.reading.tick(late)
+    world.reading.tick(late + timedelta(minutes=1))
+    history = world.reading.store.history("1.2.3.11")
+    assert history is not None
+    kinds = [(e.kind, e.detail) for e in history.events]
+    assert kinds == [
+        ("escalated", "widen-pool"),
+        ("escalated", "alert-supervisor"),
+        ("breached", ""),
+    ]
+    board = world.reading.board(None, late)
+    assert [(i.study.uid, i.status) for i in board.items] == [("1.2.3.11", "breached")]
+    fresh = ReadingService(world.reading.store, clock=lambda: late)
+    fresh.start(late + timedelta(minutes=2))
+    fresh.tick(late + timedelta(minutes=3))
+    after = world.reading.store.history("1.2.3.11")
+    assert after is not None and len(after.events) == 3
+
+
+def test_board_is_scoped_by_facility(world: World) -> None:
+    now = _now()
+    _sign_in(world, world.ben)
+    world.reading.enqueue(_study(world, "1.2.3.12", now), now)
+    south = _study(world, "1.2.3.13", now, facility_id=world.other_facility_id)
+    world.reading.enqueue(south, now)
+    everything = world.reading.board(None, now)
+    assert {i.study.uid for i in everything.items} == {"1.2.3.12", "1.2.3.13"}
+    north_only = world.reading.board(frozenset({world.facility_id}), now)
+    assert [i.study.uid for i in north_only.items] == ["1.2.3.12"]
+    ben = next(r for r in north_only.readers if r.user_id == world.ben.id)
+    assert ben.studies == 1  # south's study is not counted for north's admin
+
+
+def test_rules_file_change_applies(world: World, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('network = "west"\n[targets]\nroutine = 100\n')
+    service = ReadingService(world.reading.store, rules)
+    now = _now()
+    assert service.deadline(world.facility_id, Priority.ROUTINE, now) == now + timedelta(
+        minutes=100
+    )
+    service.start(now)
+    assert service.board(None, now).network == "west"
+    rules.write_text('network = "east"\n[targets]\nroutine = 50\n')
+    import os
+
+    os.utime(rules, ns=(1, 1))  # a different modification time, whatever the clock's grain
+    service.tick(now + timedelta(seconds=20))
+    assert service.worklist.rules.network == "east"
+    assert service.deadline(world.facility_id, Priority.ROUTINE, now) == now + timedelta(minutes=50)
+    rules.write_text("targets = 3\n")
+    os.utime(rules, ns=(2, 2))
+    service.tick(now + timedelta(seconds=40))
+    assert service.worklist.rules.network == "east"  # the last good rules stay
+    assert service.board(None, now).rules_error is not None
+
+
+def test_pull_pool_lists_what_the_reader_may_claim(world: World, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[pull_pool]\nenabled = true\ntiers = ["routine"]\n')
+    service = ReadingService(world.reading.store, rules)
+    now = _now()
+    _sign_in(world, world.ana)
+    _sign_in(world, world.ben)
+    service.enqueue(_study(world, "1.2.3.14", now, modality="MR"), now)
+    assert service.holder("1.2.3.14") is None
+    pool = service.worklist_of(world.ana.id, now)
+    assert [(i.study.uid, i.state) for i in pool] == [("1.2.3.14", "pool")]
+    assert service.worklist_of(world.ben.id, now) == []  # ben does not read MR
+    service.claim("1.2.3.14", world.ana.id, now)
+    assert service.worklist.holder("1.2.3.14") == world.ana.id
+
+
+def test_ticker_thread_starts_and_stops(world: World) -> None:
+    ticks = []
+    service = world.reading
+    original = service.tick
+
+    def counting(now: datetime | None = None) -> None:
+        ticks.append(now)
+        original(now)
+
+    service.tick = counting  # type: ignore[method-assign]
+    service.start_ticker(interval=0.05)
+    import time
+
+    deadline = time.monotonic() + 5
+    while len(ticks) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    service.stop_ticker()
+    assert len(ticks) >= 2
+    count = len(ticks)
+    time.sleep(0.15)
+    assert len(ticks) == count
+
+
+def test_settings_rules_file_is_used(tmp_path: Path) -> None:
+    rules = tmp_path / "net.toml"
+    rules.write_text('network = "north"\n')
+    p = bootstrap(Settings(data_dir=tmp_path / "data", fsync=False, rules_file=rules))
+    try:
+        assert p.reading.rules().network == "north"
+    finally:
+        p.close()
