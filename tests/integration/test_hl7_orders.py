@@ -300,12 +300,12 @@ def test_a_bad_second_order_stores_neither(hl7_platform: Platform, listener: Mll
     ack = send(listener.port, bad)
     assert msa(ack)[0] == "AE"
     location, error, reason = err(ack)
-    assert (location, error) == ("TQ1^2^7", "102") and reason.startswith("TQ1[2]-7.1")
+    assert (location, error) == ("TQ1^2^7^1^1", "102") and reason.startswith("TQ1[2]-7.1")
     assert count(hl7_platform) == 0
     # The second group changing an order that does not exist: the first is not placed either.
     unknown = set_field(good, "ORC", 1, "XO", occurrence=2)
     ack = send(listener.port, unknown)
-    assert msa(ack)[0] == "AE" and err(ack)[:2] == ("OBR^2^18", "204")
+    assert msa(ack)[0] == "AE" and err(ack)[:2] == ("OBR^2^18^1^1", "204")
     assert count(hl7_platform) == 0
     assert msa(send(listener.port, good))[0] == "AA"
     assert count(hl7_platform) == 2

@@ -370,7 +370,7 @@ def test_err_2_carries_the_location_from_v2_5() -> None:
     verdict = failure(text).verdict
     ack = hl7.parse(build_ack(verdict, read_header(text), "A1"))
     err = ack.segment("ERR")
-    assert str(err(2)) == "OBR^2^18"
+    assert str(err(2)) == "OBR^2^18^1^1"
     assert str(err(3)(1)(1)) == "102" and str(err(4)) == "E"
     assert str(err(8)).startswith("OBR[2]-18.1 (accession number)")
     assert str(ack.segment("MSA")(1)) == "AE"

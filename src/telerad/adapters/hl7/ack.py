@@ -87,8 +87,14 @@ class ErrorLocation:
         return name
 
     def components(self) -> list[str]:
-        """ERL components 1–3 (v2.5+ ERR-2, and the first three of v2.3/2.4 ERR-1)."""
+        """ERL components 1–3: segment ID, sequence, field (v2.3/2.4 ERR-1 has these only)."""
         return [self.segment, str(self.sequence), str(self.field) if self.field else ""]
+
+    def erl(self) -> list[str]:
+        """v2.5+ ERR-2 (ERL): the components, then field repetition 1 and the component."""
+        return (
+            [*self.components(), "1", str(self.component)] if self.component else self.components()
+        )
 
 
 @dataclass(frozen=True)
@@ -320,11 +326,11 @@ def _err_segment(
 ) -> str:
     comp, subcomp = enc[0], enc[3]
     coded = [error.code, escape(error.text, sep, enc), "HL70357"]
-    where = location.components() if location else ["", "", ""]
     if version.startswith(("2.3", "2.4")):
         # ERR-1 (error code and location, CM_ELD): segment^sequence^field^code (CE).
+        where = location.components() if location else ["", "", ""]
         return sep.join(["ERR", comp.join([*where, subcomp.join(coded)])])
     # v2.5+: ERR-2 error location (ERL), ERR-3 HL7 error code (CWE), ERR-4 severity,
     # ERR-8 user message.
-    erl = comp.join(where).rstrip(comp) if location else ""
+    erl = comp.join(location.erl()).rstrip(comp) if location else ""
     return sep.join(["ERR", "", erl, comp.join(coded), "E", "", "", "", reason])
