@@ -63,6 +63,7 @@ def ensure_demo_people(platform: Platform) -> Path:
         licences=["US-CA"],
         privileges=[DEMO_FACILITY],
     )
+    _demo_reader(platform)
     admin.add_user(
         "tech.demo",
         Role.FACILITY_USER,
@@ -83,7 +84,8 @@ def ensure_demo_people(platform: Platform) -> Path:
     s = platform.settings
     lines = [
         "telerad demo accounts (sign in at /login):",
-        f"  dr.reed    {passwords['dr.reed']}  radiologist, privileged at {DEMO_FACILITY}",
+        f"  dr.reed    {passwords['dr.reed']}  radiologist, privileged at {DEMO_FACILITY}"
+        " (worklist at /worklist)",
         f"  tech.demo  {passwords['tech.demo']}  facility user at {DEMO_FACILITY}",
         f"  admin      {passwords['admin']}  network admin; second factor: {otp}",
         f"  auditor    {passwords['auditor']}  auditor (audit trail only)",
@@ -97,3 +99,16 @@ def ensure_demo_people(platform: Platform) -> Path:
         handle.write(text)
     print(text, flush=True)
     return path
+
+
+def _demo_reader(platform: Platform) -> None:
+    """dr.reed reads everything the demo sends, at any hour, so the worklist always works."""
+    from telerad.domain.readers import weekly_rule
+    from telerad.services.readers import ProfileChange, ReaderAdmin
+
+    readers = ReaderAdmin(platform.reading.store, platform.identity, platform.audit)
+    modalities = ("CT", "MR", "CR", "DX", "US", "MG", "NM", "PT", "XA", "RF", "OT")
+    subspecialties = ("neuro", "body", "chest", "msk", "breast", "nm")
+    change = ProfileChange(subspecialties, modalities, rvu_per_hour=12, tz="America/Los_Angeles")
+    readers.set_profile("dr.reed", change, ACTOR)
+    readers.add_shift("dr.reed", weekly_rule("daily", "00:00", "24:00"), ACTOR)
