@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydicom import config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -161,9 +163,11 @@ def to_dataset(values: Answer) -> Dataset:
     ds = Dataset()
     for tag, (vr, value) in sorted(values.items()):
         if isinstance(value, list):
-            ds.add_new(tag, "SQ", Sequence([to_dataset(item) for item in value]))
+            ds[tag] = DataElement(tag, "SQ", Sequence([to_dataset(item) for item in value]))
         else:
-            ds.add_new(tag, vr, value)
+            # The values come from orders already checked; pydicom's per-value
+            # validation would cost more than the rest of the answer.
+            ds[tag] = DataElement(tag, vr, value, validation_mode=config.IGNORE)
     return ds
 
 
