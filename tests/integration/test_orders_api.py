@@ -7,10 +7,14 @@ that does not exist at all.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +25,8 @@ from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
 from telerad.domain.audit import EventID
 from telerad.domain.identity import Permission, Role
+from telerad.domain.orders import Order, PatientDemographics
+from telerad.services.orders import Origin
 from telerad.services.people import Administration
 from telerad.web.app import create_app
 
@@ -498,3 +504,78 @@ def test_orders_api_on_postgresql(pg_platform: Platform) -> None:
             "/api/orders?scheduled_from=2030-06-03T08:30:00Z&scheduled_to=2030-06-03T09:30:00Z",
         )
         assert [o["id"] for o in window.json()] == [order["id"]]
+
+
+# -- command line -----------------------------------------------------------------------
+def telerad(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, TELERAD_DATA_DIR=str(data_dir), TELERAD_FSYNC="false", COLUMNS="200")
+    env.pop("TELERAD_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "telerad.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_stations_slots_and_orders(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert telerad(data, "facility", "add", "Gamma Imaging").returncode == 0
+    added = telerad(
+        data, "station", "add", "GCT1", "--facility", "Gamma Imaging", "--modality", "ct"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "GCT1 (CT)" in added.stdout
+    taken = telerad(
+        data, "station", "add", "GCT1", "--facility", "Gamma Imaging", "--modality", "CT"
+    )
+    assert taken.returncode == 2 and "already registered" in taken.stderr
+    unknown = telerad(data, "station", "add", "X", "--facility", "Nowhere", "--modality", "CT")
+    assert unknown.returncode == 2 and "no facility named Nowhere" in unknown.stderr
+
+    opened = telerad(
+        data, "slots", "open", "GCT1", "--date", "2030-06-03", "--from", "08:00", "--to", "09:00",
+        "--minutes", "15", "--tz", "Europe/Berlin",
+    )  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    assert "4 slot(s) of 15 min opened on GCT1" in opened.stdout
+    again = telerad(
+        data, "slots", "open", "GCT1", "--date", "2030-06-03", "--to", "09:00", "--minutes", "15",
+        "--tz", "Europe/Berlin",
+    )  # fmt: skip
+    assert "0 slot(s)" in again.stdout and "(4 already open)" in again.stdout
+    bad = telerad(data, "slots", "open", "GCT1", "--date", "2030-06-03", "--tz", "Mars/Base")
+    assert bad.returncode == 2 and "time zone" in bad.stderr
+
+    platform = bootstrap(Settings(data_dir=data, fsync=False))
+    try:
+        gamma = platform.index.facility_by_name("Gamma Imaging")
+        assert gamma is not None
+        order = platform.orders.place(
+            Order(
+                gamma.id,
+                "CLI-ACC-1",
+                PatientDemographics("CLI-P", "SECRET^NAME"),
+                platform.orders.catalogue.resolve("70450"),
+            ),
+            Origin("test", "pytest"),
+        )
+        slot = platform.orders.store.slots(
+            platform.orders.store.stations()[0].id,
+            datetime(2030, 6, 3, tzinfo=UTC),
+            datetime(2030, 6, 4, tzinfo=UTC),
+        )[0]
+        assert order.id is not None
+    finally:
+        platform.close()
+    listed = telerad(data, "slots", "list", "GCT1", "--date", "2030-06-03", "--tz", "Europe/Berlin")
+    assert listed.returncode == 0 and "08:45" in listed.stdout and "free" in listed.stdout
+    assert str(slot.id) in listed.stdout
+
+    orders = telerad(data, "order", "list", "--facility", "Gamma Imaging", "--status", "ordered")
+    assert orders.returncode == 0, orders.stderr
+    assert "CLI-ACC-1" in orders.stdout and "1 order(s)" in orders.stdout
+    assert "SECRET" not in orders.stdout  # identifiers only, no names
+    none = telerad(data, "order", "list", "--status", "cancelled")
+    assert "CLI-ACC-1" not in none.stdout and "0 order(s)" in none.stdout

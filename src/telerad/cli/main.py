@@ -9,6 +9,7 @@ import typer
 
 from telerad.cli.audit import audit_app
 from telerad.cli.common import DataDir, DbUrl, console, err, settings_from
+from telerad.cli.orders import order_app, slots_app, station_app
 from telerad.cli.people import facility_app, token_app, user_app
 from telerad.cli.readers import reader_app
 
@@ -19,6 +20,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(facility_app, name="facility")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(station_app, name="station")
+app.add_typer(slots_app, name="slots")
+app.add_typer(order_app, name="order")
 app.add_typer(reader_app, name="reader")
 
 
