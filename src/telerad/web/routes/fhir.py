@@ -216,7 +216,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per int
             query.used,
             query.count,
             query.offset,
-            more=len(found_orders) > query.count,
+            more=query.count > 0 and len(found_orders) > query.count,
         )
         return fhir_response(bundle)
 
