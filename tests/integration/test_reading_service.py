@@ -327,3 +327,26 @@ def test_settings_rules_file_is_used(tmp_path: Path) -> None:
         assert p.reading.rules().network == "north"
     finally:
         p.close()
+
+
+@pytest.mark.postgres
+def test_the_same_on_postgresql(pg_platform: Platform) -> None:
+    p = pg_platform
+    north = p.index.add_facility("North", country="US", state="CA")
+    ana = _radiologist(p, "ana", [north.id], {"CT"})
+    world = World(p, north.id, north.id, ana, ana)
+    now = _now()
+    session = _sign_in(world, ana)
+    world.reading.enqueue(_study(world, "9.1", now), now)
+    world.reading.enqueue(_study(world, "9.2", now), now)
+    assert world.reading.holder("9.1") == ana.id
+    world.reading.claim("9.1", ana.id, now + timedelta(minutes=1))
+    world.reading.complete("9.1", ana.id, now + timedelta(minutes=20))
+    tiers, facilities = world.reading.turnaround(frozenset({north.id}), now - timedelta(days=1))
+    assert tiers[0].minutes[50] == pytest.approx(20.0) and facilities[0].met == 1
+    p.auth.end_session(session)
+    world.reading.tick(now + timedelta(seconds=20))
+    assert world.reading.holder("9.2") is None
+    fresh = ReadingService(world.reading.store)
+    assert fresh.start(now + timedelta(minutes=1)) == 1
+    assert set(fresh.worklist.studies) == {"9.2"}
