@@ -287,7 +287,7 @@ class MppsSCP:
                 # The modality did the work all the same: keep the step, say why the
                 # order could not follow.
                 self._note(actor.id, actor.source, facility_id, order, ds, str(exc))
-        if stepped == 0 and not orders and status == IN_PROGRESS:
+        if not orders and status == IN_PROGRESS:
             self._note(actor.id, actor.source, facility_id, None, ds, "")
         log.info("performed procedure step %s: %s, %d order(s) moved", uid[-12:], status, stepped)
 
