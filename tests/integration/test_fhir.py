@@ -173,7 +173,7 @@ def test_create_then_read_maps_every_field(world: World) -> None:
     assert sr["orderDetail"][0]["coding"][0]["code"] == "CT"  # from the catalogue
 
     # The same order over REST, as the RIS placed it.
-    [order] = world.client.get(
+    order = world.client.get(
         f"/api/orders?accession={acc}",
         headers={"Authorization": f"Bearer {world.tokens['tech_a']}"},
     ).json()

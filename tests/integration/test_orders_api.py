@@ -125,7 +125,7 @@ def test_place_then_find_by_accession_with_status_and_empty_study_uid(world: Wor
 
     found = world.get("tech_a", f"/api/orders?accession={acc}")
     assert found.status_code == 200
-    [order] = found.json()
+    order = found.json()  # a lookup by accession answers the order itself
     assert order["status"] == "ordered"
     assert order["study_instance_uid"] == ""
     assert order["accession_number"] == acc and order["id"] == created["id"]
@@ -274,6 +274,18 @@ def test_network_admin_names_the_facility(world: World) -> None:
     assert world.post("admin", "/api/orders", order_body(facility="Nowhere")).status_code == 422
 
 
+def test_an_accession_at_two_facilities_needs_the_facility_named(world: World) -> None:
+    acc = place(world)["accession_number"]
+    world.post("admin", "/api/orders", order_body(acc, facility="Beta Clinic"))
+    both = world.get("admin", f"/api/orders?accession={acc}")
+    assert both.status_code == 409 and "facility=" in both.json()["detail"]
+    named = world.get("admin", f"/api/orders?accession={acc}&facility=Beta%20Clinic")
+    assert named.status_code == 200 and named.json()["facility"] == "Beta Clinic"
+    assert (
+        world.get("tech_a", f"/api/orders?accession={acc}").json()["facility"] == "Alpha Hospital"
+    )
+
+
 # -- cross-tenant probes ----------------------------------------------------------------
 def test_beta_cannot_tell_alphas_orders_exist(world: World) -> None:
     alpha = place(world)
@@ -290,7 +302,10 @@ def test_beta_cannot_tell_alphas_orders_exist(world: World) -> None:
         assert a.status_code == b.status_code == 404, (method, suffix)
         assert a.json() == b.json()
     acc = alpha["accession_number"]
-    assert world.get("tech_b", f"/api/orders?accession={acc}").json() == []
+    hidden_acc = world.get("tech_b", f"/api/orders?accession={acc}")
+    missing_acc = world.get("tech_b", "/api/orders?accession=NO-SUCH")
+    assert hidden_acc.status_code == missing_acc.status_code == 404
+    assert hidden_acc.json() == missing_acc.json()
     assert world.get("tech_b", "/api/orders?facility=Alpha%20Hospital").json() == []
     assert all(o["facility"] == "Beta Clinic" for o in world.get("tech_b", "/api/orders").json())
     there = world.post("tech_b", "/api/orders", order_body(facility="Alpha Hospital"))
@@ -485,7 +500,7 @@ def test_orders_api_on_postgresql(pg_platform: Platform) -> None:
         assert r.status_code == 201, r.text
         order = r.json()
         assert w.post("tech_a", "/api/orders", long).status_code == 409
-        [found] = w.get("tech_a", "/api/orders?accession=" + "Z" * 16).json()
+        found = w.get("tech_a", "/api/orders?accession=" + "Z" * 16).json()
         assert found["patient"]["patient_id"] == "P" * 64 and found["study_instance_uid"] == ""
         assert found["scheduled_at"] == "2030-06-03T09:00:00Z"
         slots = open_day(w, "PG_CT")

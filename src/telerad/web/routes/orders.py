@@ -132,7 +132,11 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
         return order
 
     # -- orders -----------------------------------------------------------------------
-    @r.get("/orders", response_model=list[OrderOut])
+    @r.get(
+        "/orders",
+        response_model=OrderOut | list[OrderOut],
+        responses={404: {"description": "accession given: no such order"}},
+    )
     def list_orders(
         request: Request,
         accession: Annotated[str | None, Query(max_length=16)] = None,
@@ -146,8 +150,13 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
         study_instance_uid: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> list[OrderOut]:
-        """Orders of the caller's facilities, oldest first; ``accession`` finds one order."""
+    ) -> OrderOut | list[OrderOut]:
+        """Orders of the caller's facilities, oldest first (an array).
+
+        With ``accession`` it is a lookup: the one order with that accession number
+        (an object; 404 when there is none, 409 when the caller sees it at several
+        facilities and ``facility`` does not say which).
+        """
         who = authorise(request, Permission.ORDERS_READ)
         facilities = who.facility_ids
         if facility is not None:
@@ -169,10 +178,23 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
                 offset=offset,
             )
         )
+        actor = Actor.of(who, client_address(request))
+        if accession is not None and len(found_orders) != 1:
+            platform.access.query(
+                actor, f"order by accession: {request.url.query}", Outcome.MINOR_FAILURE
+            )
+            if not found_orders:
+                raise HTTPException(404, _NOT_FOUND)
+            raise HTTPException(
+                409,
+                f"accession number {accession} is at {len(found_orders)} facilities: "
+                "say which with facility=NAME",
+            )
         platform.access.query(
-            Actor.of(who, client_address(request)),
-            f"orders ({len(found_orders)} found): {request.url.query or 'all'}",
+            actor, f"orders ({len(found_orders)} found): {request.url.query or 'all'}"
         )
+        if accession is not None:
+            return out(found_orders[0])
         return [out(o) for o in found_orders]
 
     @r.get("/orders/{order_id}", response_model=OrderDetail)
