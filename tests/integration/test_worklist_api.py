@@ -38,8 +38,10 @@ class Net:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def _reader(p: Platform, name: str, facility_id: int) -> User:
-    user = p.auth.create_user(name, Role.RADIOLOGIST, display_name=f"Dr {name.title()}")
+def _reader(p: Platform, name: str, facility_id: int, password: str | None = None) -> User:
+    user = p.auth.create_user(
+        name, Role.RADIOLOGIST, password=password, display_name=f"Dr {name.title()}"
+    )
     p.identity.add_licences(user.id, ["US-CA"])
     p.identity.grant_privileges(user.id, [facility_id])
     now = datetime.now(UTC)
@@ -230,3 +232,22 @@ def test_vendored_scripts_are_served_without_a_cdn(net: Net) -> None:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript")
     assert net.client.get("/static/vendor/../pyproject.toml").status_code == 404
     assert net.client.get("/static/vendor/nothing.js").status_code == 404
+
+
+def test_signing_out_hands_the_readers_studies_on_at_once(net: Net) -> None:
+    p = net.platform
+    cara = _reader(p, "cara", net.north, password="a long enough passphrase 1")
+    browser = TestClient(create_app(p))
+    signed_in = browser.post(
+        "/login",
+        data={"username": "cara", "password": "a long enough passphrase 1"},
+        headers={"Origin": "http://testserver"},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303
+    assert browser.get("/api/worklist").status_code == 200  # her session: signed in
+    p.reading.signed_out(net.ana.id)  # Ana leaves: her North study goes to Cara
+    assert p.reading.holder(NORTH_UID) == cara.id
+    out = browser.post("/logout", headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert out.status_code == 303
+    assert p.reading.holder(NORTH_UID) != cara.id  # handed on at once, not at the next tick

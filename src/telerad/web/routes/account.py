@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from telerad.bootstrap import Platform
-from telerad.domain.identity import IdentityError, Permission, parse_permissions
+from telerad.domain.identity import IdentityError, Permission, Principal, Role, parse_permissions
 from telerad.services.auth import AuthError, Forbidden
 from telerad.web.auth import (
     SESSION_COOKIE,
@@ -121,7 +121,14 @@ def router(platform: Platform) -> APIRouter:
     def logout(request: Request) -> Response:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
+            try:
+                who: Principal | None = auth.principal_from_session(cookie)
+            except AuthError:
+                who = None
             auth.end_session(cookie)
+            if who is not None and who.user_id is not None and who.role is Role.RADIOLOGIST:
+                # What they hold goes to someone else now, not at the worklist's next tick.
+                platform.reading.signed_out(who.user_id)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
