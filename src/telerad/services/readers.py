@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from telerad.domain.audit import EventID
 from telerad.domain.identity import Role, User
@@ -22,8 +23,28 @@ from telerad.domain.readers import (
     subspecialty,
 )
 from telerad.services.audit import AuditService
-from telerad.storage.db.identity_repository import SqlIdentity
-from telerad.storage.db.reading_repository import SqlReading
+
+
+class ProfileStore(Protocol):
+    """Where reader profiles and shifts are kept (storage.db.reading_repository.SqlReading)."""
+
+    def profile(self, user_id: int) -> ReaderProfile | None: ...
+
+    def put_profile(self, profile: ReaderProfile, now: datetime) -> None: ...
+
+    def add_shift(self, user_id: int, rule: ShiftRule) -> int: ...
+
+    def remove_shift(self, user_id: int, shift_id: int) -> bool: ...
+
+
+class Accounts(Protocol):
+    """The accounts a profile belongs to (storage.db.identity_repository.SqlIdentity)."""
+
+    def user_by_name(self, username: str) -> User | None: ...
+
+    def licences(self, user_id: int) -> frozenset[str]: ...
+
+    def privileges(self, user_id: int) -> frozenset[int]: ...
 
 
 @dataclass(frozen=True)
@@ -52,8 +73,8 @@ class ReaderCard:
 class ReaderAdmin:
     def __init__(
         self,
-        store: SqlReading,
-        identity: SqlIdentity,
+        store: ProfileStore,
+        identity: Accounts,
         audit: AuditService,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

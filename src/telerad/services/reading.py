@@ -27,15 +27,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from telerad.domain.readers import reader_of
+from telerad.domain.reading_entries import (
+    EntryChange,
+    EntryEvent,
+    FinishedRead,
+    History,
+    OpenEntry,
+    RosterRow,
+)
 from telerad.domain.turnaround import FacilitySla, Read, TierTat, per_facility, per_tier
-from telerad.storage.db.reading_repository import EntryChange, EntryEvent, SqlReading
+from telerad.services.readers import ProfileStore
 from telerad.workflow.engine import Roster, assign
 from telerad.workflow.model import Priority, Reader, ReadingStudy
 from telerad.workflow.rules import EscalationAction, Rules, RulesSource, default_rules
@@ -53,7 +61,32 @@ from telerad.workflow.worklist import (
 
 log = logging.getLogger("telerad.reading")
 
-__all__ = ["ReadingService", "WorklistError"]
+__all__ = ["ReadingService", "ReadingStore", "WorklistError"]
+
+
+class ReadingStore(ProfileStore, Protocol):
+    """Where worklist entries, their history and the roster are kept
+    (storage.db.reading_repository.SqlReading).
+
+    Reader profiles live in the same store: `telerad reader` and the demo hand
+    ``ReadingService.store`` to :class:`~telerad.services.readers.ReaderAdmin`.
+    """
+
+    def radiologists(self) -> list[RosterRow]: ...
+
+    def live_sessions(self, seen_since: datetime, created_since: datetime) -> frozenset[int]: ...
+
+    def add_entry(self, study: ReadingStudy) -> int: ...
+
+    def save(self, changes: Iterable[EntryChange]) -> None: ...
+
+    def open_entries(self) -> list[OpenEntry]: ...
+
+    def history(self, study_uid: str) -> History | None: ...
+
+    def finished(
+        self, since: datetime, facility_ids: frozenset[int] | None = None
+    ) -> list[FinishedRead]: ...
 
 
 def _utcnow() -> datetime:
@@ -107,7 +140,7 @@ class Explanation:
 class ReadingService:
     def __init__(
         self,
-        store: SqlReading,
+        store: ReadingStore,
         rules_file: Path | None = None,
         *,
         session_idle: timedelta = timedelta(minutes=30),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,8 +16,27 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from telerad.domain.identity import Role
 from telerad.domain.readers import ReaderProfile, ShiftRule, parse_clock
+from telerad.domain.reading_entries import (
+    EntryChange,
+    EntryEvent,
+    FinishedRead,
+    History,
+    OpenEntry,
+    RosterRow,
+)
 from telerad.storage.db import tables as t
 from telerad.workflow.model import Priority, ReadingStudy, ReadKind
+
+# The entry types live in the domain; kept importable from here for storage's callers.
+__all__ = [
+    "EntryChange",
+    "EntryEvent",
+    "FinishedRead",
+    "History",
+    "OpenEntry",
+    "RosterRow",
+    "SqlReading",
+]
 
 #: Entry columns that keep their first value (a later write does not replace it).
 KEEP_FIRST = frozenset({"first_assigned_at", "breached_at"})
@@ -37,66 +55,6 @@ def _words(text: str) -> frozenset[str]:
 
 def _join(values: Iterable[object]) -> str:
     return " ".join(sorted(str(v) for v in values))
-
-
-@dataclass(frozen=True)
-class RosterRow:
-    """A radiologist account with what routing needs to know of it."""
-
-    user_id: int
-    username: str
-    display_name: str
-    licences: frozenset[str]
-    facility_ids: frozenset[int]
-    profile: ReaderProfile | None
-
-
-@dataclass(frozen=True)
-class OpenEntry:
-    id: int
-    study: ReadingStudy
-    assigned_to: int | None
-    claimed_at: datetime | None
-    #: Escalation steps already recorded (kind:detail), so a restart does not repeat them.
-    recorded: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class EntryEvent:
-    kind: str
-    at: datetime
-    reader_id: int | None
-    to_reader: int | None
-    detail: str
-
-
-@dataclass(frozen=True)
-class History:
-    entry_id: int
-    facility_id: int
-    state: str  # open, completed, withdrawn
-    events: list[EntryEvent]
-
-
-@dataclass(frozen=True)
-class FinishedRead:
-    """A completed read, for turnaround and SLA statistics."""
-
-    facility_id: int
-    priority: Priority
-    ready_at: datetime
-    deadline: datetime
-    completed_at: datetime
-    first_assigned_at: datetime | None
-
-
-@dataclass
-class EntryChange:
-    """What one command changed of an entry: column values and history rows."""
-
-    entry_id: int
-    values: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _shift_from(row: Any) -> ShiftRule:
