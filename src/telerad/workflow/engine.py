@@ -30,7 +30,7 @@ from telerad.workflow.explain import explain
 from telerad.workflow.model import Reader, ReadingStudy, minute_of
 from telerad.workflow.rules import EscalationStep, Rules
 
-_QualKey = tuple[int, str, str, str, str]
+QualificationKey = tuple[int, str, str, str, str]
 #: Float sums of RVU drift by ~1e-15; the cap is compared with this slack.
 EPSILON = 1e-9
 
@@ -39,6 +39,8 @@ class Roster:
     """The readers, indexed for routing. Replace a reader to change them."""
 
     def __init__(self, readers: Iterable[Reader] = ()) -> None:
+        #: Changes whenever who is qualified for what may have changed.
+        self.version = 0
         self._readers: dict[int, Reader] = {}
         for reader in readers:
             if reader.user_id in self._readers:
@@ -47,12 +49,14 @@ class Roster:
         self._reindex()
 
     def _reindex(self) -> None:
+        self.version += 1
         self._by_facility: dict[int, list[int]] = defaultdict(list)
         for reader in sorted(self._readers.values(), key=lambda r: r.user_id):
             for facility_id in reader.facility_ids:
                 self._by_facility[facility_id].append(reader.user_id)
-        self._qualified: dict[_QualKey, tuple[int, ...]] = {}
+        self._qualified: dict[QualificationKey, tuple[int, ...]] = {}
         self._shift_minute: datetime | None = None
+        self._shift_now: datetime | None = None
         self._on_shift: dict[int, bool] = {}
 
     def __iter__(self) -> Iterator[Reader]:
@@ -88,13 +92,7 @@ class Roster:
 
     def qualified_for(self, study: ReadingStudy) -> tuple[int, ...]:
         """Readers whose credentials and competence fit the study (ids, ascending)."""
-        key = (
-            study.facility_id,
-            study.jurisdiction,
-            study.modality,
-            study.subspecialty,
-            study.read_kind.value,
-        )
+        key = qualification_key(study)
         found = self._qualified.get(key)
         if found is None:
             found = tuple(
@@ -106,10 +104,13 @@ class Roster:
         return found
 
     def on_shift(self, reader: Reader, now: datetime) -> bool:
-        minute = minute_of(now)
-        if minute != self._shift_minute:
-            self._shift_minute = minute
-            self._on_shift = {}
+        minute = self._shift_minute
+        if now != self._shift_now or minute is None:  # one decision asks at one instant
+            self._shift_now = now
+            minute = minute_of(now)
+            if minute != self._shift_minute:
+                self._shift_minute = minute
+                self._on_shift = {}
         cached = self._on_shift.get(reader.user_id)
         if cached is None:
             cached = self._on_shift[reader.user_id] = reader.on_shift(minute)
@@ -120,6 +121,17 @@ class Roster:
     ) -> tuple[bool, list[str]]:
         """:func:`eligible` with the cached on-shift answer."""
         return eligible(reader, study, now, on_shift=self.on_shift(reader, now))
+
+
+def qualification_key(study: ReadingStudy) -> QualificationKey:
+    """What decides who is qualified for a study: studies with one key share their readers."""
+    return (
+        study.facility_id,
+        study.jurisdiction,
+        study.modality,
+        study.subspecialty,
+        study.read_kind,  # a str: the member, not its slower .value
+    )
 
 
 def _static(reader: Reader) -> tuple[object, ...]:
@@ -252,9 +264,13 @@ def assign(
             left_out["gave it back or sat on it"] += 1
             continue
         reader = readers.get(uid)
-        ok, reasons = readers.eligible(reader, study, now)
-        if not ok:
-            left_out[reasons[0]] += 1
+        # Qualified already: signed in and on shift is all that is left to check (in the
+        # order eligible() gives its reasons).
+        if not reader.signed_in:
+            left_out["signed out"] += 1
+            continue
+        if not readers.on_shift(reader, now):
+            left_out["not on shift"] += 1
             continue
         cap = rules.cap_of(reader.queue_cap_rvu)
         if not (bypass or widened) and workload.load(uid) + study.rvu > cap + EPSILON:

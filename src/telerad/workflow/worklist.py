@@ -16,12 +16,22 @@ change, not the length of the waiting list.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from telerad.workflow.engine import EPSILON, Decision, Roster, Workload, assign
-from telerad.workflow.model import ReadingStudy, minute_of
+from telerad.workflow.engine import (
+    EPSILON,
+    Decision,
+    QualificationKey,
+    Roster,
+    Workload,
+    assign,
+    qualification_key,
+)
+from telerad.workflow.model import Reader, ReadingStudy, minute_of
 from telerad.workflow.rules import EscalationAction, Rules
 
 
@@ -107,8 +117,22 @@ class Worklist:
         self.workload = Workload()
         self.events: list[Event] = []
         self._steps_done: dict[str, int] = {}
+        #: When each study reaches its next escalation step, as near as a timedelta says.
+        self._step_due: dict[str, datetime] = {}
         #: The minute when every waiting critical study was last tried.
         self._critical_checked: datetime | None = None
+        #: The waiting studies by what qualifies a reader for them, and the critical ones.
+        self._waiting: dict[QualificationKey, set[str]] = {}
+        self._critical_waiting: set[str] = set()
+        #: Who is qualified for each waiting group, and the other way round.
+        self._group_readers: dict[QualificationKey, tuple[int, ...]] = {}
+        self._reader_groups: dict[int, set[QualificationKey]] = {}
+        self._indexed: tuple[Roster, int] = (roster, roster.version)
+        #: When each hold goes stale: (due, tie-break, uid, hold, its claimed_at then).
+        self._stale_at: list[tuple[datetime, int, str, Hold, datetime | None]] = []
+        self._ties = itertools.count()
+        #: Readers whose every unopened study was last found eligible, as they were then.
+        self._cleared: dict[int, Reader] = {}
 
     # -- reading the state
 
@@ -129,16 +153,68 @@ class Worklist:
     def _in_pull_pool(self, study: ReadingStudy) -> bool:
         return self.rules.pull_pool and study.priority in self.rules.pull_tiers
 
+    # -- the waiting list and its indexes (the only places ``pending`` changes)
+
+    def _wait(self, uid: str) -> None:
+        study = self.studies[uid]
+        self.pending.add(uid)
+        key = qualification_key(study)
+        group = self._waiting.get(key)
+        if group is None:
+            group = self._waiting[key] = set()
+            self._index_group(key, study)
+        group.add(uid)
+        if study.priority in self.rules.bypass_cap:
+            self._critical_waiting.add(uid)
+
+    def _index_group(self, key: QualificationKey, study: ReadingStudy) -> None:
+        qualified = self._group_readers[key] = self.roster.qualified_for(study)
+        for reader_id in qualified:
+            self._reader_groups.setdefault(reader_id, set()).add(key)
+
+    def _groups_of(self, reader_id: int) -> list[tuple[QualificationKey, set[str]]]:
+        """The waiting groups ``reader_id`` is qualified for."""
+        if self._indexed != (self.roster, self.roster.version):  # credentials changed
+            self._indexed = (self.roster, self.roster.version)
+            self._group_readers, self._reader_groups = {}, {}
+            for key, group in self._waiting.items():
+                self._index_group(key, self.studies[next(iter(group))])
+        return [(key, self._waiting[key]) for key in self._reader_groups.get(reader_id, ())]
+
+    def _unwait(self, uid: str) -> None:
+        if uid not in self.pending:
+            return
+        self.pending.discard(uid)
+        key = qualification_key(self.studies[uid])
+        group = self._waiting[key]
+        group.discard(uid)
+        if not group:
+            del self._waiting[key]
+            for reader_id in self._group_readers.pop(key, ()):
+                self._reader_groups[reader_id].discard(key)
+        self._critical_waiting.discard(uid)
+
     # -- holding and letting go (the only places holds and workload change)
+
+    def _watch(self, uid: str, hold: Hold) -> None:
+        """Note when ``hold`` goes stale (an entry whose hold changed since is skipped)."""
+        priority = self.studies[uid].priority
+        if hold.claimed_at is None:
+            due = hold.assigned_at + timedelta(minutes=self.rules.unclaimed_minutes[priority])
+        else:
+            due = hold.claimed_at + timedelta(minutes=self.rules.claimed_minutes[priority])
+        entry = (due, next(self._ties), uid, hold, hold.claimed_at)
+        heapq.heappush(self._stale_at, entry)
 
     def _give(self, uid: str, decision: Decision, now: datetime) -> None:
         assert decision.reader is not None and uid not in self.holds
         reader_id = decision.reader.user_id
         study = replace(self.studies[uid], assigned_to=reader_id)
         self.studies[uid] = study
-        self.holds[uid] = Hold(reader_id, now)
+        self.holds[uid] = hold = Hold(reader_id, now)
+        self._watch(uid, hold)
         self.held_by.setdefault(reader_id, set()).add(uid)
-        self.pending.discard(uid)
+        self._unwait(uid)
         self.workload.add(reader_id, study)
         self.events.append(Assigned(uid, reader_id, now, decision.explain()))
 
@@ -148,7 +224,7 @@ class Worklist:
         self.workload.remove(hold.reader_id, study)
         self.held_by[hold.reader_id].discard(uid)
         self.studies[uid] = replace(study, assigned_to=None)
-        self.pending.add(uid)
+        self._wait(uid)
         return hold
 
     def _route(
@@ -167,6 +243,8 @@ class Worklist:
     ) -> Decision | None:
         """Give a held study to another reader; when nobody fits, keep it or put it back."""
         hold = self.holds[uid]
+        if keep_if_nobody and not self._anyone_else(uid, hold.reader_id, now):
+            return None  # what the engine would find, without a decision to explain it
         decision = assign(
             self.studies[uid], self.roster, self.workload, self.rules, now,
             exclude=frozenset({hold.reader_id}), trigger=reason,
@@ -181,6 +259,23 @@ class Worklist:
         self.events.append(Reassigned(uid, hold.reader_id, to, reason, now))
         return decision
 
+    def _anyone_else(self, uid: str, holder: int, now: datetime) -> bool:
+        """Whether :func:`assign` would find a reader for ``uid`` other than ``holder``."""
+        study = self.studies[uid]
+        anyone = study.priority in self.rules.bypass_cap or self.rules.widened(
+            study.elapsed_fraction(now)
+        )
+        for reader_id in self.roster.qualified_for(study):
+            if reader_id == holder:
+                continue
+            reader = self.roster.get(reader_id)
+            if not (reader.signed_in and self.roster.on_shift(reader, now)):
+                continue
+            cap = self.rules.cap_of(reader.queue_cap_rvu)
+            if anyone or self.workload.load(reader_id) + study.rvu <= cap + EPSILON:
+                return True
+        return False
+
     # -- commands
 
     def add(self, study: ReadingStudy, now: datetime) -> Decision | None:
@@ -188,7 +283,7 @@ class Worklist:
         if study.uid in self.studies:
             raise WorklistError(f"study {study.uid} is already on the worklist")
         self.studies[study.uid] = replace(study, assigned_to=None)
-        self.pending.add(study.uid)
+        self._wait(study.uid)
         # Through the waiting list, so that a more urgent study waiting there goes first.
         return self._push(now, arrived=study.uid).get(study.uid)
 
@@ -201,6 +296,7 @@ class Worklist:
                 raise ClaimError(f"study {uid} is held by reader {hold.reader_id}")
             if hold.claimed_at is None:
                 hold.claimed_at = now
+                self._watch(uid, hold)
                 self.events.append(Claimed(uid, reader_id, now))
             self._push(now)
             return
@@ -222,6 +318,7 @@ class Worklist:
         )  # fmt: skip
         self._give(uid, decision, now)
         self.holds[uid].claimed_at = now
+        self._watch(uid, self.holds[uid])
         self.events.append(Claimed(uid, reader_id, now, pulled=True))
         self._push(now)
 
@@ -244,9 +341,7 @@ class Worklist:
         """The report is signed: the study leaves the worklist and the reader has room again."""
         self._own(uid, reader_id)
         self._take_back(uid)
-        self.pending.discard(uid)
-        del self.studies[uid]
-        self._steps_done.pop(uid, None)
+        self._forget(uid)
         self.events.append(Completed(uid, reader_id, now))
         return self._pushed(now, room_for=reader_id)
 
@@ -255,12 +350,16 @@ class Worklist:
         unread. Returns the reader who held it (who now has room again), if any."""
         self.study(uid)
         holder = self._take_back(uid).reader_id if uid in self.holds else None
-        self.pending.discard(uid)
-        del self.studies[uid]
-        self._steps_done.pop(uid, None)
+        self._forget(uid)
         if holder is not None:
             self._push(now, room_for=holder)
         return holder
+
+    def _forget(self, uid: str) -> None:
+        self._unwait(uid)
+        del self.studies[uid]
+        self._steps_done.pop(uid, None)
+        self._step_due.pop(uid, None)
 
     def sign_in(self, reader_id: int, now: datetime) -> list[Decision]:
         self.roster.set_signed_in(reader_id, True)
@@ -277,35 +376,52 @@ class Worklist:
 
     def reassign_off_shift(self, now: datetime) -> list[Decision | None]:
         """Follow the sun: unopened studies of readers who are no longer eligible move on."""
-        moved: list[Decision | None] = []
-        for uid in sorted(self.holds, key=self._urgency):
-            hold = self.holds[uid]
-            if hold.claimed_at is not None:
-                continue  # they are reading it; let them finish
-            reader = self.roster.get(hold.reader_id)
-            ok, reasons = self.roster.eligible(reader, self.studies[uid], now)
-            if not ok:
-                reason = f"reader {hold.reader_id}: {', '.join(reasons)}"
-                moved.append(self._move(uid, now, reason, keep_if_nobody=False))
-        return moved
+        leaving: list[tuple[str, str]] = []
+        for reader_id, held in self.held_by.items():
+            if not held:
+                continue
+            reader = self.roster.get(reader_id)
+            on_duty = reader.signed_in and self.roster.on_shift(reader, now)
+            # Studies are given only to eligible readers, and credentials change only
+            # with the reader's record: on duty and unchanged, they still may read them.
+            if on_duty and self._cleared.get(reader_id) is reader:
+                continue
+            for uid in held:
+                if self.holds[uid].claimed_at is not None:
+                    continue  # they are reading it; let them finish
+                ok, reasons = self.roster.eligible(reader, self.studies[uid], now)
+                if not ok:
+                    leaving.append((uid, f"reader {reader_id}: {', '.join(reasons)}"))
+            if on_duty:
+                self._cleared[reader_id] = reader
+        # Moving one study changes nobody's eligibility: collect first, then move.
+        leaving.sort(key=lambda item: self._urgency(item[0]))
+        return [self._move(uid, now, reason, keep_if_nobody=False) for uid, reason in leaving]
 
     def reassign_stale(self, now: datetime) -> list[Decision]:
         """Studies held past the timeouts go to another reader when one fits."""
+        due = []
+        while self._stale_at and self._stale_at[0][0] <= now:
+            entry = heapq.heappop(self._stale_at)
+            _, _, uid, hold, claimed_at = entry
+            if self.holds.get(uid) is hold and hold.claimed_at == claimed_at:
+                due.append(entry)
+        # A move gives the study a fresh hold and leaves the others as they were.
         moved = []
-        for uid in sorted(self.holds, key=self._urgency):
+        for entry in sorted(due, key=lambda e: self._urgency(e[2])):
+            uid = entry[2]
             hold = self.holds[uid]
             priority = self.studies[uid].priority
             if hold.claimed_at is None:
-                since, limit = hold.assigned_at, self.rules.unclaimed_minutes[priority]
-                what = "not opened"
+                what, limit = "not opened", self.rules.unclaimed_minutes[priority]
             else:
-                since, limit = hold.claimed_at, self.rules.claimed_minutes[priority]
-                what = "opened but not reported"
-            if now - since >= timedelta(minutes=limit):
-                reason = f"{what} by reader {hold.reader_id} within {limit} min"
-                decision = self._move(uid, now, reason, keep_if_nobody=True)
-                if decision is not None:
-                    moved.append(decision)
+                what, limit = "opened but not reported", self.rules.claimed_minutes[priority]
+            reason = f"{what} by reader {hold.reader_id} within {limit} min"
+            decision = self._move(uid, now, reason, keep_if_nobody=True)
+            if decision is not None:
+                moved.append(decision)
+            else:  # nobody else fits: it stays stale, tried again on the next tick
+                heapq.heappush(self._stale_at, entry)
         return moved
 
     def assign_pending(self, now: datetime) -> list[Decision]:
@@ -332,45 +448,102 @@ class Worklist:
         A critical study that found nobody in this minute finds nobody again until the
         minute changes (shifts start on whole minutes) or a reader signs in: its cap is
         bypassed, so others' load cannot matter. It is retried only then.
+
+        Waiting studies are indexed by what qualifies a reader for them, so ``room_for``
+        looks only at the groups that reader may read; and a waiting study that no
+        eligible reader has room for is not routed at all (the engine would find
+        nobody): only the arrival gets a decision that says why nobody.
         """
         critical = self._critical_checked != minute_of(now) or room_for is not None
-        if everything or critical or room_for is not None:
-            chosen = [
-                uid
-                for uid in self.pending
-                if everything
-                or uid == arrived
-                or (critical and self.studies[uid].priority in self.rules.bypass_cap)
-                or (
-                    room_for is not None
-                    and room_for in self.roster.qualified_for(self.studies[uid])
-                )
-            ]
+        rooms: dict[QualificationKey, tuple[bool, float]] = {}
+        if everything:
+            groups: Iterable[tuple[QualificationKey, set[str]]] = self._waiting.items()
+        elif room_for is not None:
+            groups = self._groups_of(room_for)
         else:
-            chosen = [arrived] if arrived in self.pending else []
+            groups = ()
+        # Rooms only shrink while pushing: a study left out here would be left out later.
+        candidates = {arrived} if arrived in self.pending else set()
+        for key, group in groups:
+            if self._room(key, self.studies[next(iter(group))], now, rooms)[0]:
+                candidates.update(uid for uid in group if self._fits(uid, now, rooms))
+        if critical and not everything:
+            candidates.update(uid for uid in self._critical_waiting if self._fits(uid, now, rooms))
         decisions = {}
-        for uid in sorted(chosen, key=self._urgency):
+        for uid in sorted(candidates, key=self._urgency):
             study = self.studies[uid]
             if self._in_pull_pool(study) and not self.rules.widened(study.elapsed_fraction(now)):
                 continue
+            if uid != arrived and not self._fits(uid, now, rooms):
+                continue
             trigger = "pushed on arrival" if uid == arrived else "pushed from the waiting list"
-            decisions[uid] = self._route(uid, now, trigger)
+            decision = decisions[uid] = self._route(uid, now, trigger)
+            if decision.reader is not None:
+                rooms.pop(qualification_key(study), None)  # that reader's room shrank
         if everything or critical:
             self._critical_checked = minute_of(now)
         return decisions
+
+    def _fits(
+        self, uid: str, now: datetime, rooms: dict[QualificationKey, tuple[bool, float]]
+    ) -> bool:
+        """Whether the engine could find someone for the waiting study ``uid`` now.
+
+        ``False`` only when it surely could not: nobody qualified is eligible, or (below
+        the cap's bypass and the widened pool) no eligible reader has room for its RVU.
+        ``rooms`` caches, per group, whether anyone is eligible and the most room any
+        eligible reader has; a stale entry errs towards trying.
+        """
+        study = self.studies[uid]
+        anyone, most = self._room(qualification_key(study), study, now, rooms)
+        if not anyone:
+            return False
+        if study.rvu <= most + 2 * EPSILON or study.priority in self.rules.bypass_cap:
+            return True
+        return self.rules.widened(study.elapsed_fraction(now))
+
+    def _room(
+        self,
+        key: QualificationKey,
+        study: ReadingStudy,
+        now: datetime,
+        rooms: dict[QualificationKey, tuple[bool, float]],
+    ) -> tuple[bool, float]:
+        """For ``study``'s group: is anyone qualified eligible, and the most room of those."""
+        room = rooms.get(key)
+        if room is None:
+            most, anyone = float("-inf"), False
+            for reader_id in self.roster.qualified_for(study):
+                reader = self.roster.get(reader_id)
+                if reader.signed_in and self.roster.on_shift(reader, now):
+                    anyone = True
+                    cap = self.rules.cap_of(reader.queue_cap_rvu)
+                    most = max(most, cap - self.workload.load(reader_id))
+            room = rooms[key] = (anyone, most)
+        return room
 
     def escalate(self, now: datetime) -> None:
         """Run the escalation ladder: record each step a study reaches, once."""
         steps = self.rules.escalation
         for uid, study in self.studies.items():
+            due = self._step_due.get(uid)
+            if due is not None and now < due:
+                continue
             done = self._steps_done.get(uid, 0)
             if done >= len(steps):
+                self._step_due[uid] = _NEVER
                 continue
             fraction = study.elapsed_fraction(now)
             while done < len(steps) and fraction >= steps[done].at:
                 ESCALATION[steps[done].action](self, study, now)
                 done += 1
             self._steps_done[uid] = done
+            # The next step's time, a little early: the fraction above has the last word.
+            self._step_due[uid] = (
+                study.ready_at + study.turnaround * steps[done].at - _SLACK
+                if done < len(steps)
+                else _NEVER
+            )
 
     def tick(self, now: datetime) -> None:
         """The clock moved: hand over, move stale studies, escalate, push what waits."""
@@ -383,6 +556,18 @@ class Worklist:
         """New rules (the file was reloaded); they apply from the next decision."""
         self.rules = rules
         self._critical_checked = None
+        self._step_due.clear()
+        self._stale_at = []
+        for uid, hold in self.holds.items():
+            self._watch(uid, hold)
+        self._critical_waiting = {
+            uid for uid in self.pending if self.studies[uid].priority in rules.bypass_cap
+        }
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+#: Escalation times are computed a little early, so that rounding never makes one late.
+_SLACK = timedelta(milliseconds=1)
 
 
 def _widen(worklist: Worklist, study: ReadingStudy, now: datetime) -> None:
