@@ -12,6 +12,7 @@ from telerad.cli.common import DataDir, DbUrl, console, err, settings_from
 from telerad.cli.orders import order_app, slots_app, station_app
 from telerad.cli.people import facility_app, token_app, user_app
 from telerad.cli.readers import reader_app
+from telerad.cli.simulate import simulate
 
 app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
 node_app = typer.Typer(help="Remote DICOM nodes (C-MOVE destinations)")
@@ -24,6 +25,7 @@ app.add_typer(station_app, name="station")
 app.add_typer(slots_app, name="slots")
 app.add_typer(order_app, name="order")
 app.add_typer(reader_app, name="reader")
+app.command()(simulate)
 
 
 @app.command()

@@ -1,0 +1,219 @@
+"""``telerad simulate``: a reading day through the routing engine, beside the FIFO baseline.
+
+The day is generated from a seed (``telerad.workflow.scenario``) or read from two
+CSV files (``telerad.workflow.trace``); both policies replay the same arrivals and
+roster (``telerad.workflow.simulation``). The table (or, with ``--json``, one JSON
+object on stdout) compares SLA breaches, turnaround percentiles per tier and
+utilisation. ``--plots DIR`` writes PNG charts of the day; ``--export-csv DIR``
+writes the day as CSV, the format ``--arrivals``/``--roster`` read back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from telerad.cli.common import console, err, fail
+
+if TYPE_CHECKING:
+    from telerad.workflow.rules import Rules
+    from telerad.workflow.scenario import Scenario
+    from telerad.workflow.simulation_metrics import Figures
+
+SeedOpt = Annotated[int, typer.Option(help="Seed of the generated day")]
+
+
+def simulate(
+    seed: SeedOpt = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout")] = False,
+    studies: Annotated[
+        int | None, typer.Option(min=0, help="Studies in the generated day (20000)")
+    ] = None,
+    readers: Annotated[
+        int | None, typer.Option(min=1, help="Radiologists on the generated roster (120)")
+    ] = None,
+    arrivals: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Arrivals CSV (with --roster)")
+    ] = None,
+    roster: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Roster CSV (with --arrivals)")
+    ] = None,
+    export_csv: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Write arrivals.csv and roster.csv here")
+    ] = None,
+    plots: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Write PNG plots of the day here")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Routing rules file (TOML or JSON)")
+    ] = None,
+) -> None:
+    """Replay a reading day through the routing engine and a FIFO worklist, side by side."""
+    from telerad.workflow.rules import RulesError, default_rules, load_rules
+    from telerad.workflow.scenario import DEFAULT_READERS, DEFAULT_STUDIES, generate
+    from telerad.workflow.trace import TraceError
+
+    try:
+        network = load_rules(rules) if rules else default_rules()
+    except (RulesError, OSError) as exc:
+        raise fail(f"rules: {exc}") from exc
+    if (arrivals is None) != (roster is None):
+        raise fail("--arrivals and --roster go together: a trace is both files")
+    if arrivals is not None and roster is not None:
+        if studies is not None or readers is not None:
+            raise fail("--studies and --readers size a generated day, not a CSV trace")
+        try:
+            scenario = _load(arrivals, roster)
+        except (TraceError, OSError, UnicodeDecodeError) as exc:
+            raise fail(str(exc)) from exc
+        source = "csv"
+    else:
+        scenario = generate(
+            seed,
+            DEFAULT_STUDIES if studies is None else studies,
+            DEFAULT_READERS if readers is None else readers,
+        )
+        source = "generated"
+    if export_csv is not None:
+        _export(scenario, network, export_csv)
+
+    engine, fifo, seconds = _run(scenario, network, quiet=as_json)
+    from telerad.workflow.simulation_metrics import report
+
+    result: dict[str, object] = {
+        "source": source,
+        "seed": scenario.seed,
+        "studies": len(scenario.arrivals),
+        "readers": len(scenario.readers),
+        "rules": network.network,
+    }
+    result |= report(engine, fifo)
+    result["seconds"] = seconds
+    if plots is not None:
+        from telerad.cli.simulate_plots import write_plots
+
+        written = write_plots(engine, fifo, plots, network.targets)
+        result["plots"] = [str(p) for p in written]
+    if as_json:
+        print(json.dumps(result))
+    else:
+        _print(result, engine, fifo)
+
+
+def _load(arrivals: Path, roster: Path) -> Scenario:
+    from telerad.workflow.trace import load_scenario
+
+    return load_scenario(
+        arrivals.read_text(encoding="utf-8"),
+        roster.read_text(encoding="utf-8"),
+        arrivals.name,
+        roster.name,
+    )
+
+
+def _export(scenario: Scenario, rules: Rules, folder: Path) -> None:
+    from telerad.workflow.trace import arrivals_csv, roster_csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "arrivals.csv").write_text(arrivals_csv(scenario, rules), encoding="utf-8")
+    (folder / "roster.csv").write_text(roster_csv(scenario.readers), encoding="utf-8")
+
+
+def _run(
+    scenario: Scenario, rules: Rules, *, quiet: bool
+) -> tuple[Figures, Figures, dict[str, float]]:
+    from rich.progress import TaskID
+
+    from telerad.cli.progress import file_progress
+    from telerad.workflow.simulation import IneligibleAssignment, Policy, simulate
+    from telerad.workflow.simulation_metrics import figures
+
+    results = {}
+    seconds = {}
+    progress = file_progress("simulating", err)
+    progress.disable = quiet or not err.is_terminal
+    with progress:
+        for policy in (Policy.ENGINE, Policy.FIFO):
+            task = progress.add_task(str(policy), total=len(scenario.arrivals), state=str(policy))
+
+            def advance(done: int, total: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done, total=total)
+
+            started = time.perf_counter()
+            try:
+                run = simulate(scenario, rules, policy, progress=advance)
+            except IneligibleAssignment as exc:  # a bug in the engine: say so, loudly
+                raise fail(f"simulation stopped: {exc}", code=1) from exc
+            seconds[str(policy)] = round(time.perf_counter() - started, 2)
+            results[policy] = figures(run)
+    return results[Policy.ENGINE], results[Policy.FIFO], seconds
+
+
+def _pct(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, float) else "–"
+
+
+def _minutes(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, float | int) else "–"
+
+
+def _print(result: dict[str, object], engine: Figures, fifo: Figures) -> None:
+    from telerad.workflow.model import Priority
+
+    seed = f", seed {result['seed']}" if result["seed"] is not None else ""
+    title = (
+        f"Simulated day: {result['studies']} studies, {result['readers']} readers "
+        f"({result['source']}{seed})"
+    )
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("engine", justify="right")
+    table.add_column("FIFO", justify="right")
+    table.add_row("SLA compliance", _pct(1 - engine.breach_rate), _pct(1 - fifo.breach_rate))
+    table.add_row("SLA breach rate", _pct(engine.breach_rate), _pct(fifo.breach_rate))
+    for tier in Priority:
+        e, f = engine.tiers[tier], fifo.tiers[tier]
+        table.add_row(
+            f"  {tier} ({e.studies}) breach",
+            _pct(e.breach_rate) if e.studies else "–",
+            _pct(f.breach_rate) if f.studies else "–",
+        )
+    for tier in Priority:
+        e, f = engine.tiers[tier], fifo.tiers[tier]
+        table.add_row(
+            f"  {tier} TAT p50 / p90 / p99 (min)",
+            " / ".join(_minutes(e.tat[q]) for q in (50, 90, 99)),
+            " / ".join(_minutes(f.tat[q]) for q in (50, 90, 99)),
+        )
+    table.add_row(
+        "mean stroke TAT (min)",
+        _minutes(engine.tiers[Priority.STROKE].mean_tat),
+        _minutes(fifo.tiers[Priority.STROKE].mean_tat),
+    )
+    table.add_row("mean utilisation", _pct(engine.mean_utilisation), _pct(fifo.mean_utilisation))
+    table.add_row("never read", str(engine.studies - engine.read), str(fifo.studies - fifo.read))
+    table.add_row("most waiting at once", str(engine.max_queue), str(fifo.max_queue))
+    table.add_row("reassignments", str(engine.reassignments), "–")
+    seconds = result["seconds"]
+    assert isinstance(seconds, dict)
+    table.add_row("run time (s)", f"{seconds['engine']:.1f}", f"{seconds['fifo']:.1f}")
+    console.print(table)
+    targets = result["targets"]
+    assert isinstance(targets, dict)
+    ratio = result["breach_rate_ratio"]
+    verdict = {True: "[green]met[/green]", False: "[red]missed[/red]"}
+    console.print(
+        f"breach rate vs FIFO: {ratio if ratio is not None else '–'}× "
+        f"(target ≤ {targets['breach_rate_ratio_max']}×) "
+        f"{verdict[bool(targets['breach_rate_ratio_met'])]}; stroke p90 "
+        f"{_minutes(engine.tiers[Priority.STROKE].tat[90])} min "
+        f"(target ≤ {targets['stroke_p90_tat_minutes_max']:g}) "
+        f"{verdict[bool(targets['stroke_p90_met'])]}"
+    )
+    if "plots" in result:
+        console.print(f"plots: {', '.join(str(p) for p in result['plots'])}")  # type: ignore[attr-defined]
