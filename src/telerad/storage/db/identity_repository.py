@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from telerad.domain.identity import Role, User
 from telerad.storage.db import tables as t
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; every time here is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+from telerad.storage.db.times import utc
 
 
 def _user_from(row: Any) -> User:
@@ -31,7 +25,7 @@ def _user_from(row: Any) -> User:
         totp_enabled=row.totp_secret is not None,
         token_version=row.token_version,
         failed_logins=row.failed_logins,
-        locked_until=_aware(row.locked_until),
+        locked_until=utc(row.locked_until),
         oidc_subject=row.oidc_subject,
     )
 
@@ -202,9 +196,9 @@ class SqlIdentity:
             return None
         return SessionRow(
             row.user_id,
-            _aware(row.created_at) or row.created_at,
-            _aware(row.last_seen) or row.last_seen,
-            _aware(row.auth_time) or row.auth_time,
+            utc(row.created_at),
+            utc(row.last_seen),
+            utc(row.auth_time),
         )
 
     def touch_session(
@@ -264,8 +258,8 @@ class SqlIdentity:
                 r.username,
                 r.study_instance_uid,
                 r.reason,
-                _aware(r.granted_at) or r.granted_at,
-                _aware(r.expires_at) or r.expires_at,
+                utc(r.granted_at),
+                utc(r.expires_at),
             )
             for r in rows
         ]

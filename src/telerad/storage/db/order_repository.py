@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
@@ -23,16 +23,10 @@ from telerad.domain.orders import (
 )
 from telerad.domain.query import normalise_person_name
 from telerad.storage.db import tables as t
+from telerad.storage.db.times import utc
 from telerad.workflow.model import Priority
 
 _O = t.imaging_order
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; every time here is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def _order_from(row: Any) -> Order:
@@ -56,14 +50,14 @@ def _order_from(row: Any) -> Order:
         filler_order_number=row.filler_order_number,
         reason=row.reason,
         ordering_physician=row.ordering_physician,
-        scheduled_at=_aware(row.scheduled_at),
+        scheduled_at=utc(row.scheduled_at),
         station_ae=row.station_ae,
         requested_procedure_id=row.requested_procedure_id,
         requested_study_uid=row.requested_study_uid,
         study_instance_uid=row.study_instance_uid,
         mpps_status=row.mpps_status,
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
     )
 
 
@@ -248,9 +242,7 @@ class SqlOrders:
                 .where(e.c.order_id == order_id)
                 .order_by(e.c.id)
             ).all()
-        return [
-            OrderHistoryEntry(_aware(r.time) or r.time, r.event, r.source, r.detail) for r in rows
-        ]
+        return [OrderHistoryEntry(utc(r.time), r.event, r.source, r.detail) for r in rows]
 
     # -- patients (ADT) -------------------------------------------------------------
     def update_patient(
@@ -343,16 +335,14 @@ class SqlOrders:
             r = conn.execute(select(t.slot).where(t.slot.c.id == slot_id)).first()
         if r is None:
             return None
-        return Slot(
-            r.id, r.station_id, _aware(r.start) or r.start, _aware(r.end) or r.end, r.order_id
-        )
+        return Slot(r.id, r.station_id, utc(r.start), utc(r.end), r.order_id)
 
     def add_slots(self, station_id: int, spans: Sequence[tuple[datetime, datetime]]) -> int:
         """Open slots (start, end) on a station; ones that exist already are kept."""
         added = 0
         with self.engine.begin() as conn:
             taken = set(
-                _aware(s)
+                utc(s)
                 for s in conn.execute(
                     select(t.slot.c.start).where(t.slot.c.station_id == station_id)
                 ).scalars()
@@ -372,10 +362,7 @@ class SqlOrders:
                 .where(s.c.station_id == station_id, s.c.start >= start, s.c.start < end)
                 .order_by(s.c.start)
             ).all()
-        return [
-            Slot(r.id, r.station_id, _aware(r.start) or r.start, _aware(r.end) or r.end, r.order_id)
-            for r in rows
-        ]
+        return [Slot(r.id, r.station_id, utc(r.start), utc(r.end), r.order_id) for r in rows]
 
     def book(self, slot_id: int, order_id: int) -> Slot:
         """Book a free slot for an order (its earlier slot, if any, is freed)."""
@@ -393,8 +380,8 @@ class SqlOrders:
         return Slot(
             row.id,
             row.station_id,
-            _aware(row.start) or row.start,
-            _aware(row.end) or row.end,
+            utc(row.start),
+            utc(row.end),
             row.order_id,
         )
 

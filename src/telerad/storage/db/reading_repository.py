@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
@@ -25,6 +25,7 @@ from telerad.domain.reading_entries import (
     RosterRow,
 )
 from telerad.storage.db import tables as t
+from telerad.storage.db.times import utc
 from telerad.workflow.model import Priority, ReadingStudy, ReadKind
 
 # The entry types live in the domain; kept importable from here for storage's callers.
@@ -42,13 +43,6 @@ __all__ = [
 KEEP_FIRST = frozenset({"first_assigned_at", "breached_at"})
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back; every time here is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
@@ -59,7 +53,7 @@ def _join(values: Iterable[object]) -> str:
 
 def _shift_from(row: Any) -> ShiftRule:
     if row.starts_at is not None:
-        return ShiftRule(starts_at=_aware(row.starts_at), ends_at=_aware(row.ends_at), id=row.id)
+        return ShiftRule(starts_at=utc(row.starts_at), ends_at=utc(row.ends_at), id=row.id)
     return ShiftRule(
         days=frozenset(int(d) for d in row.days.split()),
         start=parse_clock(row.start_time),
@@ -82,7 +76,7 @@ def _profile_from(row: Any, shifts: Sequence[ShiftRule]) -> ReaderProfile:
 
 
 def _study_from(row: Any) -> ReadingStudy:
-    ready_at, deadline = _aware(row.ready_at), _aware(row.deadline)
+    ready_at, deadline = utc(row.ready_at), utc(row.deadline)
     assert ready_at is not None and deadline is not None
     return ReadingStudy(
         uid=row.study_uid,
@@ -264,7 +258,7 @@ class SqlReading:
                 r.id,
                 _study_from(r),
                 r.assigned_to,
-                _aware(r.claimed_at),
+                utc(r.claimed_at),
                 frozenset(recorded[r.id]),
             )
             for r in rows
@@ -283,10 +277,7 @@ class SqlReading:
             if entry is None:
                 return None
             rows = conn.execute(select(ev).where(ev.c.entry_id == entry.id).order_by(ev.c.id)).all()
-        events = [
-            EntryEvent(r.kind, _aware(r.at) or r.at, r.reader_id, r.to_reader, r.detail)
-            for r in rows
-        ]
+        events = [EntryEvent(r.kind, utc(r.at), r.reader_id, r.to_reader, r.detail) for r in rows]
         return History(entry.id, entry.facility_id, entry.state, events)
 
     def finished(
@@ -310,7 +301,7 @@ class SqlReading:
             ).all()
         out = []
         for r in rows:
-            ready, deadline, done = _aware(r.ready_at), _aware(r.deadline), _aware(r.completed_at)
+            ready, deadline, done = utc(r.ready_at), utc(r.deadline), utc(r.completed_at)
             assert ready is not None and deadline is not None and done is not None
             out.append(
                 FinishedRead(
@@ -319,7 +310,7 @@ class SqlReading:
                     ready,
                     deadline,
                     done,
-                    _aware(r.first_assigned_at),
+                    utc(r.first_assigned_at),
                 )
             )
         return out

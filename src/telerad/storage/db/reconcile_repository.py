@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, insert, or_, select, update
@@ -18,15 +18,9 @@ from telerad.domain.readiness import (
     StudyFacts,
 )
 from telerad.storage.db import tables as t
+from telerad.storage.db.times import utc
 
 _R, _S, _O = t.reading_study, t.study, t.imaging_order
-
-
-def _aware(value: datetime | str) -> datetime:
-    """SQLite gives naive datetimes (or CURRENT_TIMESTAMP text) back; all are UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class SqlReadingStates:
@@ -89,7 +83,7 @@ class SqlReadingStates:
                 accession_number=r.accession_number,
                 study_date=r.study_date,
                 modalities=frozenset(m for m in r.modalities.split("\\") if m),
-                last_change=_aware(r.updated_at),
+                last_change=utc(r.updated_at),
                 num_instances=r.num_instances,
                 pk=r.id,
             )
@@ -187,8 +181,8 @@ class SqlReadingStates:
                 state=Readiness(r.state),
                 problems=tuple(json.loads(r.problems)),
                 instances=r.instances,
-                last_change=_aware(r.last_change),
-                ready_at=_aware(r.ready_at) if r.ready_at is not None else None,
+                last_change=utc(r.last_change),
+                ready_at=utc(r.ready_at),
                 released_as=r.released_as,
                 patient_id=r.patient_id,
                 accession_number=r.accession_number,
