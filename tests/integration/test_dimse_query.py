@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import pydicom
 import pytest
@@ -12,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import build_context
 from tests.conftest import LiveServer, require_tool
+from tests.fakes import FindEvent
 from tests.integration.test_dimse_support import association, dcmtk, storescu
 
 from telerad.adapters.dimse.contexts import PATIENT_ROOT_FIND, STUDY_ROOT_FIND
@@ -319,25 +319,6 @@ def test_facility_scope_follows_the_calling_ae(live_server: LiveServer, tmp_path
     assert findscu(live_server, tmp_path, "-S", keys, aet="STRANGER") == []
 
 
-class _FindEvent:
-    """The parts of a pynetdicom C-FIND event the handler reads; cancelled on the n-th check."""
-
-    def __init__(self, identifier: Dataset, cancel_on_check: int) -> None:
-        self.identifier = identifier
-        self.request = SimpleNamespace(AffectedSOPClassUID=STUDY_ROOT_FIND)
-        self.assoc = SimpleNamespace(
-            requestor=SimpleNamespace(ae_title="ANY", address="127.0.0.1"),
-            acceptor=SimpleNamespace(ae_title="TELERAD"),
-        )
-        self._checks = 0
-        self._cancel_on = cancel_on_check
-
-    @property
-    def is_cancelled(self) -> bool:
-        self._checks += 1
-        return self._checks >= self._cancel_on
-
-
 def test_cancel_stops_the_matches(platform: Platform) -> None:
     """C-CANCEL: the handler stops at the next check and answers Cancel (0xFE00)."""
     facility = platform.default_facility()
@@ -348,7 +329,11 @@ def test_cancel_stops_the_matches(platform: Platform) -> None:
     identifier.QueryRetrieveLevel = "STUDY"
     identifier.PatientID = "CANCEL1"
     identifier.StudyInstanceUID = ""
-    uncancelled = [s for s, _ in handle_find(_FindEvent(identifier, 99), platform)]
+    uncancelled = [
+        s for s, _ in handle_find(FindEvent(identifier, STUDY_ROOT_FIND, "ANY", 99), platform)
+    ]
     assert uncancelled == [0xFF00] * 4
-    statuses = [s for s, _ in handle_find(_FindEvent(identifier, 2), platform)]
+    statuses = [
+        s for s, _ in handle_find(FindEvent(identifier, STUDY_ROOT_FIND, "ANY", 2), platform)
+    ]
     assert statuses == [0xFF00, 0xFE00]

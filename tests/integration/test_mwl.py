@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pydicom
 import pytest
@@ -19,6 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, build_context
 from tests.conftest import require_tool
+from tests.fakes import FindEvent
 from tests.integration.test_dimse_support import association, dcmtk
 
 from telerad.adapters.dimse.contexts import MODALITY_WORKLIST_FIND
@@ -327,31 +327,22 @@ def test_bad_values_and_shapes_are_refused(world: World) -> None:
             assert responses[0][0].ErrorComment
 
 
-class _Event:
-    """The parts of a C-FIND event the worklist handler reads; cancelled on the n-th check."""
-
-    def __init__(self, identifier: Dataset, cancel_on_check: int) -> None:
-        self.identifier = identifier
-        self.request = SimpleNamespace(AffectedSOPClassUID=MODALITY_WORKLIST_FIND)
-        self.assoc = SimpleNamespace(
-            requestor=SimpleNamespace(ae_title="ALPHA", address="127.0.0.1"),
-            acceptor=SimpleNamespace(ae_title="TELERAD"),
-        )
-        self._checks = 0
-        self._cancel_on = cancel_on_check
-
-    @property
-    def is_cancelled(self) -> bool:
-        self._checks += 1
-        return self._checks >= self._cancel_on
-
-
 def test_cancel_stops_the_matches(world: World) -> None:
     identifier = Dataset()
     identifier.AccessionNumber = ""
-    uncancelled = [s for s, _ in handle_worklist(_Event(identifier, 99), world.platform)]
+    uncancelled = [
+        s
+        for s, _ in handle_worklist(
+            FindEvent(identifier, MODALITY_WORKLIST_FIND, "ALPHA", 99), world.platform
+        )
+    ]
     assert uncancelled == [0xFF00] * 3
-    statuses = [s for s, _ in handle_worklist(_Event(identifier, 2), world.platform)]
+    statuses = [
+        s
+        for s, _ in handle_worklist(
+            FindEvent(identifier, MODALITY_WORKLIST_FIND, "ALPHA", 2), world.platform
+        )
+    ]
     assert statuses == [0xFF00, 0xFE00]
 
 
