@@ -29,6 +29,7 @@ from telerad.domain.orders import (
     Station,
 )
 from telerad.domain.procedures import Catalogue
+from telerad.domain.readiness import StudyFacts
 from telerad.services.audit import AuditService
 
 
@@ -49,9 +50,7 @@ class OrderStore(Protocol):
 
     def history(self, order_id: int) -> list[OrderHistoryEntry]: ...
 
-    def candidates(
-        self, facility_id: int, patient_id: str, accession_number: str, study_uid: str
-    ) -> list[Order]: ...
+    def candidates(self, studies: Sequence[StudyFacts]) -> list[Order]: ...
 
     def update_patient(
         self, facility_id: int, patient: PatientDemographics, now: datetime, source: str

@@ -121,7 +121,8 @@ class Reconciler:
             if not facts:
                 return counts
             known = self.states.states([f.pk for f in facts if f.pk is not None])
-            found = {f.uid: self._order_of(f, known.get(f.pk or 0)) for f in facts}
+            candidates = self.orders.store.candidates(facts)
+            found = {f.uid: self._order_of(f, known.get(f.pk or 0), candidates) for f in facts}
             matched = [f for f in facts if found[f.uid].order or _released(known.get(f.pk or 0))]
             series = self.states.series_of([f.pk for f in matched if f.pk is not None])
             steps = self.states.steps_of([f.uid for f in matched])
@@ -135,15 +136,14 @@ class Reconciler:
             self.states.put_all(settled)  # one transaction per pass
             return counts
 
-    def _order_of(self, study: StudyFacts, prior: ReadingState | None) -> Found:
+    def _order_of(
+        self, study: StudyFacts, prior: ReadingState | None, candidates: Sequence[Order]
+    ) -> Found:
         if prior is not None and prior.order_id is not None:
             order = self.orders.get(prior.order_id)
             if order is not None:
                 return Found(order, prior.matched_by)
-        candidates = self.orders.store.candidates(
-            study.facility_id, study.patient_id, study.accession_number, study.uid
-        )
-        result = match(study, candidates)
+        result = match(study, candidates)  # it keeps the study's own facility's orders
         if result.order is None:
             return Found(None, reason=result.reason)
         if result.by is None:  # the order already names this study

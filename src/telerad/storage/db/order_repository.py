@@ -22,6 +22,7 @@ from telerad.domain.orders import (
     Station,
 )
 from telerad.domain.query import normalise_person_name
+from telerad.domain.readiness import StudyFacts as StudyKeys
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
 from telerad.workflow.model import Priority
@@ -213,26 +214,32 @@ class SqlOrders:
             ).scalar_one()
         return str(kept)
 
-    def candidates(
-        self, facility_id: int, patient_id: str, accession_number: str, study_uid: str
-    ) -> list[Order]:
-        """Open orders of a facility a study may answer: its accession, UID or patient."""
-        keys = [_O.c.patient_id == patient_id, _O.c.requested_study_uid == study_uid]
-        keys.append(_O.c.study_instance_uid == study_uid)
-        if accession_number:
-            keys.append(_O.c.accession_number == accession_number)
-        query = (
-            select(_O)
-            .where(
-                _O.c.facility_id == facility_id,
+    def candidates(self, studies: Sequence[StudyKeys]) -> list[Order]:
+        """Open orders some of ``studies`` may answer: same facility, and the study's
+        accession number, UID or patient. One query per few hundred studies."""
+        found: dict[int, Order] = {}
+        for start in range(0, len(studies), 300):
+            chunk = studies[start : start + 300]
+            facilities = sorted({s.facility_id for s in chunk})
+            patients = sorted({s.patient_id for s in chunk})
+            uids = sorted({s.uid for s in chunk})
+            accessions = sorted({s.accession_number for s in chunk if s.accession_number})
+            keys = [
+                _O.c.patient_id.in_(patients),
+                _O.c.requested_study_uid.in_(uids),
+                _O.c.study_instance_uid.in_(uids),
+            ]
+            if accessions:
+                keys.append(_O.c.accession_number.in_(accessions))
+            query = select(_O).where(
+                _O.c.facility_id.in_(facilities),
                 _O.c.status.in_(sorted(s.value for s in OPEN)),
                 or_(*keys),
             )
-            .order_by(_O.c.id)
-            .limit(50)
-        )
-        with self.engine.connect() as conn:
-            return [_order_from(r) for r in conn.execute(query)]
+            with self.engine.connect() as conn:
+                for row in conn.execute(query):
+                    found[row.id] = _order_from(row)
+        return [found[k] for k in sorted(found)]
 
     def history(self, order_id: int) -> list[OrderHistoryEntry]:
         e = t.order_event

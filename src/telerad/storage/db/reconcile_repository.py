@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, exists, insert, or_, select, update
 
 from telerad.domain.readiness import (
     PerformedStep,
@@ -206,12 +206,21 @@ class SqlReadingStates:
                     select(_R.c.study_pk).where(_R.c.study_pk.in_([s.study_pk for s in states]))
                 ).scalars()
             )
-            for state in states:
-                values = _row(state)
-                if state.study_pk in existing:
-                    conn.execute(update(_R).where(_R.c.study_pk == state.study_pk).values(**values))
-                else:
-                    conn.execute(insert(_R).values(study_pk=state.study_pk, **values))
+            new = [
+                {"study_pk": s.study_pk, **_row(s)} for s in states if s.study_pk not in existing
+            ]
+            # Bound names must differ from the columns they set.
+            changed = [
+                {"pk": s.study_pk, **{f"v_{k}": v for k, v in _row(s).items()}}
+                for s in states
+                if s.study_pk in existing
+            ]
+            if new:
+                conn.execute(insert(_R), new)
+            if changed:
+                values: dict[str, Any] = {k: bindparam(f"v_{k}") for k in _row(states[0])}
+                where = _R.c.study_pk == bindparam("pk")
+                conn.execute(update(_R).where(where).values(values), changed)
 
 
 def performed_series(dicom_json: str) -> dict[str, int]:
