@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from telerad.adapters.dicomweb.multipart import encode_multipart
 from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
 from telerad.domain.model import Level, StoreOutcome
@@ -20,6 +21,7 @@ from telerad.synthetic import StudySpec, ct_series, to_bytes
 from telerad.web.app import create_app
 
 NAME = "SECRET^PATIENT"
+STOW = 'multipart/related; type="application/dicom"; boundary=b'
 
 
 def _key() -> str:
@@ -171,6 +173,42 @@ def test_regions_and_encryption_together(tmp_path: Path) -> None:
         [loc] = platform.archive.locate(Level.PATIENT, ["DE-2"])
         assert loc.blob_key.startswith("@eu/")
         assert platform.archive.read(loc) == data
+    finally:
+        platform.close()
+
+
+def test_stow_rs_stores_sealed_in_the_facility_region(tmp_path: Path) -> None:
+    """STOW-RS (all parts written, then indexed as one batch) keeps both:
+    each object sealed under the facility's key in its region, and a facility whose
+    region has no storage refused."""
+    eu = tmp_path / "eu-store"
+    platform = _platform(tmp_path, storage_regions={"eu": eu}, master_key=_key())
+    try:
+        platform.index.add_facility("Berlin", region="eu")
+        platform.index.add_facility("Tokyo", region="jp")
+        spec = StudySpec(patient_id="DE-3", patient_name=NAME)
+        data = [to_bytes(ds) for ds in ct_series(spec, slices=3, rows=32, cols=32)]
+        with TestClient(create_app(platform)) as client:
+            stored = client.post(
+                "/dicom-web/facilities/Berlin/studies",
+                content=encode_multipart("b", [("application/dicom", d) for d in data]),
+                headers={"Content-Type": STOW},
+            )
+            assert stored.status_code == 200, stored.text
+            refused = client.post(
+                "/dicom-web/facilities/Tokyo/studies",
+                content=encode_multipart("b", [("application/dicom", _instance("JP-2"))]),
+                headers={"Content-Type": STOW},
+            )
+            assert refused.status_code == 409
+            assert "region 'jp'" in refused.json()["00081198"]["Value"][0]["00080418"]["Value"][0]
+        files = _files(eu)
+        assert len(files) == 3 and _files(platform.settings.blob_dir) == []
+        assert all(NAME.encode() not in f.read_bytes() for f in files)
+        locs = platform.archive.locate(Level.PATIENT, ["DE-3"])
+        assert all(loc.blob_key.startswith("@eu/") for loc in locs)
+        assert sorted(platform.archive.read(loc) for loc in locs) == sorted(data)
+        assert platform.archive.locate(Level.PATIENT, ["JP-2"]) == []
     finally:
         platform.close()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +16,8 @@ from telerad.adapters.dicomweb import stow as stow_module
 from telerad.adapters.dicomweb.multipart import encode_multipart
 from telerad.bootstrap import Platform
 from telerad.domain.model import Level
+from telerad.domain.query import Exact, Query
+from telerad.services import archive as archive_module
 from telerad.web.app import create_app
 from telerad.web.routes import dicomweb as routes
 
@@ -236,19 +241,160 @@ def test_one_failing_store_does_not_block_others(
     client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = instances(3)
-    real = platform.archive.store
+    blobs = platform.archive.blobs
+    real = blobs.stage
     poisoned = _sop(data[1])
 
-    def store(facility_id: int, payload: bytes):  # type: ignore[no-untyped-def]
+    def stage(facility_id: int, payload: bytes, sha256: str | None = None):  # type: ignore[no-untyped-def]
         if _sop(payload) == poisoned:
             raise RuntimeError("disk on fire")
-        return real(facility_id, payload)
+        return real(facility_id, payload, sha256)
 
-    monkeypatch.setattr(platform.archive, "store", store)
+    monkeypatch.setattr(blobs, "stage", stage)
     r = client.post("/dicom-web/studies", content=body(*data), headers={"Content-Type": CT})
     assert r.status_code == 202
     assert failed(r.json())[0]["00081197"]["Value"] == [stow_module.PROCESSING_FAILURE]
+    assert "part 2" in failed(r.json())[0]["00080418"]["Value"][0]
     assert platform.index.counts()["instances"] == 2
+    assert len(_blob_files(platform)) == 2
+
+
+def test_a_part_whose_fsync_fails_is_refused_alone(
+    client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that cannot be made durable is out of resources for that part only."""
+    data = instances(3)
+    blobs = platform.archive.blobs
+    real = blobs.commit
+    poisoned = _sop(data[0])
+
+    def commit(staged, sop_instance_uid: str):  # type: ignore[no-untyped-def]
+        if sop_instance_uid == poisoned:
+            staged.path.unlink()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(staged, sop_instance_uid)
+
+    monkeypatch.setattr(blobs, "commit", commit)
+    r = client.post("/dicom-web/studies", content=body(*data), headers={"Content-Type": CT})
+    assert r.status_code == 202
+    (item,) = failed(r.json())
+    assert item["00081197"]["Value"] == [stow_module.OUT_OF_RESOURCES]
+    assert len(referenced(r.json())) == 2
+    assert platform.index.counts()["instances"] == 2
+    assert len(_blob_files(platform)) == 2
+
+
+def test_a_request_is_indexed_in_one_transaction_after_its_blobs_are_durable(
+    client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = platform.index
+    batches: list[int] = []
+    real = index.add_instances
+
+    def add_instances(facility_id: int, items):  # type: ignore[no-untyped-def]
+        # Every blob is under its key (fsynced, renamed) before its row can commit.
+        for header, blob in items:
+            stored = Path(platform.archive.blobs.path(blob.key))
+            assert stored.is_file(), header.SOPInstanceUID
+            assert hashlib.sha256(stored.read_bytes()).hexdigest() == blob.sha256
+        batches.append(len(items))
+        return real(facility_id, items)
+
+    def one_by_one(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("a clean batch needs no transaction per instance")
+
+    monkeypatch.setattr(index, "add_instances", add_instances)
+    monkeypatch.setattr(index, "add_instance", one_by_one)
+    spec = syn.StudySpec()
+    r = client.post(
+        "/dicom-web/studies", content=body(*instances(5, spec)), headers={"Content-Type": CT}
+    )
+    assert r.status_code == 200, r.text
+    assert batches == [5]
+    counts = index.counts()
+    assert (counts["studies"], counts["series"], counts["instances"]) == (1, 1, 5)
+    (study,) = index.search(Query(Level.STUDY, {"StudyInstanceUID": Exact(spec.study_uid)}))
+    assert study["NumberOfStudyRelatedInstances"] == 5
+    assert study["NumberOfStudyRelatedSeries"] == 1
+
+
+def test_refused_row_in_a_batch_leaves_the_others_stored(
+    client: TestClient, platform: Platform
+) -> None:
+    """A conflict and a re-send inside one request: the batch's transaction is refused,
+    each instance is then indexed on its own, and only the conflict fails."""
+    spec = syn.StudySpec()
+    ds = list(syn.ct_series(spec, slices=4, rows=16, cols=16))
+    first = syn.to_bytes(ds[1])
+    kept = client.post("/dicom-web/studies", content=body(first), headers={"Content-Type": CT})
+    assert kept.status_code == 200
+    ds[1].SeriesDescription = "CHANGED"
+    conflicting = syn.to_bytes(ds[1])
+    resent = syn.to_bytes(ds[0])
+    client.post("/dicom-web/studies", content=body(resent), headers={"Content-Type": CT})
+    payload = body(resent, conflicting, syn.to_bytes(ds[2]), syn.to_bytes(ds[3]))
+    r = client.post("/dicom-web/studies", content=payload, headers={"Content-Type": CT})
+    assert r.status_code == 202, r.text
+    (item,) = failed(r.json())
+    assert item["00081197"]["Value"] == [stow_module.DUPLICATE_SOP_INSTANCE]
+    assert item["00080418"]["Value"][0].startswith("part 2:")
+    assert len(referenced(r.json())) == 3
+    assert platform.index.counts()["instances"] == 4
+    # The conflicting object left no file; the one kept is unchanged.
+    assert len(_blob_files(platform)) == 4
+    loc = platform.archive.locate(Level.IMAGE, [ds[1].SOPInstanceUID])[0]
+    assert platform.archive.read(loc) == first
+
+
+def test_the_same_instance_twice_in_one_request(client: TestClient, platform: Platform) -> None:
+    one, other = instances(2)
+    r = client.post(
+        "/dicom-web/studies", content=body(one, one, other), headers={"Content-Type": CT}
+    )
+    assert r.status_code == 200, r.text
+    assert len(referenced(r.json())) == 3
+    assert platform.index.counts()["instances"] == 2
+    assert len(_blob_files(platform)) == 2
+
+
+def test_index_failure_keeps_nothing_of_the_batch(
+    client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr(platform.index, "add_instances", down)
+    r = client.post("/dicom-web/studies", content=body(*instances(3)), headers={"Content-Type": CT})
+    assert r.status_code == 409
+    reasons = [f["00081197"]["Value"][0] for f in failed(r.json())]
+    assert reasons == [stow_module.PROCESSING_FAILURE] * 3
+    assert platform.index.counts()["instances"] == 0
+    assert _blob_files(platform) == []
+
+
+def test_a_large_request_is_indexed_in_several_transactions(
+    client: TestClient, platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = instances(5)
+    monkeypatch.setattr(archive_module, "INDEX_BATCH", 2)
+    batches: list[int] = []
+    real = platform.index.add_instances
+
+    def add_instances(facility_id: int, items):  # type: ignore[no-untyped-def]
+        batches.append(len(items))
+        return real(facility_id, items)
+
+    monkeypatch.setattr(platform.index, "add_instances", add_instances)
+    payload = body(data[0], b"junk", *data[1:])
+    r = client.post("/dicom-web/studies", content=payload, headers={"Content-Type": CT})
+    assert r.status_code == 202
+    assert [f["00080418"]["Value"][0][:7] for f in failed(r.json())] == ["part 2:"]
+    assert batches == [2, 2, 1]
+    assert platform.index.counts()["instances"] == 5
+
+
+def _blob_files(platform: Platform) -> list[Path]:
+    return [f for f in platform.settings.blob_dir.rglob("*") if f.is_file()]
 
 
 def _sop(data: bytes) -> str:

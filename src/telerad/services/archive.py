@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from telerad.dicom.part10 import InvalidInstance, check_instance
 from telerad.domain.model import (
     ConflictingHierarchy,
+    InstanceHeader,
     InstanceLocation,
     Level,
     StoredObject,
@@ -54,6 +55,43 @@ class StoreTally:
         return self.stored + self.duplicates + self.failed
 
 
+class _Pending:
+    """A blob written to a temporary file (fsync under way) and the header read from it.
+
+    ``finish`` waits for the fsync and renames the file to its key, once."""
+
+    def __init__(self, blobs: BlobStore, staged: Any, header: InstanceHeader) -> None:
+        self.blobs = blobs
+        self.staged = staged
+        self.header = header
+        self.finished: StoredObject | None = None
+
+    @property
+    def ids(self) -> dict[str, str]:
+        h = self.header
+        return dict(
+            sop_instance_uid=h.SOPInstanceUID,
+            sop_class_uid=h.SOPClassUID,
+            study_instance_uid=h.StudyInstanceUID,
+            series_instance_uid=h.SeriesInstanceUID,
+        )
+
+    def finish(self) -> StoredObject:
+        if self.finished is None:
+            self.finished = self.blobs.commit(self.staged, self.header.SOPInstanceUID)
+        return self.finished
+
+    def finish_before_commit(self) -> None:
+        self.finish()
+
+
+#: Instances indexed in one transaction by :meth:`Archive.store_batch`.
+INDEX_BATCH = 500
+
+#: A batch item still on its way (replaced by its result before the batch returns).
+_WAITING = StoreResult(StoreOutcome.REJECTED, reason="not stored")
+
+
 class Archive:
     def __init__(self, index: Index, blobs: BlobStore) -> None:
         self.index = index
@@ -72,7 +110,33 @@ class Archive:
             with self._in_flight_lock:
                 self._in_flight -= 1
 
-    def _store(self, facility_id: int, data: bytes, overlap: bool) -> StoreResult:
+    def store_batch(
+        self, facility_id: int, items: Iterable[bytes]
+    ) -> list[StoreResult | Exception]:
+        """Keep several Part 10 instances (one STOW-RS request). Returns only after
+        each is durable or refused: per item its result, or the exception that
+        stopped it (nothing of that item is kept). One failing item never blocks
+        the others.
+
+        Each item is written and checked as ``items`` hands it over, its fsync
+        running while the next ones are (so the disk works on all of them at
+        once and only one item need be in memory); once ``items`` ends and every
+        blob is on disk under its name, they are indexed in transactions of up
+        to ``INDEX_BATCH``. Should the index refuse a row of one (a re-send, a
+        conflict), nothing of that transaction is kept and its instances are
+        indexed one by one, as :meth:`store` does. An exception raised by
+        ``items`` itself drops every item and is raised: nothing is kept.
+        """
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            return self._store_batch(facility_id, items)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _stage(self, facility_id: int, data: bytes) -> _Pending | StoreResult:
+        """Write the bytes (their fsync starts) and read the header; a refusal as a result."""
         # The bytes go to disk first; parsing runs while the fsync is under way.
         try:
             staged = self.blobs.stage(facility_id, data)
@@ -86,12 +150,12 @@ class Archive:
         except BaseException:
             self.blobs.discard(staged)
             raise
-        ids = dict(
-            sop_instance_uid=header.SOPInstanceUID,
-            sop_class_uid=header.SOPClassUID,
-            study_instance_uid=header.StudyInstanceUID,
-            series_instance_uid=header.SeriesInstanceUID,
-        )
+        return _Pending(self.blobs, staged, header)
+
+    def _store(self, facility_id: int, data: bytes, overlap: bool) -> StoreResult:
+        pending = self._stage(facility_id, data)
+        if isinstance(pending, StoreResult):
+            return pending
         # Then the index's unique SOP Instance UID decides: re-sends and conflicts
         # are rare, so checking before every write would cost more. Blob keys
         # include the content digest, so a conflicting object never lands on the
@@ -101,55 +165,113 @@ class Archive:
         # index calls finish() (wait for the fsync, rename) before committing
         # them, so a committed row always points at a durable blob. Only for a
         # store on its own (one association sending): with others in flight
-        # (STOW-RS requests store in parallel) the index's writer would be held
-        # across the fsync, so the blob is finished first, then indexed.
+        # (a STOW-RS request, other associations) the index's writer would be
+        # held across the fsync, so the blob is finished first, then indexed.
         try:
-            digest = staged.digest.result()
+            digest = pending.staged.digest.result()
         except BaseException:
-            self.blobs.discard(staged)
+            self.blobs.discard(pending.staged)
             raise
-        uid = header.SOPInstanceUID
-        blob = StoredObject(self.blobs.key_for(facility_id, uid, digest), staged.size, digest)
-        committed: list[StoredObject] = []
+        uid = pending.header.SOPInstanceUID
+        blob = StoredObject(
+            self.blobs.key_for(facility_id, uid, digest), pending.staged.size, digest
+        )
+        return self._index(facility_id, pending, blob, overlap)
 
-        def finish() -> None:
-            committed.append(self.blobs.commit(staged, uid))
-
-        def finished() -> StoredObject:
-            if not committed:
-                finish()
-            return committed[0]
-
-        for attempt in range(3):
+    def _store_batch(
+        self, facility_id: int, items: Iterable[bytes]
+    ) -> list[StoreResult | Exception]:
+        results: list[StoreResult | Exception] = []
+        staged: list[tuple[int, _Pending]] = []
+        try:
+            for data in items:
+                try:
+                    pending = self._stage(facility_id, data)
+                except Exception as exc:
+                    results.append(exc)
+                    continue
+                if isinstance(pending, _Pending):
+                    staged.append((len(results), pending))
+                    results.append(_WAITING)
+                else:
+                    results.append(pending)
+        except BaseException:
+            for _, pending in staged:
+                self.blobs.discard(pending.staged)
+            raise
+        # Durable: each fsync waited for, each blob renamed to its key.
+        on_disk: list[tuple[int, _Pending, StoredObject]] = []
+        for i, pending in staged:
             try:
-                added = self.index.add_instance(
-                    facility_id, header, blob, finish if attempt == 0 and overlap else None
-                )
+                on_disk.append((i, pending, pending.finish()))
+            except Exception as exc:
+                self.blobs.discard(pending.staged)
+                results[i] = exc
+        for start in range(0, len(on_disk), INDEX_BATCH):
+            self._index_batch(facility_id, on_disk[start : start + INDEX_BATCH], results)
+        return results
+
+    def _index_batch(
+        self,
+        facility_id: int,
+        on_disk: list[tuple[int, _Pending, StoredObject]],
+        results: list[StoreResult | Exception],
+    ) -> None:
+        try:
+            together = self.index.add_instances(
+                facility_id, [(pending.header, blob) for _, pending, blob in on_disk]
+            )
+        except Exception as exc:
+            # Nothing half-written: the index did not commit, so drop the blobs.
+            for i, pending, blob in on_disk:
+                self._discard(blob.key, pending.header.SOPInstanceUID)
+                results[i] = exc
+            return
+        for i, pending, blob in on_disk:
+            if together:
+                results[i] = StoreResult(StoreOutcome.STORED, **pending.ids)
+                continue
+            try:
+                results[i] = self._index(facility_id, pending, blob, overlap=False)
+            except Exception as exc:
+                results[i] = exc
+
+    def _index(
+        self, facility_id: int, pending: _Pending, blob: StoredObject, overlap: bool
+    ) -> StoreResult:
+        """Index one instance whose blob is staged or already finished."""
+        uid, ids = pending.header.SOPInstanceUID, pending.ids
+        for attempt in range(3):
+            before_commit = pending.finish_before_commit if attempt == 0 and overlap else None
+            if before_commit is None:
+                pending.finish()  # a committed row always points at a durable blob
+            try:
+                added = self.index.add_instance(facility_id, pending.header, blob, before_commit)
             except ConflictingHierarchy as exc:
-                self._drop(staged, committed, uid)
+                self._drop(pending)
                 return StoreResult(StoreOutcome.REJECTED, reason=str(exc), **ids)
             except Exception:
                 # Nothing half-written: the index did not commit, so drop the blob.
-                self._drop(staged, committed, uid)
+                self._drop(pending)
                 raise
-            finished()
+            pending.finish()
             if added:
                 return StoreResult(StoreOutcome.STORED, **ids)
             existing = self.index.find_instance(uid)
             if existing is not None:
                 if existing.blob_key != blob.key:
                     self.blobs.delete(blob.key)
-                return self._already_there(existing, facility_id, digest, ids)
+                return self._already_there(existing, facility_id, blob.sha256, ids)
             # Refused by a concurrent insert of the same new patient/study/series: retry.
         self.blobs.delete(blob.key)
         return StoreResult(StoreOutcome.REJECTED, reason="index busy: concurrent writes", **ids)
 
-    def _drop(self, staged: Any, committed: list[StoredObject], sop_instance_uid: str) -> None:
+    def _drop(self, pending: _Pending) -> None:
         """Remove a blob the index refused: still staged, or already under its key."""
-        if committed:
-            self._discard(committed[0].key, sop_instance_uid)
+        if pending.finished is not None:
+            self._discard(pending.finished.key, pending.header.SOPInstanceUID)
         else:
-            self.blobs.discard(staged)
+            self.blobs.discard(pending.staged)
 
     def _discard(self, key: str, sop_instance_uid: str) -> None:
         """Delete a blob the index refused, unless the index already points at it."""

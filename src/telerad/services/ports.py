@@ -101,6 +101,13 @@ class Index(Protocol):
         """
         ...
 
+    def add_instances(
+        self, facility_id: int, items: Sequence[tuple[InstanceHeader, StoredObject]]
+    ) -> bool:
+        """Index every item in one transaction; False, with nothing indexed, when any
+        is refused (the caller then indexes them one by one to learn which)."""
+        ...
+
     def search(self, query: Query) -> list[dict[str, object]]: ...
 
     def instances(

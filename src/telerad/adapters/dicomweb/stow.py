@@ -1,7 +1,10 @@
 """STOW-RS (PS3.18 10.5): a framed multipart body → stored instances and the response.
 
-Every part is handed to ``Archive.store`` on its own, so one bad part never
-blocks the others. Failure Reason codes (PS3.18 Table 10.5.3-2 and PS3.4 B.2.3):
+The parts are checked one by one and handed on to ``Archive.store_batch`` as
+they are: each is copied out of the body, written and its fsync started before
+the next one is even copied, and they are indexed together once every one is on
+disk, while each part keeps its own outcome, so one bad part never blocks the
+others. Failure Reason codes (PS3.18 Table 10.5.3-2 and PS3.4 B.2.3):
 
 =========  ==============================================================
 ``0xC000`` Cannot understand: not DICOM, truncated, bad identifying UIDs,
@@ -21,8 +24,7 @@ from __future__ import annotations
 import errno
 import io
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,9 +44,6 @@ STUDY_MISMATCH = 0xA901
 DUPLICATE_SOP_INSTANCE = 0x0111
 PROCESSING_FAILURE = 0x0110
 OUT_OF_RESOURCES = 0xA700
-
-#: Parts stored at once: file writes, hashing and fsync overlap; the index serialises itself.
-STORE_WORKERS = 4
 
 
 class UnsupportedMediaType(ValueError):
@@ -76,7 +75,8 @@ class StowResult:
     failed: int
 
 
-Store = Callable[[bytes], StoreResult]
+#: Stores Part 10 objects as it takes them: per object its result or what stopped it.
+StoreBatch = Callable[[Iterable[bytes]], list[StoreResult | Exception]]
 
 
 def with_preamble(data: bytes) -> bytes:
@@ -123,34 +123,38 @@ def _precheck(data: bytes, study: str | None) -> tuple[int, str] | None:
     return None
 
 
-def _store_one(
-    store: Store, body: Buffer, part: Part, number: int, study: str | None
-) -> dict[str, Any]:
+def _checked(
+    body: Buffer, part: Part, number: int, study: str | None
+) -> tuple[dict[str, Any] | None, bytes]:
+    """(a failure entry, b"") for a part refused before storing, else (None, its bytes)."""
     content_type = (part.content_type or "application/dicom").split(";")[0].strip().lower()
     if content_type != "application/dicom":
-        return {
-            "failure_reason": CANNOT_UNDERSTAND,
-            "reason": f"part {number}: Content-Type {content_type} is not application/dicom",
-        }
+        reason = f"part {number}: Content-Type {content_type} is not application/dicom"
+        return {"failure_reason": CANNOT_UNDERSTAND, "reason": reason}, b""
     if len(part) == 0:
-        return {"failure_reason": CANNOT_UNDERSTAND, "reason": f"part {number} is empty"}
+        return {"failure_reason": CANNOT_UNDERSTAND, "reason": f"part {number} is empty"}, b""
     with memoryview(body) as view:  # one copy of the part, whatever holds the body
         data = with_preamble(bytes(view[part.start : part.end]))
     failure = _precheck(data, study)
     if failure is not None:
-        return {
+        entry = {
             **_identifiers(data),
             "failure_reason": failure[0],
             "reason": f"part {number}: {failure[1]}",
         }
-    try:
-        result = store(data)
-    except OSError as exc:
-        log.exception("STOW-RS: storing part %d failed", number)
-        code = OUT_OF_RESOURCES if exc.errno in (errno.ENOSPC, errno.EDQUOT) else PROCESSING_FAILURE
+        return entry, b""
+    return None, data
+
+
+def _outcome(result: StoreResult | Exception, number: int) -> dict[str, Any]:
+    """The response entry of a part the archive was given."""
+    if isinstance(result, OSError):
+        log.error("STOW-RS: storing part %d failed", number, exc_info=result)
+        full = result.errno in (errno.ENOSPC, errno.EDQUOT)
+        code = OUT_OF_RESOURCES if full else PROCESSING_FAILURE
         return {"failure_reason": code, "reason": f"part {number}: could not be written"}
-    except Exception:
-        log.exception("STOW-RS: storing part %d failed", number)
+    if isinstance(result, Exception):
+        log.error("STOW-RS: storing part %d failed", number, exc_info=result)
         return {
             "failure_reason": PROCESSING_FAILURE,
             "reason": f"part {number}: processing failure",
@@ -189,23 +193,28 @@ def _identifiers(data: bytes) -> dict[str, str]:
 
 
 def store_parts(
-    store: Store,
-    body: Buffer,
-    parts: list[Part],
-    study: str | None,
-    base: str,
+    store: StoreBatch, body: Buffer, parts: list[Part], study: str | None, base: str
 ) -> StowResult:
-    """Store every part (in parallel, results in part order) and build the response."""
+    """Store every part (results in part order) and build the response."""
     if not parts:
         raise MultipartError("the multipart body contains no parts")
-    numbered = list(enumerate(parts, start=1))
-    if len(parts) == 1:
-        results = [_store_one(store, body, parts[0], 1, study)]
-    else:
-        with ThreadPoolExecutor(min(STORE_WORKERS, len(parts)), thread_name_prefix="stow") as pool:
-            results = list(
-                pool.map(lambda np: _store_one(store, body, np[1], np[0], study), numbered)
-            )
+    entries: dict[int, dict[str, Any]] = {}
+    taken: list[int] = []  # numbers of the parts handed to the archive, in order
+
+    def checked() -> Iterator[bytes]:
+        # Lazily: a part is copied only when the archive takes it, so one at a time.
+        for number, part in enumerate(parts, start=1):
+            refused, data = _checked(body, part, number, study)
+            if refused is not None:
+                entries[number] = refused
+                continue
+            taken.append(number)
+            yield data
+
+    outcomes = store(checked())
+    for number, outcome in zip(taken, outcomes, strict=True):
+        entries[number] = _outcome(outcome, number)
+    results = [entries[number] for number in sorted(entries)]
     referenced, failed = [], []
     studies = set()
     for entry in results:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -17,10 +16,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from telerad.domain.model import (
-    ConflictingHierarchy,
     Facility,
     InstanceHeader,
     InstanceLocation,
@@ -41,6 +38,7 @@ from telerad.domain.query import (
     normalise_person_name,
 )
 from telerad.storage.db import tables as t
+from telerad.storage.db.writer import InstanceWriter
 
 # keyword -> column holding it
 COLUMNS: dict[str, ColumnElement[Any]] = {
@@ -77,10 +75,6 @@ COLUMNS: dict[str, ColumnElement[Any]] = {
     "AvailableTransferSyntaxUID": t.instance.c.transfer_syntax_uid,
 }
 INTEGER_KEYS = {k for k, a in ATTRIBUTES.items() if a.vr in ("IS", "US")}
-
-
-def _modalities_to_db(mods: Sequence[str]) -> str:
-    return "/" + "/".join(sorted(set(mods))) + "/" if mods else ""
 
 
 def _modalities_from_db(value: str) -> list[str]:
@@ -169,37 +163,6 @@ _LOCATION_FROM = t.instance.join(t.series, t.instance.c.series_pk == t.series.c.
 )
 
 
-# The per-instance statements as plain SQL: building SQLAlchemy statements (and
-# their cache keys) costs more than the database takes to run them. Portable
-# SQL; the placeholder is swapped for the driver's.
-_INSERT_INSTANCE_SQL = (
-    "INSERT INTO instance (series_pk, sop_instance_uid, sop_class_uid, transfer_syntax_uid, "
-    'instance_number, "rows", "columns", number_of_frames, blob_key, size, sha256) '
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_COUNT_SERIES_SQL = "UPDATE series SET num_instances = num_instances + 1 WHERE id = ?"
-_COUNT_STUDY_SQL = (
-    "UPDATE study SET num_instances = num_instances + 1, updated_at = CURRENT_TIMESTAMP "
-    "WHERE id = ?"
-)
-
-
-def _known(
-    conn: Any, cache: dict[str, tuple[int, int]], uid: str, lookup: Callable[[], Select[Any]]
-) -> tuple[int, int]:
-    """(primary key, owner key) of a study or series, from the cache or the index;
-    (0, 0) when it is new. The query is built only on a cache miss (hot path)."""
-    known = cache.get(uid)
-    if known:
-        return known
-    row = conn.execute(lookup()).first()
-    if not row:
-        return (0, 0)
-    # Committed before this transaction began: cached even if this one fails.
-    cache[uid] = (row[0], row[1])
-    return cache[uid]
-
-
 def _scope(owner: Any, facility_ids: frozenset[int], granted: frozenset[str]) -> Any:
     """Rows of these facilities, plus the studies granted by break-glass."""
     within = owner.in_(sorted(facility_ids))
@@ -228,20 +191,7 @@ def _node_from(row: Any) -> Node:
 class SqlIndex:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # SQLite has one writer; serialising here avoids busy retries.
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
-        self._study_cache: dict[str, tuple[int, int]] = {}
-        self._series_cache: dict[str, tuple[int, int]] = {}
-        # The driver's own exception for a refused row (statements run on its cursor).
-        dbapi = engine.dialect.dbapi
-        self._refused: tuple[type[Exception], ...] = (IntegrityError,)
-        if dbapi is not None:
-            self._refused += (dbapi.IntegrityError,)
-        self._marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._instance_sql = tuple(
-            sql.replace("?", self._marker)
-            for sql in (_INSERT_INSTANCE_SQL, _COUNT_SERIES_SQL, _COUNT_STUDY_SQL)
-        )
+        self.writer = InstanceWriter(engine)
 
     # -- facilities and nodes -------------------------------------------------
     def add_facility(self, name: str, ae_title: str | None = None, **details: str) -> Facility:
@@ -335,178 +285,12 @@ class SqlIndex:
         blob: StoredObject,
         before_commit: Callable[[], None] | None = None,
     ) -> bool:
-        if self._write_lock is None:
-            return self._add_instance(facility_id, header, blob, before_commit)
-        # SQLite has one writer: hold it across before_commit only when nobody
-        # waits for it, else finish first and write after (parallel STOW-RS).
-        if before_commit is not None and not self._write_lock.acquire(blocking=False):
-            before_commit()
-            before_commit = None
-            self._write_lock.acquire()
-        elif before_commit is None:
-            self._write_lock.acquire()
-        try:
-            return self._add_instance(facility_id, header, blob, before_commit)
-        finally:
-            self._write_lock.release()
+        return self.writer.add(facility_id, header, blob, before_commit)
 
-    def _add_instance(
-        self,
-        facility_id: int,
-        h: InstanceHeader,
-        blob: StoredObject,
-        before_commit: Callable[[], None] | None = None,
+    def add_instances(
+        self, facility_id: int, items: Sequence[tuple[InstanceHeader, StoredObject]]
     ) -> bool:
-        try:
-            with self.engine.begin() as conn:
-                new_study, new_series = self._insert(conn, facility_id, h, blob)
-                if before_commit is not None:
-                    before_commit()
-        except self._refused:
-            # The unique SOP Instance UID (or a concurrent study/series insert)
-            # refused the row; the caller decides between duplicate and conflict.
-            self._study_cache.pop(h.StudyInstanceUID, None)
-            self._series_cache.pop(h.SeriesInstanceUID, None)
-            return False
-        # Cache only what a committed transaction created.
-        if new_study:
-            self._study_cache[h.StudyInstanceUID] = new_study
-        if new_series:
-            self._series_cache[h.SeriesInstanceUID] = new_series
-        return True
-
-    def _insert(
-        self, conn: Any, facility_id: int, h: InstanceHeader, blob: StoredObject
-    ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
-        """Insert the instance row and whatever patient/study/series it brings."""
-        new_study: tuple[int, int] | None = None
-        new_series: tuple[int, int] | None = None
-        study_pk, study_facility = _known(
-            conn,
-            self._study_cache,
-            h.StudyInstanceUID,
-            lambda: select(t.study.c.id, t.study.c.facility_id).where(
-                t.study.c.study_instance_uid == h.StudyInstanceUID
-            ),
-        )
-        if study_pk and study_facility != facility_id:
-            raise ConflictingHierarchy(
-                # Whose it is stays unsaid: tenants must not learn about each other.
-                "the StudyInstanceUID is already in use elsewhere"
-            )
-        if not study_pk:
-            patient_pk = self._patient_pk(conn, facility_id, h)
-            study_pk = conn.execute(
-                insert(t.study)
-                .values(
-                    facility_id=facility_id,
-                    patient_pk=patient_pk,
-                    study_instance_uid=h.StudyInstanceUID,
-                    study_date=h.StudyDate,
-                    study_time=h.StudyTime,
-                    accession_number=h.AccessionNumber,
-                    study_id=h.StudyID,
-                    study_description=h.StudyDescription,
-                    referring_physician_name=h.ReferringPhysicianName,
-                    institution_name=h.InstitutionName,
-                    specific_character_set=h.SpecificCharacterSet,
-                )
-                .returning(t.study.c.id)
-            ).scalar_one()
-            conn.execute(
-                update(t.patient)
-                .where(t.patient.c.id == patient_pk)
-                .values(num_studies=t.patient.c.num_studies + 1)
-            )
-            new_study = (study_pk, facility_id)
-        series_pk, series_study = _known(
-            conn,
-            self._series_cache,
-            h.SeriesInstanceUID,
-            lambda: select(t.series.c.id, t.series.c.study_pk).where(
-                t.series.c.series_instance_uid == h.SeriesInstanceUID
-            ),
-        )
-        if series_pk and series_study != study_pk:
-            raise ConflictingHierarchy("the SeriesInstanceUID already belongs to another study")
-        if not series_pk:
-            series_pk = conn.execute(
-                insert(t.series)
-                .values(
-                    study_pk=study_pk,
-                    series_instance_uid=h.SeriesInstanceUID,
-                    modality=h.Modality,
-                    series_number=h.SeriesNumber,
-                    series_description=h.SeriesDescription,
-                    series_date=h.SeriesDate,
-                    series_time=h.SeriesTime,
-                    body_part=h.BodyPartExamined,
-                )
-                .returning(t.series.c.id)
-            ).scalar_one()
-            new_series = (series_pk, study_pk)
-            mods = conn.execute(
-                select(t.series.c.modality).where(t.series.c.study_pk == study_pk).distinct()
-            ).scalars()
-            conn.execute(
-                update(t.study)
-                .where(t.study.c.id == study_pk)
-                .values(
-                    num_series=t.study.c.num_series + 1,
-                    modalities=_modalities_to_db([m for m in mods if m]),
-                )
-            )
-        # The per-instance statements go straight to the driver's cursor: they
-        # are fixed plain SQL, and SQLAlchemy's statement handling around them
-        # cost more than running them.
-        insert_sql, series_sql, study_sql = self._instance_sql
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(
-                insert_sql,
-                (
-                    series_pk,
-                    h.SOPInstanceUID,
-                    h.SOPClassUID,
-                    h.TransferSyntaxUID,
-                    h.InstanceNumber,
-                    h.Rows,
-                    h.Columns,
-                    h.NumberOfFrames,
-                    blob.key,
-                    blob.size,
-                    blob.sha256,
-                ),
-            )
-            cursor.execute(series_sql, (series_pk,))
-            cursor.execute(study_sql, (study_pk,))
-        finally:
-            cursor.close()
-        return new_study, new_series
-
-    @staticmethod
-    def _patient_pk(conn: Any, facility_id: int, h: InstanceHeader) -> int:
-        pk = conn.execute(
-            select(t.patient.c.id).where(
-                t.patient.c.facility_id == facility_id, t.patient.c.patient_id == h.PatientID
-            )
-        ).scalar()
-        if pk is not None:
-            return int(pk)
-        return int(
-            conn.execute(
-                insert(t.patient)
-                .values(
-                    facility_id=facility_id,
-                    patient_id=h.PatientID,
-                    patient_name=h.PatientName,
-                    patient_name_norm=normalise_person_name(h.PatientName),
-                    birth_date=h.PatientBirthDate,
-                    sex=h.PatientSex,
-                )
-                .returning(t.patient.c.id)
-            ).scalar_one()
-        )
+        return self.writer.add_many(facility_id, items)
 
     # -- queries -----------------------------------------------------------------
     def _base(self, level: Level) -> Select[Any]:
@@ -597,8 +381,7 @@ class SqlIndex:
     def put_metadata(self, items: dict[str, str]) -> None:
         if not items:
             return
-        lock = self._write_lock or threading.Lock()
-        with lock, self.engine.begin() as conn:
+        with self.writer.writing(), self.engine.begin() as conn:
             pks = dict(
                 conn.execute(
                     select(t.instance.c.sop_instance_uid, t.instance.c.id).where(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import mmap
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,7 +40,12 @@ from telerad.adapters.dicomweb.negotiation import (
     rendered_media_type,
 )
 from telerad.adapters.dicomweb.qido import check_path_uid, parse_qido
-from telerad.adapters.dicomweb.stow import UnsupportedMediaType, boundary_of, store_parts
+from telerad.adapters.dicomweb.stow import (
+    StowResult,
+    UnsupportedMediaType,
+    boundary_of,
+    store_parts,
+)
 from telerad.bootstrap import Platform
 from telerad.dicom import transcode as tx
 from telerad.dicom.render import (
@@ -253,21 +258,27 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
             if not content_type:
                 raise UnsupportedMediaType("STOW-RS needs a multipart/related Content-Type")
             boundary = boundary_of(parse_media_type(content_type))
-            body, close = await receive(request)
-            try:
-                parts = await run_in_threadpool(split_parts, body, boundary)
-                fid = facility.id
-                studies: set[str] = set()
+            fid = facility.id
+            studies: set[str] = set()
 
-                def store_one(data: bytes) -> StoreResult:
-                    stored = archive.store(fid, data)
-                    if stored.ok and stored.study_instance_uid:
-                        studies.add(stored.study_instance_uid)
-                    return stored
-
-                result = await run_in_threadpool(
-                    store_parts, store_one, body, parts, study, _base(request)
+            def store_batch(items: Iterable[bytes]) -> list[StoreResult | Exception]:
+                outcomes = archive.store_batch(fid, items)
+                studies.update(
+                    stored.study_instance_uid
+                    for stored in outcomes
+                    if isinstance(stored, StoreResult) and stored.ok and stored.study_instance_uid
                 )
+                return outcomes
+
+            base = _base(request)
+            body, close = await receive(request)
+
+            def store() -> StowResult:
+                parts = split_parts(body, boundary)  # the whole body is framed first
+                return store_parts(store_batch, body, parts, study, base)
+
+            try:
+                result = await run_in_threadpool(store)
             finally:
                 close()
             actor = _actor(request, authenticate(request))
