@@ -19,7 +19,7 @@ from telerad.cli.common import (
     refusals,
     settings_from,
 )
-from telerad.domain.identity import Role, parse_permissions
+from telerad.domain.identity import Permission, Role, parse_permissions
 from telerad.services.people import Administration
 
 facility_app = typer.Typer(help="Facilities (tenants): hospitals, clinics, diagnostic centers")
@@ -240,7 +240,7 @@ def user_disable(username: str, data_dir: DataDir = None, database_url: DbUrl = 
 def token_create(
     username: str,
     scope: Annotated[
-        str | None, typer.Option(help="Scopes (dicomweb:read dicomweb:write admin audit)")
+        str | None, typer.Option(help=f"Scopes ({' '.join(p.value for p in Permission)})")
     ] = None,
     minutes: Annotated[
         int | None, typer.Option(help="Lifetime (default TELERAD_TOKEN_MINUTES)")
