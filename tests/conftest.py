@@ -99,6 +99,22 @@ class LiveServer:
         )
 
 
+def run_cli(
+    data_dir: Path, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``telerad ARGS`` as a user runs it, on ``data_dir`` (embedded index, no fsync)."""
+    env = dict(os.environ, TELERAD_DATA_DIR=str(data_dir), TELERAD_FSYNC="false", COLUMNS="200")
+    env.pop("TELERAD_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "telerad.cli.main", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
     http_port, dicom_port = free_port(), free_port()
     env = dict(os.environ)

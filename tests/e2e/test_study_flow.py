@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import LiveServer, require_tool
+from tests.conftest import LiveServer, require_tool, run_cli
 
 from telerad.synthetic import StudySpec, ct_series, to_bytes
 
@@ -32,15 +32,7 @@ FACILITY, ACCESSION, PATIENT = "North Hospital", "NH24031600017", "E4471188"
 
 
 def cli(data_dir: Path, *args: str, stdin: str | None = None) -> str:
-    env = dict(os.environ, TELERAD_DATA_DIR=str(data_dir))
-    run = subprocess.run(
-        [sys.executable, "-m", "telerad.cli.main", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_cli(data_dir, *args, input=stdin)
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from tests.conftest import run_cli
 
 from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
@@ -21,17 +19,7 @@ from telerad.domain.query import Query
 from telerad.synthetic import StudySpec, ct_series, to_bytes
 from telerad.workflow.model import Priority
 
-
-def telerad(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TELERAD_DATA_DIR=str(data_dir), TELERAD_FSYNC="false", COLUMNS="200")
-    env.pop("TELERAD_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "telerad.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+telerad = run_cli
 
 
 def open_platform(data_dir: Path) -> Platform:

@@ -7,9 +7,6 @@ that does not exist at all.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import run_cli
 
 from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
@@ -522,16 +520,7 @@ def test_orders_api_on_postgresql(pg_platform: Platform) -> None:
 
 
 # -- command line -----------------------------------------------------------------------
-def telerad(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, TELERAD_DATA_DIR=str(data_dir), TELERAD_FSYNC="false", COLUMNS="200")
-    env.pop("TELERAD_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "telerad.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+telerad = run_cli
 
 
 def test_cli_stations_slots_and_orders(tmp_path: Path) -> None:
