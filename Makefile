@@ -11,12 +11,16 @@ CHARTJS_VERSION := 4.6.1
 HTMX_VERSION := 2.0.11
 WEB_DIR := vendor/web
 WEB_STAMP := $(WEB_DIR)/.chartjs-$(CHARTJS_VERSION)-htmx-$(HTMX_VERSION)
+# Swagger UI for /docs, as published on the npm registry (no CDN).
+SWAGGER_UI_VERSION := 5.35.0
+SWAGGER_UI_DIR := vendor/swagger-ui
+SWAGGER_UI_STAMP := $(SWAGGER_UI_DIR)/.swagger-ui-dist-$(SWAGGER_UI_VERSION)
 APT_PACKAGES := dcmtk chromium orthanc orthanc-dicomweb
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
 .PHONY: install run test lint bench clean
 
-install: .install-stamp-apt .install-stamp-venv $(OHIF_DIR)/index.html $(WEB_STAMP)
+install: .install-stamp-apt .install-stamp-venv $(OHIF_DIR)/index.html $(WEB_STAMP) $(SWAGGER_UI_STAMP)
 
 .install-stamp-apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -47,6 +51,15 @@ $(WEB_STAMP):
 	  && cp $(WEB_DIR).tmp/htmx/package/dist/htmx.min.js $(WEB_DIR)/ \
 	  && cp $(WEB_DIR).tmp/htmx/package/LICENSE $(WEB_DIR)/LICENSE.htmx \
 	  && mv $(WEB_DIR)/LICENSE.md $(WEB_DIR)/LICENSE.chartjs.md && rm -rf $(WEB_DIR).tmp && touch $@
+
+$(SWAGGER_UI_STAMP):
+	@rm -rf $(SWAGGER_UI_DIR).tmp && mkdir -p $(SWAGGER_UI_DIR).tmp
+	cd $(SWAGGER_UI_DIR).tmp && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null \
+	  && tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz
+	@rm -rf $(SWAGGER_UI_DIR) && mkdir -p $(SWAGGER_UI_DIR) \
+	  && for f in swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css favicon-32x32.png LICENSE NOTICE; do \
+	    cp $(SWAGGER_UI_DIR).tmp/package/$$f $(SWAGGER_UI_DIR)/ || exit 1; done \
+	  && rm -rf $(SWAGGER_UI_DIR).tmp && touch $@
 
 run: install
 	$(BIN)/telerad serve --demo

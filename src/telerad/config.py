@@ -8,11 +8,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _default_viewer_dir() -> Path | None:
-    """vendor/ohif of the source checkout (src/telerad/ → repository root), else of the cwd."""
+def vendor_dir(name: str, marker: str) -> Path | None:
+    """vendor/<name> (what `make install` fetched) of the source checkout
+    (src/telerad/ → repository root), else of the cwd; it must hold ``marker``."""
     for base in (Path(__file__).resolve().parents[2], Path.cwd()):
-        candidate = base / "vendor" / "ohif"
-        if (candidate / "index.html").is_file():
+        candidate = base / "vendor" / name
+        if (candidate / marker).is_file():
             return candidate
     return None
 
@@ -58,7 +59,7 @@ class Settings(BaseSettings):
     fsync: bool = True
     # The unmodified OHIF Viewer build (`make install` unpacks it into vendor/ohif).
     viewer_dir: Path | None = Field(
-        default_factory=lambda: _default_viewer_dir(),
+        default_factory=lambda: vendor_dir("ohif", "index.html"),
         description="Directory of the OHIF Viewer build served at /viewer",
     )
 

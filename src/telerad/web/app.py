@@ -22,6 +22,9 @@ def create_app(platform: Platform) -> FastAPI:
         title="telerad",
         version=__version__,
         description="Teleradiology platform: DICOMweb archive, viewer and reading workflow.",
+        # /docs is served from local files (routes/apidocs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.platform = platform
     _describe_security(app)
@@ -56,6 +59,7 @@ def create_app(platform: Platform) -> FastAPI:
 
     from telerad.web.routes import (
         account,
+        apidocs,
         deid,
         dicomweb,
         fhir,
@@ -74,6 +78,7 @@ def create_app(platform: Platform) -> FastAPI:
             return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
         return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
 
+    app.include_router(apidocs.router(app.title, app.openapi_url or "/openapi.json"))
     app.include_router(account.router(platform))
     if platform.oidc is not None:
         from telerad.web.routes import oidc
