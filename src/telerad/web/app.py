@@ -6,10 +6,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from telerad import __version__
@@ -72,11 +74,24 @@ def create_app(platform: Platform) -> FastAPI:
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
         """Browsers asking for a page go to the sign-in page; API clients get the 401."""
-        page = not request.url.path.startswith(("/dicom-web", "/api", "/fhir"))
-        if page and request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+        if request.method == "GET" and _wants_page(request):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
         return JSONResponse({"detail": exc.detail}, status_code=401, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_for_this_account(request: Request, exc: StarletteHTTPException) -> Response:
+        """A page the account may not use is a page saying so; APIs keep their JSON."""
+        if exc.status_code != 403 or not _wants_page(request):
+            return await http_exception_handler(request, exc)
+        who = getattr(request.state, "principal", None)
+        return ui.TEMPLATES.TemplateResponse(
+            request,
+            "forbidden.html",
+            {"reason": exc.detail, "who": who, "path": request.url.path},
+            status_code=403,
+            headers=exc.headers,
+        )
 
     app.include_router(apidocs.router(app.title, app.openapi_url or "/openapi.json"))
     app.include_router(account.router(platform))
@@ -96,6 +111,17 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(worklist.router(platform))
     app.add_middleware(worklist.ReaderActivity, reading=platform.reading)
     return app
+
+
+#: Paths of the programming interfaces: they answer JSON (or DICOM), never pages.
+API_PATHS = ("/dicom-web", "/api", "/fhir")
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser asking for one of the platform's pages (not an API, not a fragment)."""
+    return not request.url.path.startswith(API_PATHS) and "text/html" in request.headers.get(
+        "accept", ""
+    )
 
 
 def _describe_security(app: FastAPI) -> None:
