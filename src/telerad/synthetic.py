@@ -181,6 +181,33 @@ def tiny_instance(spec: StudySpec, series_uid: str, number: int) -> Dataset:
     return ds
 
 
+#: Comprehensive 3D SR: what OHIF's measurement tracking saves (TID 1500).
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+
+
+def measurement_report(spec: StudySpec, text: str = "Lesion 12 mm") -> Dataset:
+    """A structured report in its own series, as a viewer saves one into the study."""
+    ds = _base(spec, COMPREHENSIVE_3D_SR, "SR", generate_uid(UID_ROOT), 900)
+    del ds.FrameOfReferenceUID
+    ds.InstanceNumber = 1
+    ds.CompletionFlag = "PARTIAL"
+    ds.VerificationFlag = "UNVERIFIED"
+    ds.ValueType = "CONTAINER"
+    ds.ContinuityOfContent = "SEPARATE"
+    title = Dataset()
+    title.CodeValue, title.CodingSchemeDesignator = "126000", "DCM"
+    title.CodeMeaning = "Imaging Measurement Report"
+    ds.ConceptNameCodeSequence = [title]
+    item = Dataset()
+    item.RelationshipType, item.ValueType, item.TextValue = "CONTAINS", "TEXT", text
+    finding = Dataset()
+    finding.CodeValue, finding.CodingSchemeDesignator = "121071", "DCM"
+    finding.CodeMeaning = "Finding"
+    item.ConceptNameCodeSequence = [finding]
+    ds.ContentSequence = [item]
+    return ds
+
+
 def _set_pixels(ds: Dataset, pixels: np.ndarray, bits_stored: int) -> None:
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1

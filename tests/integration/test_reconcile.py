@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydicom.uid import generate_uid
 
 from telerad.bootstrap import Platform
+from telerad.domain.modalities import InstanceOrigin, modality_problem
 from telerad.domain.orders import Order, OrderError, OrderStatus, PatientDemographics
 from telerad.domain.readiness import Readiness
 from telerad.services.orders import Origin
-from telerad.synthetic import StudySpec, ct_series, to_bytes
+from telerad.synthetic import StudySpec, ct_series, measurement_report, tiny_instance, to_bytes
 from telerad.workflow.model import Priority, ReadingStudy
 
 RIS = Origin("HL7", "RIS")
@@ -229,3 +231,57 @@ def test_a_person_assigns_or_releases(setup: tuple[Platform, Queue, Clock]) -> N
         p.reconciler.release(b.study_uid, Priority.ROUTINE)
     with pytest.raises(LookupError):
         p.reconciler.release("9.9.9", Priority.ROUTINE)
+
+
+def test_objects_made_while_reading_never_withdraw_a_ready_study(
+    setup: tuple[Platform, Queue, Clock],
+) -> None:
+    """Issue 9, fault 1: an SR saved from the viewer withdrew a STAT CT from the worklist."""
+    p, queue, clock = setup
+    place(p, "ACC1")
+    spec = StudySpec(accession="ACC1")
+    store(p, spec)
+    clock.after(minutes=3)
+    p.reconciler.run()
+    assert state(p, spec.study_uid) == Readiness.READY
+    fid = p.default_facility().id
+    # The measurement report a radiologist saves in OHIF (stored over STOW-RS by them)…
+    report = to_bytes(measurement_report(spec))
+    assert p.archive.store(fid, report, InstanceOrigin.READING).ok
+    clock.reset()
+    p.reconciler.run()
+    # …an SR from the facility's side too (a CAD report sent with the images)…
+    assert p.archive.store(fid, to_bytes(measurement_report(spec, "CAD mark"))).ok
+    # …and a secondary capture made by the reading network (an AI engine's result).
+    series = generate_uid("2.25.")
+    assert p.archive.store(fid, to_bytes(tiny_instance(spec, series, 1)), InstanceOrigin.READING).ok
+    clock.reset()
+    p.reconciler.run()
+    assert queue.withdrawn == []
+    assert state(p, spec.study_uid) == Readiness.READY
+    assert len(queue.enqueued) == 1
+    # Later images of the examination still do.
+    store(p, spec, slices=2)
+    clock.reset()
+    p.reconciler.run()
+    assert queue.withdrawn == [spec.study_uid]
+
+
+def test_a_study_sent_to_reading_without_an_order_routes_by_its_modality(
+    setup: tuple[Platform, Queue, Clock],
+) -> None:
+    """Issue 9, fault 2: "read as is" stored the modality as "/CT/", which nobody reads."""
+    p, queue, clock = setup
+    spec = StudySpec(accession="")
+    store(p, spec)
+    fid = p.default_facility().id
+    assert p.archive.store(fid, to_bytes(measurement_report(spec))).ok  # CT + SR
+    clock.after(minutes=3)
+    p.reconciler.run()
+    assert state(p, spec.study_uid) == Readiness.UNMATCHED
+    p.reconciler.release(spec.study_uid, Priority.URGENT)
+    clock.after(seconds=5)
+    p.reconciler.run()
+    [reading] = queue.enqueued
+    assert reading.modality == "CT"
+    assert modality_problem(reading.modality) is None

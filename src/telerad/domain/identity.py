@@ -19,6 +19,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from telerad.domain.modalities import InstanceOrigin
+
 
 class Role(enum.StrEnum):
     RADIOLOGIST = "radiologist"
@@ -117,6 +119,18 @@ class Principal:
     @property
     def is_user(self) -> bool:
         return self.role is not Role.SERVICE
+
+
+#: Roles of the reading network itself (not of a facility).
+NETWORK_ROLES = frozenset({Role.RADIOLOGIST, Role.NETWORK_ADMIN, Role.AUDITOR})
+
+
+def origin_of(who: Principal) -> InstanceOrigin:
+    """Who makes what ``who`` stores: the reading network (its users, its network-wide
+    service accounts such as AI engines) or a facility (its staff, RIS, gateway)."""
+    if who.role in NETWORK_ROLES or (who.role is Role.SERVICE and who.facility_ids is None):
+        return InstanceOrigin.READING
+    return InstanceOrigin.ACQUISITION
 
 
 #: The principal of a platform that has no user yet: it only listens on loopback

@@ -86,6 +86,8 @@ class InstanceHeader:
     Columns: int | None = None
     NumberOfFrames: int | None = None
     SpecificCharacterSet: str = ""
+    #: Not from the header: who made it (:class:`~telerad.domain.modalities.InstanceOrigin`).
+    origin: str = "acquisition"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,13 @@ class SeriesFacts:
     number: int | None = None
     #: Instance Number of each instance (None where absent).
     instance_numbers: tuple[int | None, ...] = ()
+    #: How many are acquired images (:func:`~telerad.domain.modalities.is_acquired_image`);
+    #: None: not known, every instance counts.
+    acquired: int | None = None
+
+    @property
+    def acquired_count(self) -> int:
+        return len(self.instance_numbers) if self.acquired is None else self.acquired
 
     @property
     def label(self) -> str:
@@ -58,6 +65,11 @@ class StudyFacts:
     num_instances: int = 0
     series: tuple[SeriesFacts, ...] = ()
     pk: int | None = None
+
+    @property
+    def acquired(self) -> int:
+        """Acquired images among the instances: what the modality sent, not what reading made."""
+        return sum(s.acquired_count for s in self.series)
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class ReadingState:
     state: Readiness
     last_change: datetime
     instances: int = 0
+    #: Acquired images when last looked at: only more of these reopen a ready study.
+    acquired: int = 0
     order_id: int | None = None
     matched_by: str = ""  # a MatchedBy value, "" when unmatched
     #: Why it waits or what is missing, in words.
@@ -126,6 +140,8 @@ def problems_of(study: StudyFacts, steps: Sequence[PerformedStep] = ()) -> list[
     """Everything visibly missing from the study, in words."""
     problems: list[str] = []
     for series in study.series:
+        if series.acquired == 0:  # reports, key objects, presentation states
+            continue
         missing = missing_numbers(series.instance_numbers)
         if missing:
             noun = "instance" if len(missing) == 1 else "instances"

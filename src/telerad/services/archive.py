@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telerad.dicom.part10 import InvalidInstance, check_instance
+from telerad.domain.modalities import InstanceOrigin
 from telerad.domain.model import (
     ConflictingHierarchy,
     InstanceHeader,
@@ -99,19 +100,28 @@ class Archive:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
 
-    def store(self, facility_id: int, data: bytes) -> StoreResult:
-        """Keep one Part 10 instance. Returns only after it is durable (or refused)."""
+    def store(
+        self, facility_id: int, data: bytes, origin: InstanceOrigin = InstanceOrigin.ACQUISITION
+    ) -> StoreResult:
+        """Keep one Part 10 instance. Returns only after it is durable (or refused).
+
+        ``origin`` says who made it: objects the reading network makes never make a
+        study look incomplete again (:func:`~telerad.domain.modalities.is_acquired_image`).
+        """
         with self._in_flight_lock:
             self._in_flight += 1
             alone = self._in_flight == 1
         try:
-            return self._store(facility_id, data, overlap=alone)
+            return self._store(facility_id, data, origin, overlap=alone)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
 
     def store_batch(
-        self, facility_id: int, items: Iterable[bytes]
+        self,
+        facility_id: int,
+        items: Iterable[bytes],
+        origin: InstanceOrigin = InstanceOrigin.ACQUISITION,
     ) -> list[StoreResult | Exception]:
         """Keep several Part 10 instances (one STOW-RS request). Returns only after
         each is durable or refused: per item its result, or the exception that
@@ -130,12 +140,14 @@ class Archive:
         with self._in_flight_lock:
             self._in_flight += 1
         try:
-            return self._store_batch(facility_id, items)
+            return self._store_batch(facility_id, items, origin)
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
 
-    def _stage(self, facility_id: int, data: bytes) -> _Pending | StoreResult:
+    def _stage(
+        self, facility_id: int, data: bytes, origin: InstanceOrigin
+    ) -> _Pending | StoreResult:
         """Write the bytes (their fsync starts) and read the header; a refusal as a result."""
         # The bytes go to disk first; parsing runs while the fsync is under way.
         try:
@@ -150,10 +162,14 @@ class Archive:
         except BaseException:
             self.blobs.discard(staged)
             raise
+        if origin is not InstanceOrigin.ACQUISITION:
+            header = replace(header, origin=origin.value)
         return _Pending(self.blobs, staged, header)
 
-    def _store(self, facility_id: int, data: bytes, overlap: bool) -> StoreResult:
-        pending = self._stage(facility_id, data)
+    def _store(
+        self, facility_id: int, data: bytes, origin: InstanceOrigin, overlap: bool
+    ) -> StoreResult:
+        pending = self._stage(facility_id, data, origin)
         if isinstance(pending, StoreResult):
             return pending
         # Then the index's unique SOP Instance UID decides: re-sends and conflicts
@@ -179,14 +195,14 @@ class Archive:
         return self._index(facility_id, pending, blob, overlap)
 
     def _store_batch(
-        self, facility_id: int, items: Iterable[bytes]
+        self, facility_id: int, items: Iterable[bytes], origin: InstanceOrigin
     ) -> list[StoreResult | Exception]:
         results: list[StoreResult | Exception] = []
         staged: list[tuple[int, _Pending]] = []
         try:
             for data in items:
                 try:
-                    pending = self._stage(facility_id, data)
+                    pending = self._stage(facility_id, data, origin)
                 except Exception as exc:
                     results.append(exc)
                     continue

@@ -5,9 +5,12 @@ instances, still arriving or held, or unmatched while orders came in), matches
 them to orders (:mod:`telerad.domain.reconciliation`), judges readiness
 (:mod:`telerad.domain.readiness`) and keeps the result in the reading state table.
 A study that becomes ready moves its order to READY and goes to the reading
-queue; one that receives more instances after that is withdrawn until it is
-stable again. A person resolves what the rules cannot: :meth:`assign` matches a
-study to an order by hand, :meth:`release` sends it to reading as it is.
+queue; one that receives more images of the examination after that is withdrawn
+until it is stable again (and comes back with its deadline and history). Objects
+made while reading — reports, key objects, presentation states, AI results, or
+anything the reading network's own accounts store — never withdraw it. A person
+resolves what the rules cannot: :meth:`assign` matches a study to an order by
+hand, :meth:`release` sends it to reading as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from telerad.domain.modalities import primary_modality
 from telerad.domain.model import Facility
 from telerad.domain.orders import Order, OrderError, OrderEvent
 from telerad.domain.readiness import (
@@ -165,8 +169,16 @@ class Reconciler:
         released = _released(prior)
         order = found.order
         was_ready = prior is not None and prior.state == Readiness.READY
-        if was_ready and prior is not None and study.num_instances != prior.instances:
-            self._withdraw(study, order, now)
+        if was_ready and prior is not None:
+            if study.acquired <= prior.acquired:
+                # Only what reading made (a report, key images, AI results): still ready.
+                return replace(
+                    prior,
+                    instances=study.num_instances,
+                    last_change=study.last_change,
+                    order_id=order.id if order is not None else prior.order_id,
+                )
+            self._withdraw(study, order, now)  # more images of the examination
             was_ready = False
         assessment = assess(
             study,
@@ -190,6 +202,7 @@ class Reconciler:
             state=assessment.state,
             last_change=study.last_change,
             instances=study.num_instances,
+            acquired=study.acquired,
             order_id=order.id if order is not None else None,
             matched_by=found.matched_by if order is not None else _by(prior, released),
             problems=waiting + assessment.problems,
@@ -228,7 +241,7 @@ class Reconciler:
             uid=study.uid,
             facility_id=study.facility_id,
             jurisdiction=facility.jurisdiction if facility is not None else "",
-            modality=(proc.modality if proc else "") or min(study.modalities, default="OT"),
+            modality=(proc.modality if proc else "") or primary_modality(study.modalities),
             priority=priority,
             ready_at=now,
             deadline=self.deadline(study.facility_id, priority, now),

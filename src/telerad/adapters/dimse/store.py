@@ -32,6 +32,7 @@ from telerad.adapters.dimse.status import (
 from telerad.bootstrap import Platform
 from telerad.dicom.part10 import build_part10
 from telerad.domain.audit import Action, EventID
+from telerad.domain.modalities import InstanceOrigin
 from telerad.domain.model import StoreOutcome
 from telerad.domain.uids import is_valid_uid
 
@@ -134,6 +135,16 @@ class StoreSCP:
             assoc._telerad_facility_id = cached
         return int(cached)
 
+    def origin(self, assoc: Any) -> InstanceOrigin:
+        """A network node (scope: every facility) is the reading network's own: its
+        objects (an AI engine's results) never reopen a study."""
+        cached = getattr(assoc, "_telerad_origin", None)
+        if cached is None:
+            scope = peer_of(self.platform, assoc).scope
+            cached = InstanceOrigin.READING if scope is None else InstanceOrigin.ACQUISITION
+            assoc._telerad_origin = cached
+        return InstanceOrigin(cached)
+
     def __call__(self, event: Any) -> int | Dataset:
         try:
             return self._store(event)
@@ -171,7 +182,7 @@ class StoreSCP:
         calling_ae = str(event.assoc.requestor.ae_title).strip()
         part10 = build_part10(data, transfer_syntax, sop_class, sop_instance, calling_ae)
         facility_id = self.facility_id(event.assoc)
-        result = self.platform.archive.store(facility_id, part10)
+        result = self.platform.archive.store(facility_id, part10, self.origin(event.assoc))
         if result.ok:
             self.platform.access.access(  # once per study and peer, not per instance
                 actor_of(event.assoc),

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, exists, insert, or_, select, update
 
+from telerad.domain.modalities import is_acquired_image
 from telerad.domain.readiness import (
     PerformedStep,
     Readiness,
@@ -19,6 +20,7 @@ from telerad.domain.readiness import (
 )
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
+from telerad.storage.db.writer import modalities_from_db
 
 _R, _S, _O = t.reading_study, t.study, t.imaging_order
 
@@ -82,7 +84,7 @@ class SqlReadingStates:
                 patient_id=r.patient_id,
                 accession_number=r.accession_number,
                 study_date=r.study_date,
-                modalities=frozenset(m for m in r.modalities.split("\\") if m),
+                modalities=frozenset(modalities_from_db(r.modalities)),
                 last_change=utc(r.updated_at),
                 num_instances=r.num_instances,
                 pk=r.id,
@@ -102,21 +104,28 @@ class SqlReadingStates:
                     se.c.modality,
                     se.c.series_number,
                     i.c.instance_number,
+                    i.c.sop_class_uid,
+                    i.c.origin,
                 )
                 .select_from(se.join(i, i.c.series_pk == se.c.id))
                 .where(se.c.study_pk.in_(list(study_pks)))
             ).all()
         for r in rows:
             entry = found[r.study_pk].setdefault(
-                r.series_instance_uid, (r.modality, r.series_number, [])
+                r.series_instance_uid, (r.modality, r.series_number, [], [0])
             )
             entry[2].append(r.instance_number)
+            entry[3][0] += is_acquired_image(r.sop_class_uid, r.origin)
         return {
             pk: tuple(
                 SeriesFacts(
-                    uid, modality, number, tuple(sorted(numbers, key=lambda n: (n is None, n or 0)))
+                    uid,
+                    modality,
+                    number,
+                    tuple(sorted(numbers, key=lambda n: (n is None, n or 0))),
+                    acquired[0],
                 )
-                for uid, (modality, number, numbers) in sorted(
+                for uid, (modality, number, numbers, acquired) in sorted(
                     series.items(), key=lambda kv: (kv[1][1] is None, kv[1][1] or 0, kv[0])
                 )
             )
@@ -181,6 +190,7 @@ class SqlReadingStates:
                 state=Readiness(r.state),
                 problems=tuple(json.loads(r.problems)),
                 instances=r.instances,
+                acquired=r.acquired,
                 last_change=utc(r.last_change),
                 ready_at=utc(r.ready_at),
                 released_as=r.released_as,
@@ -246,6 +256,7 @@ def _row(state: ReadingState) -> dict[str, object]:
         "state": state.state.value,
         "problems": json.dumps(list(state.problems)),
         "instances": state.instances,
+        "acquired": state.acquired,
         "last_change": state.last_change,
         "ready_at": state.ready_at,
         "released_as": state.released_as,

@@ -38,7 +38,7 @@ from telerad.domain.query import (
     normalise_person_name,
 )
 from telerad.storage.db import tables as t
-from telerad.storage.db.writer import InstanceWriter
+from telerad.storage.db.writer import InstanceWriter, modalities_from_db
 
 # keyword -> column holding it
 COLUMNS: dict[str, ColumnElement[Any]] = {
@@ -75,10 +75,6 @@ COLUMNS: dict[str, ColumnElement[Any]] = {
     "AvailableTransferSyntaxUID": t.instance.c.transfer_syntax_uid,
 }
 INTEGER_KEYS = {k for k, a in ATTRIBUTES.items() if a.vr in ("IS", "US")}
-
-
-def _modalities_from_db(value: str) -> list[str]:
-    return [m for m in value.split("/") if m]
 
 
 def _condition(keyword: str, match: Match, fuzzy: bool) -> ColumnElement[bool]:
@@ -334,7 +330,7 @@ class SqlIndex:
         for row in rows:
             item = dict(row)
             if "ModalitiesInStudy" in item:
-                item["ModalitiesInStudy"] = _modalities_from_db(str(item["ModalitiesInStudy"]))
+                item["ModalitiesInStudy"] = modalities_from_db(str(item["ModalitiesInStudy"]))
             out.append(item)
         return out
 

@@ -120,6 +120,8 @@ instance = Table(
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    # Who made it (domain.modalities.InstanceOrigin): a facility, or the reading network.
+    Column("origin", String(16), nullable=False, server_default="acquisition"),
 )
 Index("ix_instance_series", instance.c.series_pk, instance.c.instance_number)
 
@@ -326,6 +328,8 @@ reading_study = Table(
     Column("state", String(16), nullable=False),  # arriving, unmatched, incomplete, ready
     Column("problems", Text, nullable=False, server_default="[]"),  # JSON list of reasons
     Column("instances", Integer, nullable=False, server_default="0"),
+    # Acquired images among them (not SR, KOS, PR…, nor what the reading network made).
+    Column("acquired", Integer, nullable=False, server_default="0"),
     Column("last_change", DateTime(timezone=True), nullable=False),
     Column("ready_at", DateTime(timezone=True)),
     # The tier a person chose when sending it to reading without an order.
@@ -400,3 +404,18 @@ worklist_event = Table(
     Column("detail", Text, nullable=False, server_default=""),  # explanation, reason, action
 )
 Index("ix_worklist_event_entry", worklist_event.c.entry_id, worklist_event.c.id)
+# Alerts for the supervisor (migration 0007): breach risk, breached, no reader, reader away.
+worklist_alert = Table(
+    "worklist_alert",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entry_id", ForeignKey("worklist_entry.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("acknowledged_by", Integer),
+    Column("cleared_at", DateTime(timezone=True)),  # its cause went (read, assigned, withdrawn)
+)
+Index("ix_worklist_alert_entry", worklist_alert.c.entry_id, worklist_alert.c.kind)
+Index("ix_worklist_alert_live", worklist_alert.c.cleared_at)

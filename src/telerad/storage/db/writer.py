@@ -27,8 +27,8 @@ from telerad.storage.db import tables as t
 # SQL; the placeholder is swapped for the driver's.
 _INSERT_INSTANCE_SQL = (
     "INSERT INTO instance (series_pk, sop_instance_uid, sop_class_uid, transfer_syntax_uid, "
-    'instance_number, "rows", "columns", number_of_frames, blob_key, size, sha256) '
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    'instance_number, "rows", "columns", number_of_frames, blob_key, size, sha256, origin) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _COUNT_SERIES_SQL = "UPDATE series SET num_instances = num_instances + ? WHERE id = ?"
 _COUNT_STUDY_SQL = (
@@ -53,6 +53,7 @@ def _row(series_pk: int, h: InstanceHeader, blob: StoredObject) -> tuple[Any, ..
         blob.key,
         blob.size,
         blob.sha256,
+        h.origin,
     )
 
 
@@ -332,4 +333,10 @@ class InstanceWriter:
 
 
 def modalities_to_db(mods: Sequence[str]) -> str:
+    """The study's ModalitiesInStudy column: "/CT/SR/" (matched with LIKE '%/CT/%')."""
     return "/" + "/".join(sorted(set(mods))) + "/" if mods else ""
+
+
+def modalities_from_db(value: str) -> list[str]:
+    """The modalities of a ModalitiesInStudy column, in its order."""
+    return [m for m in value.split("/") if m]

@@ -57,7 +57,7 @@ from telerad.dicom.render import (
     thumbnail_options,
 )
 from telerad.domain.audit import Action, EventID, Outcome
-from telerad.domain.identity import Permission, Principal
+from telerad.domain.identity import Permission, Principal, origin_of
 from telerad.domain.model import Facility, InstanceLocation, Level, StoreResult
 from telerad.domain.query import QueryError
 from telerad.services.access_audit import Actor
@@ -259,10 +259,11 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                 raise UnsupportedMediaType("STOW-RS needs a multipart/related Content-Type")
             boundary = boundary_of(parse_media_type(content_type))
             fid = facility.id
+            origin = origin_of(authenticate(request))
             studies: set[str] = set()
 
             def store_batch(items: Iterable[bytes]) -> list[StoreResult | Exception]:
-                outcomes = archive.store_batch(fid, items)
+                outcomes = archive.store_batch(fid, items, origin)
                 studies.update(
                     stored.study_instance_uid
                     for stored in outcomes
