@@ -33,6 +33,32 @@ from telerad.workflow.engine import (
 )
 from telerad.workflow.model import Reader, ReadingStudy, minute_of
 from telerad.workflow.rules import EscalationAction, Rules
+from telerad.workflow.worklist_events import (
+    Assigned,
+    Breached,
+    Claimed,
+    Completed,
+    Escalated,
+    Event,
+    NoReader,
+    Reassigned,
+    Unattended,
+)
+
+__all__ = [
+    "Assigned",
+    "Breached",
+    "ClaimError",
+    "Claimed",
+    "Completed",
+    "Escalated",
+    "Event",
+    "NoReader",
+    "Reassigned",
+    "Unattended",
+    "Worklist",
+    "WorklistError",
+]
 
 
 class WorklistError(ValueError):
@@ -41,59 +67,6 @@ class WorklistError(ValueError):
 
 class ClaimError(WorklistError):
     """Someone else holds the study, or it cannot be pulled."""
-
-
-# -- events --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Assigned:
-    uid: str
-    reader_id: int
-    at: datetime
-    why: str  # the decision's explanation
-
-
-@dataclass(frozen=True)
-class Claimed:
-    uid: str
-    reader_id: int
-    at: datetime
-    pulled: bool = False  # taken from the pull pool rather than pushed
-
-
-@dataclass(frozen=True)
-class Reassigned:
-    uid: str
-    from_reader: int
-    to_reader: int | None  # None: back on the worklist, nobody eligible yet
-    reason: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Completed:
-    uid: str
-    reader_id: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Escalated:
-    uid: str
-    action: EscalationAction
-    at: datetime
-    reader_id: int | None
-
-
-@dataclass(frozen=True)
-class Breached:
-    uid: str
-    at: datetime
-    reader_id: int | None
-
-
-Event = Assigned | Claimed | Reassigned | Completed | Escalated | Breached
 
 
 @dataclass
