@@ -115,7 +115,11 @@ def run_cli(
     )
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+def start_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> LiveServer:
+    """``telerad serve ARGS`` on free ports; its console goes to server-<port>.log beside
+    the data dir."""
     http_port, dicom_port = free_port(), free_port()
     env = dict(os.environ)
     env.update(
@@ -132,7 +136,10 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
     log_path = data_dir.parent / f"server-{http_port}.log"
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
-            [sys.executable, "-m", "telerad.cli.main", "serve"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "telerad.cli.main", "serve", *args],
+            env=env,
+            stdout=log,
+            stderr=log,
         )
     scheme = "https" if env.get("TELERAD_TLS_CERT") else "http"
     url = f"{scheme}://127.0.0.1:{http_port}"
@@ -156,8 +163,10 @@ def server_factory() -> Iterator[Callable[..., LiveServer]]:
     """Start extra servers (own data dirs, own settings); all are stopped afterwards."""
     started: list[LiveServer] = []
 
-    def factory(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
-        server = start_server(data_dir, extra_env)
+    def factory(
+        data_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> LiveServer:
+        server = start_server(data_dir, extra_env, args)
         started.append(server)
         return server
 

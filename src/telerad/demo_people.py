@@ -1,7 +1,8 @@
 """The demo's facilities and accounts, created on the first ``telerad serve --demo``.
 
-Passwords are random, printed once and kept in ``demo-accounts.txt`` in the data
-dir (readable by its owner only), so a demo never ships a known password.
+Passwords are random and kept in ``demo-accounts.txt`` in the data dir (readable
+by its owner only), so a demo never ships a known password. Only where that file
+is gets printed: the console of ``telerad serve`` often ends up in a log.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def ensure_demo_people(platform: Platform) -> Path:
     path = platform.settings.data_dir / ACCOUNTS_FILE
     if path.exists() or platform.auth.has_users():
         if path.exists():
-            print(f"telerad demo: accounts and passwords are in {path}", flush=True)
+            _say_where(path)
         return path
     admin = Administration(platform.index, platform.auth, platform.audit)
     # dcmtk's tools call as STORESCU/FINDSCU/MOVESCU: registered from this machine only.
@@ -97,8 +98,16 @@ def ensure_demo_people(platform: Platform) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    print(text, flush=True)
+    _say_where(path)
     return path
+
+
+def _say_where(path: Path) -> None:
+    print(
+        f"telerad demo: accounts, passwords and the admin's second factor are in {path}"
+        " (readable by you only)",
+        flush=True,
+    )
 
 
 def _demo_reader(platform: Platform) -> None:

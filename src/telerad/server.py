@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import logging.handlers
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -78,10 +80,30 @@ def exposure_problem(settings: Settings, has_users: bool) -> str | None:
     )
 
 
-def run(settings: Settings, demo: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FILE = "serve.log"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(settings: Settings) -> Path:
+    """Log to the console and to ``serve.log`` in the data dir (rotated at 20 MB, 5 kept).
+
+    What is logged carries no PHI: requests without query values
+    (:mod:`telerad.web.access_log`), associations with their counts, HL7 messages
+    by type and control ID, and errors by kind.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / LOG_FILE
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    to_file = logging.handlers.RotatingFileHandler(
+        path, maxBytes=20 * 1024 * 1024, backupCount=5, encoding="utf-8"
     )
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(to_file)
+    return path
+
+
+def run(settings: Settings, demo: bool = False) -> None:
+    configure_logging(settings)
     try:  # a bad certificate path is a clear message at start, not a traceback
         tls = listener_contexts(settings)
     except TLSConfigError as exc:

@@ -16,6 +16,7 @@ from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from telerad import __version__
 from telerad.bootstrap import Platform
+from telerad.web.access_log import AccessLog
 from telerad.web.auth import SESSION_COOKIE, SignInRequired
 
 
@@ -110,6 +111,7 @@ def create_app(platform: Platform) -> FastAPI:
 
     app.include_router(worklist.router(platform))
     app.add_middleware(worklist.ReaderActivity, reading=platform.reading)
+    app.add_middleware(AccessLog)  # outermost: it times and logs everything
     return app
 
 

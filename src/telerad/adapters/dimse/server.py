@@ -6,9 +6,10 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from pynetdicom import _config, evt
@@ -81,14 +82,61 @@ def _find(event: Any, platform: Platform) -> Iterator[tuple[Any, Any]]:
     return handle_find(event, platform)
 
 
+@dataclass
+class _Activity:
+    """What one association did, for the line logged when it ends (counts only, no PHI)."""
+
+    started: float = field(default_factory=time.monotonic)
+    stored: int = 0
+    refused: int = 0
+
+
+def _activity(assoc: Any) -> _Activity:
+    found = getattr(assoc, "_telerad_activity", None)
+    if found is None:
+        found = assoc._telerad_activity = _Activity()
+    return found
+
+
 def _established(event: Any) -> None:
     assoc = event.assoc
+    _activity(assoc)
     log.info(
         "association from %s at %s:%s",
         str(assoc.requestor.ae_title).strip(),
         assoc.requestor.address,
         assoc.requestor.port,
     )
+
+
+def _ended(event: Any) -> None:
+    """EVT_RELEASED / EVT_ABORTED: how many instances the association stored or had refused."""
+    assoc = event.assoc
+    done = _activity(assoc)
+    how = "released" if event.event is evt.EVT_RELEASED else "aborted"
+    log.info(
+        "association from %s %s after %.1f s: %d instances stored, %d refused",
+        str(assoc.requestor.ae_title).strip(),
+        how,
+        time.monotonic() - done.started,
+        done.stored,
+        done.refused,
+    )
+
+
+def _counted(store: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The C-STORE handler, counting its answers per association (one thread each)."""
+
+    def handler(event: Any) -> Any:
+        status = store(event)
+        done = _activity(event.assoc)
+        if isinstance(status, int) and status == SUCCESS:
+            done.stored += 1
+        else:
+            done.refused += 1
+        return status
+
+    return handler
 
 
 def start_dimse_server(
@@ -127,7 +175,7 @@ def start_dimse_server(
     for cx in supported_contexts():
         assert cx.abstract_syntax is not None
         ae.add_supported_context(cx.abstract_syntax, cx.transfer_syntax, cx.scu_role, cx.scp_role)
-    store = StoreSCP(platform)
+    store = _counted(StoreSCP(platform))
     ae.store_handler = store  # served inline in the DUL thread; EVT_C_STORE is the fallback
     mpps = MppsSCP(platform)
     handlers: list[Any] = [
@@ -141,6 +189,8 @@ def start_dimse_server(
         (evt.EVT_N_SET, mpps.set),
         (evt.EVT_REQUESTED, follow_requestor_order),
         (evt.EVT_ESTABLISHED, _established),
+        (evt.EVT_RELEASED, _ended),
+        (evt.EVT_ABORTED, _ended),
     ]
     address = (settings.dicom_host, settings.dicom_port if port is None else port)
     server = ae.make_server(
