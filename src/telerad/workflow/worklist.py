@@ -30,7 +30,9 @@ from telerad.workflow.engine import (
     Workload,
     assign,
     qualification_key,
+    score_reader,
 )
+from telerad.workflow.explain import nobody
 from telerad.workflow.model import Reader, ReadingStudy, minute_of
 from telerad.workflow.rules import EscalationAction, Rules
 from telerad.workflow.worklist_events import (
@@ -106,6 +108,9 @@ class Worklist:
         self._ties = itertools.count()
         #: Readers whose every unopened study was last found eligible, as they were then.
         self._cleared: dict[int, Reader] = {}
+        #: Readers whose presence lapsed (an idle session) without signing out: what they
+        #: hold moves when someone else may read it, and stays with them otherwise.
+        self.away: set[int] = set()
 
     # -- reading the state
 
@@ -258,7 +263,27 @@ class Worklist:
         self.studies[study.uid] = replace(study, assigned_to=None)
         self._wait(study.uid)
         # Through the waiting list, so that a more urgent study waiting there goes first.
-        return self._push(now, arrived=study.uid).get(study.uid)
+        decision = self._push(now, arrived=study.uid).get(study.uid)
+        if study.uid not in self.holds:
+            self._note_no_reader(study.uid, now, decision)
+        return decision
+
+    def _note_no_reader(self, uid: str, now: datetime, decision: Decision | None) -> None:
+        """Say so at once when nobody on the roster may read the study, or when nobody
+        may read a critical one now (the supervisor must act; the ladder is too late)."""
+        study = self.studies[uid]
+        qualified = self.roster.qualified_for(study)
+        if not qualified:
+            decision = decision or assign(study, self.roster, self.workload, self.rules, now)
+            self.events.append(NoReader(uid, now, nobody(decision), anyone_qualified=False))
+            return
+        if study.priority not in self.rules.bypass_cap:
+            return
+        readers = (self.roster.get(q) for q in qualified)
+        if any(r.signed_in and self.roster.on_shift(r, now) for r in readers):
+            return
+        decision = decision or assign(study, self.roster, self.workload, self.rules, now)
+        self.events.append(NoReader(uid, now, nobody(decision), anyone_qualified=True))
 
     def claim(self, uid: str, reader_id: int, now: datetime) -> None:
         """``reader_id`` opens the study: it is theirs until completed, released or moved."""
@@ -294,6 +319,43 @@ class Worklist:
         self._watch(uid, self.holds[uid])
         self.events.append(Claimed(uid, reader_id, now, pulled=True))
         self._push(now)
+
+    def candidates(self, uid: str, now: datetime) -> list[tuple[Reader, tuple[str, ...]]]:
+        """Every reader on the roster with why they may not read the study now (no
+        reasons: they may), those who may first, then by id: what a supervisor picks from."""
+        study = self.study(uid)
+        found = [(r, tuple(self.roster.eligible(r, study, now)[1])) for r in self.roster]
+        return sorted(found, key=lambda c: (bool(c[1]), c[0].user_id))
+
+    def assign_by_hand(self, uid: str, reader_id: int, now: datetime, by: str) -> Decision:
+        """A supervisor gives the study to ``reader_id`` (waiting or held by someone else).
+
+        Only an eligible reader may get it; their queue cap does not stop a person's
+        choice, but the explanation shows their load."""
+        study = self.study(uid)
+        if reader_id not in self.roster:
+            raise WorklistError(f"reader {reader_id} is not on the roster")
+        reader = self.roster.get(reader_id)
+        ok, reasons = self.roster.eligible(reader, study, now)
+        if not ok:
+            raise WorklistError(f"{reader.label} may not read this study: {', '.join(reasons)}")
+        hold = self.holds.get(uid)
+        if hold is not None and hold.reader_id == reader_id:
+            raise WorklistError(f"{reader.label} already holds this study")
+        previous = self._take_back(uid).reader_id if hold is not None else None
+        decision = Decision(
+            study=self.studies[uid],
+            now=now,
+            reader=reader,
+            score=score_reader(reader, self.studies[uid], self.workload, self.rules, now),
+            considered=1,
+            trigger=f"assigned by {by}",
+        )
+        self._give(uid, decision, now)
+        if previous is not None:
+            self.events.append(Reassigned(uid, previous, reader_id, f"reassigned by {by}", now))
+            self._push(now, room_for=previous)
+        return decision
 
     def _own(self, uid: str, reader_id: int) -> Hold:
         self.study(uid)
@@ -336,11 +398,43 @@ class Worklist:
 
     def sign_in(self, reader_id: int, now: datetime) -> list[Decision]:
         self.roster.set_signed_in(reader_id, True)
+        self.away.discard(reader_id)
         return self._pushed(now, room_for=reader_id)
+
+    def reader_away(self, reader_id: int, now: datetime) -> list[Decision | None]:
+        """The reader's session lapsed without a sign-out: they get nothing new, and each
+        study they hold goes to another eligible reader when there is one; otherwise it
+        stays with them (an :class:`Unattended` event says so) and is tried again on
+        every tick, until someone may take it or they come back."""
+        self.roster.set_signed_in(reader_id, False)
+        self.away.add(reader_id)
+        held = sorted(self.held_by.get(reader_id, ()), key=self._urgency)
+        reason = f"reader {reader_id} away (session idle)"
+        moved: list[Decision | None] = []
+        for uid in held:
+            decision = self._move(uid, now, reason, keep_if_nobody=True)
+            if decision is None:
+                why = "nobody else may read it now; it stays with them"
+                self.events.append(Unattended(uid, reader_id, now, f"{reason}: {why}"))
+            moved.append(decision)
+        self._push(now)
+        return moved
+
+    def reassign_away(self, now: datetime) -> list[Decision]:
+        """Studies held by readers who are away go to someone else as soon as one fits."""
+        moved = []
+        for reader_id in sorted(self.away):
+            for uid in sorted(self.held_by.get(reader_id, ()), key=self._urgency):
+                reason = f"reader {reader_id} away (session idle)"
+                decision = self._move(uid, now, reason, keep_if_nobody=True)
+                if decision is not None:
+                    moved.append(decision)
+        return moved
 
     def reassign_on_sign_out(self, reader_id: int, now: datetime) -> list[Decision | None]:
         """The reader signs out: everything they hold, opened or not, goes to someone else."""
         self.roster.set_signed_in(reader_id, False)
+        self.away.discard(reader_id)
         held = sorted(self.held_by.get(reader_id, ()), key=self._urgency)
         reason = f"reader {reader_id} signed out"
         moved = [self._move(uid, now, reason, keep_if_nobody=False) for uid in held]
@@ -351,7 +445,7 @@ class Worklist:
         """Follow the sun: unopened studies of readers who are no longer eligible move on."""
         leaving: list[tuple[str, str]] = []
         for reader_id, held in self.held_by.items():
-            if not held:
+            if not held or reader_id in self.away:  # reassign_away() looks after those
                 continue
             reader = self.roster.get(reader_id)
             on_duty = reader.signed_in and self.roster.on_shift(reader, now)
@@ -520,6 +614,7 @@ class Worklist:
 
     def tick(self, now: datetime) -> None:
         """The clock moved: hand over, move stale studies, escalate, push what waits."""
+        self.reassign_away(now)
         self.reassign_off_shift(now)
         self.reassign_stale(now)
         self.escalate(now)
