@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from telerad.domain.read_status import ReadState
 from telerad.domain.readers import reader_of
 from telerad.domain.reading_entries import (
     EntryChange,
@@ -83,6 +84,10 @@ class ReadingStore(ProfileStore, Protocol):
     def open_entries(self) -> list[OpenEntry]: ...
 
     def history(self, study_uid: str) -> History | None: ...
+
+    def read_states(self, study_uids: Sequence[str]) -> dict[str, ReadState]:
+        """The latest read of each of these studies that has been on the worklist."""
+        ...
 
     def finished(
         self, since: datetime, facility_ids: frozenset[int] | None = None

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, case, delete, func, insert, select, update
 
 from telerad.domain.identity import Role
+from telerad.domain.read_status import ReadState
 from telerad.domain.readers import ReaderProfile, ShiftRule, parse_clock
 from telerad.domain.reading_entries import (
     EntryChange,
@@ -279,6 +280,33 @@ class SqlReading:
             rows = conn.execute(select(ev).where(ev.c.entry_id == entry.id).order_by(ev.c.id)).all()
         events = [EntryEvent(r.kind, utc(r.at), r.reader_id, r.to_reader, r.detail) for r in rows]
         return History(entry.id, entry.facility_id, entry.state, events)
+
+    def read_states(self, study_uids: Sequence[str]) -> dict[str, ReadState]:
+        """The latest read of each study that has been on the worklist, in one query."""
+        if not study_uids:
+            return {}
+        e, u = t.worklist_entry, t.app_user
+        latest = (
+            select(func.max(e.c.id))
+            .where(e.c.study_uid.in_(sorted(set(study_uids))))
+            .group_by(e.c.study_uid)
+        )
+        reader = case((e.c.state == "completed", e.c.completed_by), else_=e.c.assigned_to)
+        query = (
+            select(e.c.study_uid, e.c.state, e.c.claimed_at, u.c.username, u.c.display_name)
+            .select_from(e.outerjoin(u, u.c.id == reader))
+            .where(e.c.id.in_(latest))
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {
+            r.study_uid: ReadState(
+                r.state,
+                r.display_name or r.username or "",
+                r.state == "open" and r.claimed_at is not None,
+            )
+            for r in rows
+        }
 
     def finished(
         self, since: datetime, facility_ids: frozenset[int] | None = None
