@@ -98,8 +98,10 @@ def test_study_list_lists_the_study_and_links_to_the_viewer(
         row = page.locator(f'tr[data-study-uid="{ct_study.study_uid}"]')
         assert row.count() == 1
         cells = [c.strip() for c in row.locator("td").all_inner_texts()]
-        name, patient_id, _date, modalities, description, accession, series, instances = cells[:8]
+        name, _age, sex, patient_id, _date, modalities, description, accession = cells[:8]
+        series, instances, _facility, read_status = cells[8:12]
         assert (name, patient_id, modalities) == ("BROWSER, TEST", "E2E0001", "CT")
+        assert (sex, read_status) == ("F", "not on worklist")
         assert (description, accession) == ("CT CHEST E2E", "E2E0001")
         assert (series, instances) == ("1", str(SLICES))
         row.locator("a.open").click()

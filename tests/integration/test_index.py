@@ -146,3 +146,25 @@ def test_concurrent_writers_of_one_new_study(any_platform: Platform) -> None:
     assert p.index.counts() == {"patients": 1, "studies": 1, "series": 1, "instances": 12}
     [study] = p.archive.search(q(Level.STUDY, PatientID="RACE"))
     assert study["NumberOfStudyRelatedInstances"] == 12
+
+
+def test_studies_newest_first_and_their_facilities(any_platform: Platform) -> None:
+    p = any_platform
+    one, two = p.index.add_facility("One").id, p.index.add_facility("Two").id
+    specs = [
+        StudySpec(patient_id="N1", study_date="20240105", study_time="120000"),
+        StudySpec(patient_id="N2", study_date="20240301", study_time="080000"),
+        StudySpec(patient_id="N3", study_date="20240301", study_time="171500"),
+        StudySpec(patient_id="N4", study_date=""),
+    ]
+    load(p, one, specs[0], specs[2])
+    load(p, two, specs[1], specs[3])
+    newest = p.index.search(Query(Level.STUDY, newest_first=True))
+    assert [s["PatientID"] for s in newest] == ["N3", "N2", "N1", "N4"]
+    page = p.index.search(Query(Level.STUDY, newest_first=True, limit=2, offset=1))
+    assert [s["PatientID"] for s in page] == ["N2", "N1"]
+    uids = [s.study_uid for s in specs]
+    assert p.index.study_facilities([*uids, "1.2.3"]) == dict(
+        zip(uids, [one, two, one, two], strict=True)
+    )
+    assert p.index.study_facilities([]) == {}

@@ -67,3 +67,16 @@ def test_return_keys_respect_level() -> None:
     keys = q.return_keys()
     assert "StudyDescription" in keys and "SOPInstanceUID" not in keys
     assert keys[0] == "StudyDate"
+
+
+def test_a_name_typed_as_pages_show_it_becomes_a_person_name() -> None:
+    from telerad.domain.query import typed_person_name
+
+    assert typed_person_name("Doe, Jane") == "Doe^Jane"
+    assert typed_person_name("DOE, JANE M") == "DOE^JANE M"
+    assert typed_person_name("doe,") == "doe"
+    assert typed_person_name("Doe^Jane") == "Doe^Jane"  # already DICOM
+    assert typed_person_name("doe") == "doe"
+    assert normalise_person_name(typed_person_name("Doe, Jane M")) == normalise_person_name(
+        "DOE^JANE^M"
+    )

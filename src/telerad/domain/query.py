@@ -171,6 +171,9 @@ class Query:
     offset: int = 0
     #: Studies visible beyond ``facility_ids`` (break-glass grants); not at PATIENT level.
     granted_studies: frozenset[str] = frozenset()
+    #: STUDY level: the newest study (date, then time) first, as people browse a list;
+    #: otherwise in the order the index holds them.
+    newest_first: bool = False
 
     def return_keys(self) -> list[str]:
         """Keywords to return: the level's defaults, requested ones and matched ones."""
@@ -256,3 +259,16 @@ def like_pattern(pattern: str) -> str:
 def normalise_person_name(name: str) -> str:
     """Case- and separator-insensitive form of a PN used for matching."""
     return name.upper().replace("^", " ").replace("=", " ").strip()
+
+
+def typed_person_name(text: str) -> str:
+    """A name as a person types it into a search box, in DICOM PN form.
+
+    "Doe, Jane M" (how pages show a name) → "Doe^Jane M"; "Doe^Jane" and "doe"
+    stay as they are. Matching then ignores case and separators
+    (:func:`normalise_person_name`).
+    """
+    if "^" in text or "," not in text:
+        return text
+    family, _, given = text.partition(",")
+    return f"{family.strip()}^{given.strip()}" if given.strip() else family.strip()

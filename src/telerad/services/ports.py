@@ -84,6 +84,10 @@ class Index(Protocol):
 
     def study_facility(self, study_instance_uid: str) -> int | None: ...
 
+    def study_facilities(self, study_instance_uids: Sequence[str]) -> dict[str, int]:
+        """The facility of each of these studies that exists."""
+        ...
+
     def add_instance(
         self,
         facility_id: int,

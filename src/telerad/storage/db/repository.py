@@ -274,6 +274,19 @@ class SqlIndex:
                 )
             ).scalar()
 
+    def study_facilities(self, study_instance_uids: Sequence[str]) -> dict[str, int]:
+        """The facility of each of these studies that exists, in one query."""
+        if not study_instance_uids:
+            return {}
+        s = t.study.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.study_instance_uid, s.facility_id).where(
+                    s.study_instance_uid.in_(sorted(set(study_instance_uids)))
+                )
+            ).all()
+        return {r.study_instance_uid: r.facility_id for r in rows}
+
     def add_instance(
         self,
         facility_id: int,
@@ -319,7 +332,11 @@ class SqlIndex:
             Level.SERIES: t.series.c.id,
             Level.IMAGE: t.instance.c.id,
         }[query.level]
-        stmt = stmt.order_by(order)
+        if query.newest_first and query.level is Level.STUDY:
+            s = t.study.c
+            stmt = stmt.order_by(s.study_date.desc(), s.study_time.desc(), s.id.desc())
+        else:
+            stmt = stmt.order_by(order)
         if query.limit is not None:
             stmt = stmt.limit(query.limit)
         if query.offset:
