@@ -121,6 +121,8 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         settings.rules_file,
         session_idle=policy.session_idle,
         session_max=policy.session_max,
+        audit=audit,
+        facility_name=lambda fid: f.name if (f := facilities(fid)) else str(fid),
     )
     reconciler = Reconciler(
         SqlReadingStates(engine),

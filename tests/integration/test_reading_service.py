@@ -17,6 +17,7 @@ from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
 from telerad.domain.identity import Role, User
 from telerad.domain.readers import ReaderProfile, weekly_rule
+from telerad.domain.reading_entries import AlertKind
 from telerad.services.reading import ReadingService, WorklistError
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.workflow.model import Priority, ReadingStudy
@@ -119,14 +120,16 @@ def test_nobody_signed_in_waits_then_goes_on_sign_in(world: World) -> None:
     assert world.reading.worklist.holder("1.2.3.3") == world.ana.id
 
 
-def test_sign_out_reassigns_at_the_next_tick(world: World) -> None:
+def test_a_session_that_ends_hands_on_at_the_next_tick_as_away(world: World) -> None:
+    """A session gone without a sign-out (expired, revoked) is "away", not "signed out":
+    the study goes to another eligible reader (issue 9, fault 3)."""
     now = _now()
     ana_session = _sign_in(world, world.ana)
     _sign_in(world, world.ben)
     world.reading.enqueue(_study(world, "1.2.3.4", now, modality="CT"), now)
     first = world.reading.worklist.holder("1.2.3.4")
     assert first in (world.ana.id, world.ben.id)
-    # Whoever got it signs out.
+    # Whoever got it loses their session.
     if first == world.ana.id:
         world.platform.auth.end_session(ana_session)
         other = world.ben.id
@@ -139,7 +142,20 @@ def test_sign_out_reassigns_at_the_next_tick(world: World) -> None:
     assert history is not None
     kinds = [e.kind for e in history.events]
     assert kinds == ["assigned", "assigned", "reassigned"]
-    assert history.events[-1].detail == f"reader {first} signed out"
+    assert history.events[-1].detail == f"reader {first} away (session idle)"
+
+
+def test_an_explicit_sign_out_hands_on_at_once(world: World) -> None:
+    now = _now()
+    _sign_in(world, world.ana)
+    _sign_in(world, world.ben)
+    world.reading.enqueue(_study(world, "1.2.3.4", now, modality="CT"), now)
+    first = world.reading.worklist.holder("1.2.3.4")
+    assert first is not None
+    world.reading.signed_out(first, now + timedelta(seconds=5))
+    assert world.reading.worklist.holder("1.2.3.4") not in (first, None)
+    history = world.reading.store.history("1.2.3.4")
+    assert history is not None and history.events[-1].detail == f"reader {first} signed out"
 
 
 def test_token_use_counts_as_signed_in_for_a_while(world: World) -> None:
@@ -150,7 +166,15 @@ def test_token_use_counts_as_signed_in_for_a_while(world: World) -> None:
     world.reading.tick(now + world.reading.token_window - timedelta(minutes=1))
     assert world.reading.worklist.holder("1.2.3.5") == world.ana.id
     world.reading.tick(now + world.reading.token_window + timedelta(minutes=1))
-    assert world.reading.worklist.holder("1.2.3.5") is None  # nobody else reads MR
+    # Away, not signed out: nobody else reads MR, so it stays with her and the
+    # supervisor is told (issue 9, fault 3).
+    assert world.reading.worklist.holder("1.2.3.5") == world.ana.id
+    assert world.ana.id in world.reading.worklist.away
+    [alert] = world.reading.board(None).alerts
+    assert alert.kind is AlertKind.READER_AWAY and alert.study_uid == "1.2.3.5"
+    assert "Dr Ana is away" in alert.detail
+    world.reading.seen(world.ana.id, now + world.reading.token_window + timedelta(minutes=2))
+    assert world.reading.board(None).alerts == []  # she is back: attended again
 
 
 def test_claim_release_complete_and_permissions_of_holds(world: World) -> None:
@@ -161,8 +185,10 @@ def test_claim_release_complete_and_permissions_of_holds(world: World) -> None:
         world.reading.claim("1.2.3.6", world.ben.id, now)
     world.reading.claim("1.2.3.6", world.ana.id, now + timedelta(minutes=2))
     assert world.reading.worklist_of(world.ana.id, now)[0].state == "opened"
-    # Nobody else reads MR: a release keeps it with ana.
-    assert world.reading.release("1.2.3.6", world.ana.id, now) == world.ana.id
+    # Nobody else reads MR: a release keeps it with ana, and says why.
+    handover = world.reading.release("1.2.3.6", world.ana.id, now)
+    assert handover.holder == world.ana.id
+    assert handover.why.startswith("Nobody else now: the qualified readers are")
     with pytest.raises(WorklistError):
         world.reading.complete("1.2.3.6", world.ben.id, now)
     world.reading.complete("1.2.3.6", world.ana.id, now + timedelta(minutes=30))
@@ -176,19 +202,37 @@ def test_claim_release_complete_and_permissions_of_holds(world: World) -> None:
     assert [(f.facility_id, f.met, f.count) for f in facilities] == [(world.facility_id, 1, 1)]
 
 
-def test_withdraw_takes_it_off_and_a_new_enqueue_is_a_new_read(world: World) -> None:
+def test_a_withdrawn_study_comes_back_with_its_deadline_and_history(world: World) -> None:
+    """Issue 9, fault 1: it came back with a new deadline and its history gone."""
     now = _now()
     _sign_in(world, world.ana)
-    world.reading.enqueue(_study(world, "1.2.3.7", now, modality="MR"), now)
-    world.reading.withdraw("1.2.3.7", now + timedelta(minutes=1))
-    world.reading.withdraw("1.2.3.7", now + timedelta(minutes=2))  # not there: left alone
+    first = _study(world, "1.2.3.7", now, modality="MR", priority=Priority.STAT)
+    world.reading.enqueue(first, now)
+    world.reading.claim("1.2.3.7", world.ana.id, now + timedelta(minutes=1))
+    world.reading.withdraw("1.2.3.7", now + timedelta(minutes=2))
+    world.reading.withdraw("1.2.3.7", now + timedelta(minutes=3))  # not there: left alone
     assert world.reading.worklist_of(world.ana.id, now) == []
     history = world.reading.store.history("1.2.3.7")
     assert history is not None and history.state == "withdrawn"
-    later = now + timedelta(minutes=5)
-    world.reading.enqueue(_study(world, "1.2.3.7", later, modality="MR"), later)
+    later = now + timedelta(minutes=10)
+    world.reading.enqueue(_study(world, "1.2.3.7", later, modality="MR", priority=Priority.STAT))
     again = world.reading.store.history("1.2.3.7")
-    assert again is not None and again.entry_id != history.entry_id and again.state == "open"
+    assert again is not None and again.entry_id == history.entry_id and again.state == "open"
+    assert [e.kind for e in again.events] == [
+        "assigned",
+        "claimed",
+        "withdrawn",
+        "reopened",
+        "assigned",
+    ]
+    back = world.reading.worklist.studies["1.2.3.7"]
+    assert (back.ready_at, back.deadline) == (first.ready_at, first.deadline)
+    assert world.ana.id in back.prior_readers  # continuity for whoever held it
+    # A read after a final report is a new read (a new entry).
+    world.reading.complete("1.2.3.7", world.ana.id, later + timedelta(minutes=5))
+    world.reading.enqueue(_study(world, "1.2.3.7", later, modality="MR"), later)
+    third = world.reading.store.history("1.2.3.7")
+    assert third is not None and third.entry_id != history.entry_id
 
 
 def test_restart_rebuilds_the_open_worklist(world: World, tmp_path: Path) -> None:
@@ -229,9 +273,18 @@ def test_escalations_are_recorded_once_also_across_a_restart(world: World) -> No
     assert history is not None
     kinds = [(e.kind, e.detail) for e in history.events]
     assert kinds == [
+        ("no-reader", kinds[0][1]),
         ("escalated", "widen-pool"),
         ("escalated", "alert-supervisor"),
         ("breached", ""),
+    ]
+    assert "nobody on the roster is" in kinds[0][1] and "reading XA" in kinds[0][1]
+    alerts = world.reading.board(None, late).alerts
+    assert [a.kind for a in alerts] == [
+        AlertKind.BREACHED,
+        AlertKind.NO_READER,
+        AlertKind.BREACH_RISK,
+        AlertKind.ESCALATED,
     ]
     board = world.reading.board(None, late)
     assert [(i.study.uid, i.status) for i in board.items] == [("1.2.3.11", "breached")]
@@ -239,7 +292,8 @@ def test_escalations_are_recorded_once_also_across_a_restart(world: World) -> No
     fresh.start(late + timedelta(minutes=2))
     fresh.tick(late + timedelta(minutes=3))
     after = world.reading.store.history("1.2.3.11")
-    assert after is not None and len(after.events) == 3
+    assert after is not None and len(after.events) == 5  # + the no-reader of the restart
+    assert len(fresh.board(None, late).alerts) == 4  # one live alert per kind
 
 
 def test_board_is_scoped_by_facility(world: World) -> None:
@@ -346,7 +400,8 @@ def test_the_same_on_postgresql(pg_platform: Platform) -> None:
     assert tiers[0].minutes[50] == pytest.approx(20.0) and facilities[0].met == 1
     p.auth.end_session(session)
     world.reading.tick(now + timedelta(seconds=20))
-    assert world.reading.holder("9.2") is None
+    assert world.reading.holder("9.2") == ana.id  # away: nobody else may take it
+    assert [a.kind for a in world.reading.board(None).alerts] == [AlertKind.READER_AWAY]
     fresh = ReadingService(world.reading.store)
     assert fresh.start(now + timedelta(minutes=1)) == 1
     assert set(fresh.worklist.studies) == {"9.2"}

@@ -1,13 +1,16 @@
 """What the reading worklist keeps of each read: entries, their history, finished reads.
 
-One entry per read of a study (a study enqueued again after it was withdrawn or
-completed gets a new one); its events are the assignment history with the
-explanations. These are the values the reading services and their stores exchange
+One entry per read of a study: a study withdrawn because more images came keeps
+its entry (its deadline and history) when it is enqueued again; one enqueued again
+after it was read gets a new one. Its events are the assignment history with the
+explanations; its alerts are what the supervisor must see (:class:`AlertKind`).
+These are the values the reading services and their stores exchange
 (``services.reading.ReadingStore``; the SQL store is ``storage.db.reading_repository``).
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +18,18 @@ from typing import Any
 from telerad.domain.readers import ReaderProfile
 from telerad.workflow.model import Priority, ReadingStudy
 
-__all__ = ["EntryChange", "EntryEvent", "FinishedRead", "History", "OpenEntry", "RosterRow"]
+__all__ = [
+    "AlertChange",
+    "AlertKind",
+    "AlertRow",
+    "EntryChange",
+    "EntryEvent",
+    "FinishedRead",
+    "History",
+    "OpenEntry",
+    "Reopened",
+    "RosterRow",
+]
 
 
 @dataclass(frozen=True)
@@ -69,10 +83,74 @@ class FinishedRead:
     first_assigned_at: datetime | None
 
 
+class AlertKind(enum.StrEnum):
+    """What the supervisor is alerted to, most serious first."""
+
+    BREACHED = "breached"  # past its deadline, unread
+    NO_READER = "no-reader"  # nobody on the roster may read it (or, critical, nobody now)
+    READER_AWAY = "reader-away"  # its reader's session lapsed and nobody else may take it
+    BREACH_RISK = "breach-risk"  # the ladder's alert-supervisor step: the deadline is near
+    ESCALATED = "escalated"  # the ladder widened the pool: still nobody holds it
+
+    @property
+    def rank(self) -> int:
+        return _ALERT_RANK[self]
+
+
+_ALERT_RANK = {kind: i for i, kind in enumerate(AlertKind)}
+#: Alerts whose cause goes once someone holds the study.
+CLEARED_BY_ASSIGNMENT = frozenset(
+    {AlertKind.NO_READER, AlertKind.READER_AWAY, AlertKind.ESCALATED}
+)
+
+
+@dataclass(frozen=True)
+class AlertChange:
+    """Raise an alert of ``kind`` (one live alert per kind and entry), or clear the live
+    alerts of ``kinds`` (None: all) because their cause went."""
+
+    at: datetime
+    raise_kind: AlertKind | None = None
+    detail: str = ""
+    clear: frozenset[AlertKind] | None = frozenset()
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """A live alert as the board shows it."""
+
+    id: int
+    entry_id: int
+    study_uid: str
+    facility_id: int
+    priority: Priority
+    kind: AlertKind
+    raised_at: datetime
+    detail: str
+    acknowledged_at: datetime | None = None
+    acknowledged_by: int | None = None
+
+
+@dataclass(frozen=True)
+class Reopened:
+    """A withdrawn entry taken up again: the clock runs on from its first readiness."""
+
+    id: int
+    ready_at: datetime
+    deadline: datetime
+    priority: Priority
+    #: Who held it when it was withdrawn (they get continuity on the way back).
+    last_holder: int | None
+    #: Escalation steps already recorded (kind:detail).
+    recorded: frozenset[str] = frozenset()
+
+
 @dataclass
 class EntryChange:
-    """What one command changed of an entry: column values and history rows."""
+    """What one command changed of an entry: column values, history rows and alerts."""
 
     entry_id: int
     values: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[AlertChange] = field(default_factory=list)
+

@@ -2,7 +2,9 @@
 
 A read's turnaround runs from the moment the study was ready to read to the
 moment it was marked read; it met its SLA when it was read by its deadline
-(the contract's target for its tier, see docs/routing.md).
+(the contract's target for its tier, see docs/routing.md). A study still unread
+after its deadline has already missed it: it counts as a breach in compliance
+(``open_breaches``), though it has no turnaround yet.
 """
 
 from __future__ import annotations
@@ -24,15 +26,21 @@ class Read:
     priority: Priority
     ready_at: datetime
     deadline: datetime
-    completed_at: datetime
+    #: None: still open (only open reads past their deadline are counted).
+    completed_at: datetime | None
+
+    @property
+    def done(self) -> bool:
+        return self.completed_at is not None
 
     @property
     def minutes(self) -> float:
+        assert self.completed_at is not None
         return (self.completed_at - self.ready_at).total_seconds() / 60
 
     @property
     def met(self) -> bool:
-        return self.completed_at <= self.deadline
+        return self.completed_at is not None and self.completed_at <= self.deadline
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -48,21 +56,24 @@ def percentile(values: Sequence[float], p: float) -> float:
 @dataclass(frozen=True)
 class TierTat:
     priority: Priority
-    count: int
-    minutes: dict[int, float]  # percentile → minutes
+    count: int  # completed reads
+    minutes: dict[int, float]  # percentile → minutes (empty: none completed yet)
     met: int
+    #: Open studies of the tier already past their deadline.
+    open_breaches: int = 0
 
     @property
     def compliance(self) -> float:
-        return self.met / self.count
+        return self.met / (self.count + self.open_breaches)
 
 
 @dataclass(frozen=True)
 class FacilitySla:
     facility_id: int
-    count: int
+    count: int  # completed reads and open breaches: every read that is due
     met: int
     by_tier: dict[Priority, tuple[int, int]]  # tier → (met, count)
+    open_breaches: int = 0
 
     @property
     def compliance(self) -> float:
@@ -70,7 +81,8 @@ class FacilitySla:
 
 
 def per_tier(reads: Iterable[Read]) -> list[TierTat]:
-    """Turnaround percentiles per tier, most urgent tier first; tiers without reads left out."""
+    """Turnaround percentiles per tier (of completed reads), most urgent tier first; tiers
+    with neither completed reads nor open breaches left out."""
     by: dict[Priority, list[Read]] = defaultdict(list)
     for read in reads:
         by[read.priority].append(read)
@@ -79,13 +91,14 @@ def per_tier(reads: Iterable[Read]) -> list[TierTat]:
         group = by.get(tier)
         if not group:
             continue
-        minutes = [r.minutes for r in group]
+        minutes = [r.minutes for r in group if r.done]
         out.append(
             TierTat(
                 tier,
-                len(group),
-                {p: percentile(minutes, p) for p in PERCENTILES},
+                len(minutes),
+                {p: percentile(minutes, p) for p in PERCENTILES} if minutes else {},
                 sum(r.met for r in group),
+                sum(not r.done for r in group),
             )
         )
     return out
@@ -104,5 +117,8 @@ def per_facility(reads: Iterable[Read]) -> list[FacilitySla]:
             of_tier = [r for r in group if r.priority is tier]
             if of_tier:
                 tiers[tier] = (sum(r.met for r in of_tier), len(of_tier))
-        out.append(FacilitySla(facility_id, len(group), sum(r.met for r in group), tiers))
+        met = sum(r.met for r in group)
+        out.append(
+            FacilitySla(facility_id, len(group), met, tiers, sum(not r.done for r in group))
+        )
     return out

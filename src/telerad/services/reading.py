@@ -1,26 +1,34 @@
-"""The reading worklist as a running service: routing, holds, history, the ticker.
+"""The reading worklist as a running service: routing, holds, history, alerts, the ticker.
 
 Use cases over the pure :class:`~telerad.workflow.worklist.Worklist` aggregate:
 ``enqueue`` (a study became readable), ``withdraw`` (more images arrived),
-``claim``, ``release``, ``complete`` (marked read), and the views people see
-(``worklist_of`` a reader, the supervisor's ``board``, ``explain``,
-``turnaround``). Every command runs under one lock, then stores what the
-aggregate recorded: each read's entry (who holds it, when assigned, opened,
-read) and its events with their explanations, from which TAT and SLA are
-computed.
+``claim``, ``release``, ``complete`` (marked read), ``assign_by_hand`` and
+``acknowledge`` (the supervisor), and the views people see
+(:mod:`telerad.services.reading_views`). Every command runs under one lock, then
+stores what the aggregate recorded: each read's entry (who holds it, when
+assigned, opened, read), its events with their explanations, from which TAT and
+SLA are computed, and the alerts the supervisor must see
+(:mod:`telerad.services.reading_alerts`).
+
+A study withdrawn because more images came keeps its entry: when it is ready
+again it comes back with its first readiness time, its deadline and its history
+(the contract's clock does not restart).
 
 The roster is built from the accounts: radiologists with their licences
 (jurisdictions), privileges (facility ids) and reader profiles. A radiologist is
 *signed in* while they have a live browser session (the session policy's idle
-and maximum ages) or used a bearer token within :attr:`ReadingService.token_window`;
-when that ends, everything they hold is reassigned. The ticker re-reads the
-roster and sessions, reloads the rules file when it changed, and runs the
-worklist's clock (off-shift and stale reassignment, escalation, pushing what waits).
+and maximum ages) or used a bearer token within :attr:`ReadingService.token_window`.
+Signing out hands everything they hold on at once; a session that lapses makes
+them *away*: what they hold goes to another eligible reader when there is one,
+and otherwise stays with them while the supervisor is alerted. The ticker re-reads
+the roster and sessions, reloads the rules file when it changed, and runs the
+worklist's clock (away, off-shift and stale reassignment, escalation, pushing
+what waits).
 
 On start the worklist is rebuilt from the open entries and those studies are
 routed again (a reader may get a different study than before the restart).
 Assignments are not access to patient data: opening a study is audited by the
-viewer's path, not here.
+viewer's path; a supervisor's assignment and acknowledgement are audited here.
 """
 
 from __future__ import annotations
@@ -33,21 +41,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from telerad.domain.audit import Action, EventID
 from telerad.domain.read_status import ReadState
 from telerad.domain.readers import reader_of
 from telerad.domain.reading_entries import (
+    AlertChange,
+    AlertRow,
     EntryChange,
-    EntryEvent,
     FinishedRead,
     History,
     OpenEntry,
+    Reopened,
     RosterRow,
 )
-from telerad.domain.turnaround import FacilitySla, Read, TierTat, per_facility, per_tier
+from telerad.services.access_audit import Actor
+from telerad.services.audit import AuditService
 from telerad.services.readers import ProfileStore
+from telerad.services.reading_alerts import alert_changes, back_changes, gone_changes
+from telerad.services.reading_views import (
+    Board,
+    Candidate,
+    Explanation,
+    Item,
+    ReaderLoad,
+    ReadingViews,
+)
 from telerad.workflow.engine import Roster, assign
+from telerad.workflow.explain import nobody
 from telerad.workflow.model import Priority, Reader, ReadingStudy
-from telerad.workflow.rules import EscalationAction, Rules, RulesSource, default_rules
+from telerad.workflow.rules import Rules, RulesSource, default_rules
 from telerad.workflow.worklist import (
     Assigned,
     Breached,
@@ -55,18 +77,30 @@ from telerad.workflow.worklist import (
     Completed,
     Escalated,
     Event,
+    NoReader,
     Reassigned,
+    Unattended,
     Worklist,
     WorklistError,
 )
 
 log = logging.getLogger("telerad.reading")
 
-__all__ = ["ReadingService", "ReadingStore", "WorklistError"]
+__all__ = [
+    "Board",
+    "Candidate",
+    "Explanation",
+    "Handover",
+    "Item",
+    "ReaderLoad",
+    "ReadingService",
+    "ReadingStore",
+    "WorklistError",
+]
 
 
 class ReadingStore(ProfileStore, Protocol):
-    """Where worklist entries, their history and the roster are kept
+    """Where worklist entries, their history, alerts and the roster are kept
     (storage.db.reading_repository.SqlReading).
 
     Reader profiles live in the same store: `telerad reader` and the demo hand
@@ -79,7 +113,15 @@ class ReadingStore(ProfileStore, Protocol):
 
     def add_entry(self, study: ReadingStudy) -> int: ...
 
-    def save(self, changes: Iterable[EntryChange]) -> None: ...
+    def reopen(self, study: ReadingStudy) -> Reopened | None:
+        """Take up the study's withdrawn entry again (its routing facts from ``study``,
+        its readiness time and deadline kept); None when its latest entry is not
+        withdrawn."""
+        ...
+
+    def save(self, changes: Iterable[EntryChange]) -> None:
+        """Apply what commands changed (values, history rows, alerts) in one transaction."""
+        ...
 
     def open_entries(self) -> list[OpenEntry]: ...
 
@@ -93,56 +135,29 @@ class ReadingStore(ProfileStore, Protocol):
         self, since: datetime, facility_ids: frozenset[int] | None = None
     ) -> list[FinishedRead]: ...
 
+    def live_alerts(self, facility_ids: frozenset[int] | None) -> list[AlertRow]: ...
+
+    def acknowledge_alert(
+        self, alert_id: int, user_id: int, at: datetime, facility_ids: frozenset[int] | None
+    ) -> AlertRow | None:
+        """Mark a live alert seen; None when there is none with that id in scope."""
+        ...
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
-class Item:
-    """One study on the worklist as people see it."""
+class Handover:
+    """Where a released study went: ``holder`` None when back on the worklist; the
+    releasing reader's id when nobody else may read it now (``why`` says why)."""
 
-    study: ReadingStudy
     holder: int | None
-    holder_name: str
-    opened: bool
-    #: assigned (pushed, not opened), opened, pool (may be claimed), waiting (nobody yet)
-    state: str
-    why: str
-    #: ok, at-risk (past the supervisor alert share of its turnaround), breached
-    status: str
-    time_left: timedelta
+    why: str = ""
 
 
-@dataclass(frozen=True)
-class ReaderLoad:
-    user_id: int
-    name: str
-    signed_in: bool
-    on_shift: bool
-    studies: int
-    rvu: float
-    cap: float
-
-
-@dataclass(frozen=True)
-class Board:
-    items: list[Item]
-    readers: list[ReaderLoad]
-    network: str
-    rules_error: str | None
-
-
-@dataclass(frozen=True)
-class Explanation:
-    item: Item | None  # None: no longer on the worklist
-    state: str  # open, completed, withdrawn
-    facility_id: int
-    history: list[EntryEvent]
-    now: str  # for a waiting study: why nobody has it now
-
-
-class ReadingService:
+class ReadingService(ReadingViews):
     def __init__(
         self,
         store: ReadingStore,
@@ -152,6 +167,8 @@ class ReadingService:
         session_max: timedelta = timedelta(hours=12),
         token_window: timedelta = timedelta(minutes=10),
         clock: Callable[[], datetime] = _utcnow,
+        audit: AuditService | None = None,
+        facility_name: Callable[[int], str] = str,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -159,12 +176,16 @@ class ReadingService:
         self.session_max = session_max
         #: A bearer token used this recently counts as signed in.
         self.token_window = token_window
+        self.audit = audit
+        self.facility_name = facility_name
         self._source = RulesSource(rules_file) if rules_file is not None else None
         self._default = default_rules() if rules_file is None else None
         self._lock = threading.RLock()
         self.worklist = Worklist(self.rules(), Roster())
         self._entries: dict[str, int] = {}  # open study uid → entry id
         self._why: dict[str, str] = {}  # open study uid → its holder's explanation
+        self._summary: dict[str, str] = {}  # the same in one line
+        self._nobody: dict[str, tuple[datetime, str]] = {}  # why nobody holds it, per minute
         self._recorded: dict[str, set[str]] = {}  # escalations stored before a restart
         self._names: dict[int, str] = {}
         self._token_seen: dict[int, datetime] = {}
@@ -273,7 +294,7 @@ class ReadingService:
         return readers, frozenset(signed_in)
 
     def _refresh(self, now: datetime) -> None:
-        """Re-read the roster; sign in and out whoever changed."""
+        """Re-read the roster; sign in whoever came, mark away whoever's session lapsed."""
         roster = self.worklist.roster
         readers, signed_in = self._readers(now)
         present = {r.user_id for r in readers}
@@ -286,9 +307,23 @@ class ReadingService:
         for reader in sorted(roster, key=lambda r: r.user_id):
             should = reader.user_id in signed_in and reader.user_id in present
             if should and not reader.signed_in:
-                self.worklist.sign_in(reader.user_id, now)
+                self._sign_in(reader.user_id, now)
             elif reader.signed_in and not should:
-                self.worklist.reassign_on_sign_out(reader.user_id, now)
+                if reader.user_id in present:
+                    self.worklist.reader_away(reader.user_id, now)
+                else:  # they may not read any more: hand everything on
+                    self.worklist.reassign_on_sign_out(reader.user_id, now)
+
+    def _sign_in(self, user_id: int, now: datetime) -> None:
+        was_away = user_id in self.worklist.away
+        self.worklist.sign_in(user_id, now)
+        if was_away:  # what stayed with them is attended again
+            changes = [
+                EntryChange(self._entries[uid], alerts=back_changes(now))
+                for uid in self.worklist.held_by.get(user_id, ())
+                if uid in self._entries
+            ]
+            self.store.save(changes)
 
     def seen(self, user_id: int, now: datetime | None = None, *, token: bool = False) -> None:
         """A radiologist made an authenticated request: they are signed in from now on."""
@@ -301,7 +336,7 @@ class ReadingService:
             if user_id not in roster:
                 self._refresh(now)
             elif not roster.get(user_id).signed_in:
-                self.worklist.sign_in(user_id, now)
+                self._sign_in(user_id, now)
             self._flush()
 
     def note_token(self, user_id: int) -> None:
@@ -313,7 +348,10 @@ class ReadingService:
         now = now or self.clock()
         with self._lock:
             self._token_seen.pop(user_id, None)
-            if user_id in self.worklist.roster and self.worklist.roster.get(user_id).signed_in:
+            roster = self.worklist.roster
+            if user_id in roster and (
+                roster.get(user_id).signed_in or user_id in self.worklist.away
+            ):
                 self.worklist.reassign_on_sign_out(user_id, now)
                 self._flush()
 
@@ -321,7 +359,8 @@ class ReadingService:
     def enqueue(self, study: ReadingStudy, now: datetime | None = None) -> None:
         """A study became readable: route it (see :meth:`holder` for where it went).
 
-        A study already open on the worklist is left as it is.
+        A study already open on the worklist is left as it is; one withdrawn earlier
+        comes back with its readiness time, deadline and history.
         """
         now = now or self.clock()
         with self._lock:
@@ -329,9 +368,33 @@ class ReadingService:
             if study.uid in self.worklist.studies:
                 return
             self._apply_rules()
-            self._entries[study.uid] = self.store.add_entry(study)
+            reopened = self.store.reopen(study)
+            if reopened is None:
+                self._entries[study.uid] = self.store.add_entry(study)
+            else:
+                study = self._resume(study, reopened, now)
             self.worklist.add(study, now)
             self._flush()
+
+    def _resume(self, study: ReadingStudy, entry: Reopened, now: datetime) -> ReadingStudy:
+        """The study as it was when withdrawn: the contract's clock runs on."""
+        deadline = entry.deadline
+        if study.priority is not entry.priority:  # the order changed tier meanwhile
+            deadline = self.deadline(study.facility_id, study.priority, entry.ready_at)
+        holder = frozenset({entry.last_holder}) if entry.last_holder is not None else frozenset()
+        self._entries[study.uid] = entry.id
+        self._recorded[study.uid] = set(entry.recorded)
+        change = EntryChange(entry.id, {"deadline": deadline} if deadline != entry.deadline else {})
+        when = deadline.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        detail = f"ready again after more images; the deadline stays {when}"
+        change.events.append(_row("reopened", now, None, None, detail))
+        self.store.save([change])
+        return replace(
+            study,
+            ready_at=entry.ready_at,
+            deadline=deadline,
+            prior_readers=study.prior_readers | holder,
+        )
 
     def withdraw(self, study_uid: str, now: datetime | None = None) -> None:
         """More images arrived after it was readable: off the worklist until ready again
@@ -344,9 +407,10 @@ class ReadingService:
             holder = self.worklist.withdraw(study_uid, now)
             entry = self._entries.pop(study_uid)
             change = EntryChange(entry, {"state": "withdrawn", "closed_at": now})
-            change.events.append(_row("withdrawn", now, holder, None, "more images arrived"))
-            self._why.pop(study_uid, None)
-            self._recorded.pop(study_uid, None)
+            detail = "more images arrived; it comes back with its deadline once complete"
+            change.events.append(_row("withdrawn", now, holder, None, detail))
+            change.alerts.extend(gone_changes(now))
+            self._forget(study_uid)
             self.store.save([change])
             self._flush()
 
@@ -363,17 +427,23 @@ class ReadingService:
             self.worklist.claim(uid, reader_id, now)
             self._flush()
 
-    def release(self, uid: str, reader_id: int, now: datetime | None = None) -> int | None:
-        """The reader gives the study back; returns who has it now (them, when nobody else
-        may read it)."""
+    def release(self, uid: str, reader_id: int, now: datetime | None = None) -> Handover:
+        """The reader gives the study back: to another reader, or it stays with them when
+        nobody else may read it now (and the handover says why)."""
         now = now or self.clock()
         with self._lock:
             self.start(now)
-            decision = self.worklist.release(uid, reader_id, now)
+            wl = self.worklist
+            decision = wl.release(uid, reader_id, now)
             self._flush()
-            if decision is None:
-                return reader_id
-            return decision.reader.user_id if decision.reader else None
+            if decision is not None:
+                return Handover(decision.reader.user_id if decision.reader else None)
+            nobody_else = assign(
+                wl.studies[uid], wl.roster, wl.workload, wl.rules, now,
+                exclude=frozenset({reader_id}), trigger="released",
+            )  # fmt: skip
+            why = nobody(nobody_else) if nobody_else.reader is None else ""
+            return Handover(reader_id, why.replace("No reader", "Nobody else", 1))
 
     def complete(self, uid: str, reader_id: int, now: datetime | None = None) -> None:
         """The study is read (the report signed): it leaves the worklist."""
@@ -383,7 +453,64 @@ class ReadingService:
             self.worklist.complete(uid, reader_id, now)
             self._flush()
 
+    # -- the supervisor -----------------------------------------------------------------
+    def assign_by_hand(
+        self, uid: str, reader_id: int, actor: Actor, now: datetime | None = None
+    ) -> Item:
+        """A supervisor gives the study to an eligible reader (audited)."""
+        now = now or self.clock()
+        with self._lock:
+            self.start(now)
+            self._refresh(now)
+            study = self.worklist.study(uid)
+            self.worklist.assign_by_hand(uid, reader_id, now, by=f"supervisor {actor.id}")
+            self._flush()
+            item = self._item(uid, now)
+        self._audit(actor, study, f"reading worklist: assigned by hand to {item.holder_name}")
+        return item
+
+    def acknowledge(
+        self, alert_id: int, actor: Actor, user_id: int, facility_ids: frozenset[int] | None
+    ) -> AlertRow | None:
+        """The supervisor saw an alert (audited); None when it is not live or not theirs."""
+        row = self.store.acknowledge_alert(alert_id, user_id, self.clock(), facility_ids)
+        if row is not None:
+            detail = f"reading worklist: {row.kind.value} alert acknowledged"
+            study = self.worklist.studies.get(row.study_uid)
+            self._audit(actor, study, detail, row.study_uid, row.facility_id)
+        return row
+
+    def _audit(
+        self,
+        actor: Actor,
+        study: ReadingStudy | None,
+        detail: str,
+        uid: str = "",
+        facility_id: int | None = None,
+    ) -> None:
+        if self.audit is None:
+            return
+        fid = study.facility_id if study is not None else facility_id
+        self.audit.record(
+            EventID.PROCEDURE_RECORD,
+            actor.id,
+            actor_role=actor.role,
+            actor_is_user=actor.is_user,
+            action=Action.UPDATE,
+            source_address=actor.source,
+            study_uid=study.uid if study is not None else uid,
+            facility=self.facility_name(fid) if fid is not None else "",
+            detail=detail,
+        )
+
     # -- storing what happened ------------------------------------------------------------
+    def _forget(self, uid: str) -> None:
+        self._entries.pop(uid, None)
+        self._why.pop(uid, None)
+        self._summary.pop(uid, None)
+        self._nobody.pop(uid, None)
+        self._recorded.pop(uid, None)
+
     def _flush(self) -> None:
         events = list(self.worklist.events)
         self.worklist.events.clear()
@@ -399,19 +526,27 @@ class ReadingService:
             row = self._record(event, change.values)
             if row is not None:
                 change.events.append(row)
+            if row is not None or not isinstance(event, (Escalated, Breached)):
+                change.alerts.extend(self._alerts(event, entry))
             if isinstance(event, Completed):
                 closed.append(event.uid)
         self.store.save(changes.values())
         for uid in closed:
-            self._entries.pop(uid, None)
-            self._why.pop(uid, None)
-            self._recorded.pop(uid, None)
+            self._forget(uid)
+
+    def _alerts(self, event: Event, entry: int) -> list[AlertChange]:
+        found = alert_changes(event, self.worklist.studies.get(event.uid), self._name)
+        for alert in found:
+            if alert.raise_kind is not None:  # what a supervisor must see: no PHI in the log
+                log.warning("worklist alert: %s (entry %s)", alert.raise_kind.value, entry)
+        return found
 
     def _record(self, event: Event, values: dict[str, Any]) -> dict[str, Any] | None:
         """The entry's new column values for ``event``, and its history row."""
         match event:
-            case Assigned(uid, reader, at, why):
-                self._why[uid] = why
+            case Assigned(uid, reader, at, why, short):
+                self._why[uid], self._summary[uid] = why, short
+                self._nobody.pop(uid, None)
                 values.update(
                     assigned_to=reader,
                     assigned_at=at,
@@ -426,6 +561,7 @@ class ReadingService:
             case Reassigned(uid, from_reader, to_reader, reason, at):
                 if to_reader is None:
                     self._why.pop(uid, None)
+                    self._summary.pop(uid, None)
                     values.update(assigned_to=None, assigned_at=None, claimed_at=None, why="")
                 return _row("reassigned", at, from_reader, to_reader, reason)
             case Completed(uid, reader, at):
@@ -436,6 +572,10 @@ class ReadingService:
             case Breached(uid, at, reader):
                 values.update(breached_at=at)
                 return self._once(uid, "breached", "", at, reader)
+            case NoReader(uid, at, reason, _):
+                return _row("no-reader", at, None, None, reason)
+            case Unattended(uid, reader, at, reason):
+                return _row("unattended", at, reader, None, reason)
         return None
 
     def _once(
@@ -448,148 +588,6 @@ class ReadingService:
             return None
         seen.add(key)
         return _row(kind, at, reader, None, detail)
-
-    # -- views ------------------------------------------------------------------------------
-    def _item(self, uid: str, now: datetime, reader_id: int | None = None) -> Item:
-        wl = self.worklist
-        study = wl.studies[uid]
-        hold = wl.holds.get(uid)
-        opened = hold is not None and hold.claimed_at is not None
-        if hold is not None:
-            state = "opened" if opened else "assigned"
-        elif self._pooled(study, now):
-            state = "pool"
-        else:
-            state = "waiting"
-        why = self._why.get(uid, "") if hold is not None else ""
-        if state == "pool":
-            who = f"reader {reader_id}" if reader_id is not None else "an eligible reader"
-            why = f"In the pull pool ({study.priority}): {who} may claim it."
-        holder = hold.reader_id if hold else None
-        return Item(
-            study=study,
-            holder=holder,
-            holder_name=self._names.get(holder, f"reader {holder}") if holder else "",
-            opened=opened,
-            state=state,
-            why=why,
-            status=self._status(study, now),
-            time_left=study.deadline - now,
-        )
-
-    def _urgency(self, uid: str) -> tuple[int, datetime, str]:
-        study = self.worklist.studies[uid]
-        return (study.priority.rank, study.deadline, uid)
-
-    def _pooled(self, study: ReadingStudy, now: datetime) -> bool:
-        """In the pull pool, waiting to be claimed (not yet pushed by the ladder)."""
-        rules = self.worklist.rules
-        return (
-            rules.pull_pool
-            and study.priority in rules.pull_tiers
-            and not rules.widened(study.elapsed_fraction(now))
-        )
-
-    def _status(self, study: ReadingStudy, now: datetime) -> str:
-        if now >= study.deadline:
-            return "breached"
-        alert = [s.at for s in self.worklist.rules.escalation if s.action is _ALERT]
-        if study.elapsed_fraction(now) >= (alert[0] if alert else 0.8):
-            return "at-risk"
-        return "ok"
-
-    def worklist_of(self, reader_id: int, now: datetime | None = None) -> list[Item]:
-        """What the reader holds (most urgent first), then the pull pool they may claim."""
-        now = now or self.clock()
-        with self._lock:
-            self.start(now)
-            wl = self.worklist
-            held = sorted(wl.held_by.get(reader_id, ()), key=self._urgency)
-            items = [self._item(uid, now) for uid in held]
-            if wl.rules.pull_pool and reader_id in wl.roster:
-                reader = wl.roster.get(reader_id)
-                pool = []
-                for uid in wl.pending:
-                    study = wl.studies[uid]
-                    if not self._pooled(study, now):
-                        continue
-                    if wl.roster.eligible(reader, study, now)[0]:
-                        pool.append(uid)
-                items += [
-                    self._item(uid, now, reader_id) for uid in sorted(pool, key=self._urgency)
-                ]
-            return items
-
-    def board(self, facility_ids: frozenset[int] | None, now: datetime | None = None) -> Board:
-        """Every open study the caller may see, by priority and deadline; the readers' load."""
-        now = now or self.clock()
-        with self._lock:
-            self.start(now)
-            wl = self.worklist
-            visible = [
-                uid
-                for uid, s in wl.studies.items()
-                if facility_ids is None or s.facility_id in facility_ids
-            ]
-            items = [self._item(uid, now) for uid in sorted(visible, key=self._urgency)]
-            readers = []
-            for reader in sorted(wl.roster, key=lambda r: r.user_id):
-                if facility_ids is not None and not reader.facility_ids & facility_ids:
-                    continue
-                held = [
-                    wl.studies[uid]
-                    for uid in wl.held_by.get(reader.user_id, ())
-                    if facility_ids is None or wl.studies[uid].facility_id in facility_ids
-                ]
-                readers.append(
-                    ReaderLoad(
-                        reader.user_id,
-                        reader.name or f"reader {reader.user_id}",
-                        reader.signed_in,
-                        wl.roster.on_shift(reader, now),
-                        len(held),
-                        sum(s.rvu for s in held),
-                        wl.rules.cap_of(reader.queue_cap_rvu),
-                    )
-                )
-            return Board(items, readers, wl.rules.network, self.rules_error)
-
-    def item(self, uid: str, now: datetime | None = None) -> Item | None:
-        with self._lock:
-            if uid not in self.worklist.studies:
-                return None
-            return self._item(uid, now or self.clock())
-
-    def explain(self, uid: str, now: datetime | None = None) -> Explanation | None:
-        """The study's assignment history and, while nobody holds it, why nobody does."""
-        now = now or self.clock()
-        with self._lock:
-            history = self.store.history(uid)
-            if history is None:
-                return None
-            item = self._item(uid, now) if uid in self.worklist.studies else None
-            text = ""
-            if item is not None and item.holder is None:
-                wl = self.worklist
-                decision = assign(
-                    wl.studies[uid], wl.roster, wl.workload, wl.rules, now,
-                    trigger="asked why it waits",
-                )  # fmt: skip
-                text = decision.explain()
-            return Explanation(item, history.state, history.facility_id, history.events, text)
-
-    def turnaround(
-        self, facility_ids: frozenset[int] | None, since: datetime
-    ) -> tuple[list[TierTat], list[FacilitySla]]:
-        """TAT percentiles per tier and SLA compliance per facility of reads since ``since``."""
-        reads = [
-            Read(f.facility_id, f.priority, f.ready_at, f.deadline, f.completed_at)
-            for f in self.store.finished(since, facility_ids)
-        ]
-        return per_tier(reads), per_facility(reads)
-
-
-_ALERT = EscalationAction.ALERT_SUPERVISOR
 
 
 def _row(

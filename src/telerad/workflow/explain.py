@@ -106,3 +106,25 @@ def explain(decision: Decision) -> str:
     if decision.reader is None:
         return f"{head}: {nobody(decision)} {why_now(decision)}"
     return f"{head} → {decision.reader.label}.\n{why_me(decision)}\n{why_now(decision)}"
+
+
+def summary(decision: Decision) -> str:
+    """The decision in one short line, for a worklist row ("neuro, licensed in US-TX,
+    least loaded of 3"); :func:`explain` has the whole of it."""
+    study, score, runner_up = decision.study, decision.score, decision.runner_up
+    if decision.reader is None or score is None:
+        return nobody(decision)
+    parts = [study.subspecialty or study.modality, f"licensed in {study.jurisdiction}"]
+    if decision.trigger.startswith(("assigned by", "pulled from the pool")):
+        parts.append(decision.trigger)
+    elif score.terms["same_patient"]:
+        parts.append("holds this patient's other study")
+    elif score.terms["priors"]:
+        parts.append("read this patient's priors")
+    if decision.considered <= 1 and not decision.trigger.startswith("assigned by"):
+        parts.append("the only eligible reader")
+    elif runner_up is not None and score.load < runner_up.load:
+        parts.append(f"least loaded of {decision.considered}")
+    elif runner_up is not None:
+        parts.append(f"best placed of {decision.considered}")
+    return ", ".join(parts)

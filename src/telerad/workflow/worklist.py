@@ -32,7 +32,7 @@ from telerad.workflow.engine import (
     qualification_key,
     score_reader,
 )
-from telerad.workflow.explain import nobody
+from telerad.workflow.explain import nobody, summary
 from telerad.workflow.model import Reader, ReadingStudy, minute_of
 from telerad.workflow.rules import EscalationAction, Rules
 from telerad.workflow.worklist_events import (
@@ -194,7 +194,7 @@ class Worklist:
         self.held_by.setdefault(reader_id, set()).add(uid)
         self._unwait(uid)
         self.workload.add(reader_id, study)
-        self.events.append(Assigned(uid, reader_id, now, decision.explain()))
+        self.events.append(Assigned(uid, reader_id, now, decision.explain(), summary(decision)))
 
     def _take_back(self, uid: str) -> Hold:
         hold = self.holds.pop(uid)

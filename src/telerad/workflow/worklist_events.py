@@ -20,6 +20,7 @@ class Assigned:
     reader_id: int
     at: datetime
     why: str  # the decision's explanation
+    summary: str = ""  # the same in one short line
 
 
 @dataclass(frozen=True)

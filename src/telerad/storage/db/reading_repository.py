@@ -1,7 +1,8 @@
 """Reader profiles and shifts, worklist entries and their history (SQLAlchemy Core).
 
-One ``worklist_entry`` row per read: a study enqueued again after it was
-withdrawn or completed gets a new row, so turnaround is measured per read.
+One ``worklist_entry`` row per read: a study withdrawn because more images came
+keeps its row (reopened with its deadline); one enqueued again after it was read
+gets a new row, so turnaround is measured per read.
 Its ``worklist_event`` rows are the assignment history with the explanations.
 """
 
@@ -18,15 +19,18 @@ from telerad.domain.identity import Role
 from telerad.domain.read_status import ReadState
 from telerad.domain.readers import ReaderProfile, ShiftRule, parse_clock
 from telerad.domain.reading_entries import (
+    AlertRow,
     EntryChange,
     EntryEvent,
     FinishedRead,
     History,
     OpenEntry,
+    Reopened,
     RosterRow,
 )
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
+from telerad.storage.db.worklist_alerts import acknowledge_alert, apply_alert_changes, live_alerts
 from telerad.workflow.model import Priority, ReadingStudy, ReadKind
 
 # The entry types live in the domain; kept importable from here for storage's callers.
@@ -94,6 +98,21 @@ def _study_from(row: Any) -> ReadingStudy:
         read_kind=ReadKind(row.read_kind),
         prior_readers=frozenset(int(r) for r in row.prior_readers.split()),
     )
+
+
+def _facts(study: ReadingStudy) -> dict[str, Any]:
+    """The entry columns routing reads (the facility and the clock aside)."""
+    return {
+        "jurisdiction": study.jurisdiction,
+        "modality": study.modality,
+        "body_part": study.body_part,
+        "subspecialty": study.subspecialty,
+        "priority": study.priority.value,
+        "read_kind": study.read_kind.value,
+        "rvu": study.rvu,
+        "patient_key": study.patient_key,
+        "prior_readers": _join(study.prior_readers),
+    }
 
 
 class SqlReading:
@@ -211,15 +230,7 @@ class SqlReading:
                 .values(
                     study_uid=study.uid,
                     facility_id=study.facility_id,
-                    jurisdiction=study.jurisdiction,
-                    modality=study.modality,
-                    body_part=study.body_part,
-                    subspecialty=study.subspecialty,
-                    priority=study.priority.value,
-                    read_kind=study.read_kind.value,
-                    rvu=study.rvu,
-                    patient_key=study.patient_key,
-                    prior_readers=_join(study.prior_readers),
+                    **_facts(study),
                     ready_at=study.ready_at,
                     deadline=study.deadline,
                     state="open",
@@ -242,6 +253,56 @@ class SqlReading:
                 if change.events:
                     rows = [{"entry_id": change.entry_id, **event} for event in change.events]
                     conn.execute(insert(ev), rows)
+                if change.alerts:
+                    apply_alert_changes(conn, change.entry_id, change.alerts)
+
+    def reopen(self, study: ReadingStudy) -> Reopened | None:
+        """Take up the study's latest entry again when it was withdrawn: state open, the
+        routing facts of ``study``, its first readiness time and deadline kept."""
+        e, ev = t.worklist_entry, t.worklist_event
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(e).where(e.c.study_uid == study.uid).order_by(e.c.id.desc()).limit(1)
+            ).first()
+            if row is None or row.state != "withdrawn":
+                return None
+            conn.execute(
+                update(e)
+                .where(e.c.id == row.id)
+                .values(
+                    state="open",
+                    closed_at=None,
+                    assigned_to=None,
+                    assigned_at=None,
+                    claimed_at=None,
+                    why="",
+                    **_facts(study),
+                )
+            )
+            recorded = conn.execute(
+                select(ev.c.kind, ev.c.detail).where(
+                    ev.c.entry_id == row.id, ev.c.kind.in_(("escalated", "breached"))
+                )
+            ).all()
+        ready_at, deadline = utc(row.ready_at), utc(row.deadline)
+        assert ready_at is not None and deadline is not None
+        return Reopened(
+            row.id,
+            ready_at,
+            deadline,
+            Priority(row.priority),
+            row.assigned_to,
+            frozenset(f"{r.kind}:{r.detail}" for r in recorded),
+        )
+
+    def live_alerts(self, facility_ids: frozenset[int] | None) -> list[AlertRow]:
+        """The alerts whose cause has not gone, of the given facilities' studies."""
+        return live_alerts(self.engine, facility_ids)
+
+    def acknowledge_alert(
+        self, alert_id: int, user_id: int, at: datetime, facility_ids: frozenset[int] | None
+    ) -> AlertRow | None:
+        return acknowledge_alert(self.engine, alert_id, user_id, at, facility_ids)
 
     def open_entries(self) -> list[OpenEntry]:
         e, ev = t.worklist_entry, t.worklist_event
