@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -122,3 +123,81 @@ def test_the_page_shows_the_queue(setup: Setup) -> None:
     assert setup.mine.study_uid in page.text
     assert "no open order with accession number NOPE1" in page.text
     assert setup.other.study_uid not in page.text
+
+
+def _order(
+    platform: Platform, facility: str, accession: str, patient: PatientDemographics
+) -> Order:
+    fac = platform.index.facility_by_name(facility)
+    assert fac is not None
+    return platform.orders.place(
+        Order(fac.id, accession, patient, platform.orders.catalogue.resolve("71250")),
+        Origin("HL7", "RIS"),
+    )
+
+
+def _row(html: str, uid: str) -> str:
+    found = re.search(rf'<tr data-study="{re.escape(uid)}">.*?</tr>', html, re.S)
+    assert found, html
+    return found.group(0)
+
+
+@pytest.fixture
+def candidates(platform: Platform, setup: Setup) -> dict[str, Order]:
+    jane = PatientDemographics(setup.mine.patient_id, "DOE^JANE", "19700101", "F")
+    cancelled = _order(platform, "Here Hospital", "GONE1", jane)
+    platform.orders.cancel(cancelled, Origin("HL7", "RIS"))
+    return {
+        "patient": _order(platform, "Here Hospital", "PAT1", jane),
+        "same patient": _order(platform, "Here Hospital", "NOPE1X", jane),
+        "elsewhere": _order(platform, "There Hospital", "THERE1", jane),
+    }
+
+
+def test_the_page_shows_patient_study_viewer_link_and_orders_to_pick(
+    setup: Setup, candidates: dict[str, Order]
+) -> None:
+    page = setup.client.get("/reconciliation", headers=bearer(setup.tokens["clerk"]))
+    row = _row(page.text, setup.mine.study_uid)
+    assert "DOE, JANE" in row and "born 1970-01-01" in row and f"ID {setup.mine.patient_id}" in row
+    assert "2026-01-01 · CT" in row and "/CT/" not in row
+    assert f'href="/viewer?StudyInstanceUIDs={setup.mine.study_uid}"' in row
+    offered = re.findall(r'<option value="([^"]+)">', row)
+    assert sorted(offered) == ["NOPE1X", "PAT1"]  # open, same facility, same patient
+    assert 'name="accession_number" placeholder' not in row  # nothing to type
+    assert '<a href="/reconciliation">Reconciliation</a>' in page.text  # in the navigation
+
+
+def test_picking_an_order_answers_the_row_with_the_outcome(
+    platform: Platform, setup: Setup, candidates: dict[str, Order]
+) -> None:
+    url = f"/reconciliation/{setup.mine.study_uid}/assign"
+    headers = {**bearer(setup.tokens["clerk"]), "HX-Request": "true"}
+    done = setup.client.post(url, data={"accession_number": "PAT1"}, headers=headers)
+    assert done.status_code == 200
+    row = _row(done.text, setup.mine.study_uid)
+    assert "Matched to order PAT1" in row and "<form" not in row
+    order = platform.orders.get(candidates["patient"].id or 0)
+    assert order is not None and order.study_instance_uid == setup.mine.study_uid
+
+
+def test_an_error_comes_back_in_the_row_it_concerns(
+    setup: Setup, candidates: dict[str, Order]
+) -> None:
+    url = f"/reconciliation/{setup.mine.study_uid}/assign"
+    clerk = {**bearer(setup.tokens["clerk"]), "HX-Request": "true"}
+    taken = setup.client.post(url, data={"accession_number": "THERE1"}, headers=clerk)
+    assert taken.status_code == 422  # another facility's order does not exist here
+    row = _row(taken.text, setup.mine.study_uid)
+    assert '<p class="error" role="alert">no order with accession number THERE1</p>' in row
+    assert "<option" in row  # the row can be resolved again
+    reader = {**bearer(setup.tokens["reader"]), "HX-Request": "true"}
+    refused = setup.client.post(url, data={"accession_number": "PAT1"}, headers=reader)
+    assert refused.status_code == 403
+    assert "needs orders:write" in _row(refused.text, setup.mine.study_uid)
+    release = setup.client.post(
+        f"/reconciliation/{setup.other.study_uid}/release", data={"priority": "stat"}, headers=clerk
+    )
+    assert release.status_code == 404 and setup.other.study_uid in release.text
+    assert "no such study in reconciliation" in release.text
+    assert "DOE" not in release.text  # nothing of the other facility's study

@@ -55,6 +55,32 @@ def _near(order: Order, day: date | None) -> bool:
     return abs((order.scheduled_at.date() - day).days) <= DAYS_APART
 
 
+def orders_to_pick(study: StudyFacts, candidates: Sequence[Order]) -> list[Order]:
+    """The orders a person may match ``study`` to: open, of its facility, not taken by
+    another study, and naming its accession number, its UID or its patient. Those
+    with its accession number come first, then by appointment."""
+    fitting = [
+        o
+        for o in candidates
+        if _free_for(o, study)
+        and (
+            (study.accession_number and o.accession_number == study.accession_number)
+            or o.requested_study_uid == study.uid
+            or o.study_instance_uid == study.uid
+            or o.patient.patient_id == study.patient_id
+        )
+    ]
+    return sorted(
+        fitting,
+        key=lambda o: (
+            o.accession_number != study.accession_number,
+            o.scheduled_at is None,
+            o.scheduled_at or datetime.min,
+            o.accession_number,
+        ),
+    )
+
+
 def match(study: StudyFacts, candidates: Sequence[Order]) -> Match:
     """The order ``study`` answers, or why there is none."""
     orders = [o for o in candidates if _free_for(o, study)]

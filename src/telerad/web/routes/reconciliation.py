@@ -4,16 +4,21 @@
 the reason each waits); a person resolves one by matching it to an order
 (``POST /api/reconciliation/{uid}/assign``) or by sending it to reading as it is
 (``POST /api/reconciliation/{uid}/release``). ``/reconciliation`` is the same
-queue as a page. Reading needs ``orders:read``, resolving ``orders:write``; a
-study of another facility answers exactly like one that does not exist.
+queue as a page (:class:`~telerad.services.reconciliation_queue.ReconciliationQueue`:
+patient, study, a viewer link and the candidate orders to pick from); its forms
+post to ``/reconciliation/{uid}/assign|release``, which answer the row again, with
+the outcome or the error beside the study (htmx). Reading needs ``orders:read``,
+resolving ``orders:write``; a study of another facility answers exactly like one
+that does not exist.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -23,8 +28,9 @@ from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import OrderError
 from telerad.domain.readiness import ReadingState
 from telerad.services.orders import Origin
-from telerad.web.auth import authorise, client_address
-from telerad.web.routes.ui import TEMPLATES
+from telerad.services.reconciliation_queue import ReconciliationQueue
+from telerad.web.auth import authenticate, authorise, client_address
+from telerad.web.routes.ui import TEMPLATES, dicom_date, person_name, viewer_url
 from telerad.workflow.model import Priority
 
 _NOT_FOUND = "no such study in reconciliation"
@@ -72,13 +78,17 @@ class AssignIn(BaseModel):
     accession_number: str = Field(min_length=1, max_length=16, description="the order's")
 
 
+Tier = Literal["stroke", "trauma", "stat", "urgent", "routine"]
+
+
 class ReleaseIn(BaseModel):
-    priority: Literal["stroke", "trauma", "stat", "urgent", "routine"]
+    priority: Tier
 
 
 def router(platform: Platform) -> APIRouter:
     api = APIRouter(tags=["reconciliation"])
     reconciler = platform.reconciler
+    queue = ReconciliationQueue(reconciler, platform.orders, platform.archive)
 
     def visible(who: Principal, study_uid: str) -> ReadingState:
         state = reconciler.states.by_uid(study_uid)
@@ -86,9 +96,7 @@ def router(platform: Platform) -> APIRouter:
             raise HTTPException(404, _NOT_FOUND)
         return state
 
-    def listed(request: Request) -> tuple[Principal, list[ReadingState]]:
-        who = authorise(request, Permission.ORDERS_READ)
-        waiting = reconciler.waiting(who.facility_ids)
+    def audit_listing(request: Request, who: Principal, count: int) -> None:
         platform.audit.record(
             EventID.QUERY,
             who.username,
@@ -96,14 +104,47 @@ def router(platform: Platform) -> APIRouter:
             actor_is_user=who.is_user,
             action=Action.EXECUTE,
             source_address=client_address(request),
-            detail=f"reconciliation queue listed ({len(waiting)} studies)",
+            detail=f"reconciliation queue listed ({count} studies)",
         )
-        return who, waiting
+
+    def assign_order(
+        request: Request, who: Principal, study_uid: str, accession: str
+    ) -> ReadingState:
+        state = visible(who, study_uid)
+        order = platform.orders.by_accession(state.facility_id, accession)
+        if order is None:
+            raise HTTPException(422, f"no order with accession number {accession}")
+        origin = Origin("REST", who.username, client_address(request), who.is_user)
+        try:
+            return reconciler.assign(study_uid, order, origin)
+        except OrderError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    def release_as(request: Request, who: Principal, study_uid: str, tier: Tier) -> ReadingState:
+        visible(who, study_uid)
+        try:
+            released = reconciler.release(study_uid, Priority(tier))
+        except OrderError as exc:
+            raise HTTPException(409, str(exc)) from None
+        platform.audit.record(
+            EventID.PROCEDURE_RECORD,
+            who.username,
+            actor_role=who.role.value if who.role else "",
+            actor_is_user=who.is_user,
+            action=Action.UPDATE,
+            source_address=client_address(request),
+            study_uid=study_uid,
+            detail=f"released to reading as {tier}",
+        )
+        return released
 
     @api.get("/api/reconciliation", response_model=list[ReadingStateOut])
     def waiting(request: Request) -> list[ReadingStateOut]:
         """Unmatched and held studies, oldest first."""
-        return [ReadingStateOut.of(s) for s in listed(request)[1]]
+        who = authorise(request, Permission.ORDERS_READ)
+        found = reconciler.waiting(who.facility_ids)
+        audit_listing(request, who, len(found))
+        return [ReadingStateOut.of(s) for s in found]
 
     @api.get("/api/reconciliation/{study_uid}", response_model=ReadingStateOut)
     def one(request: Request, study_uid: str) -> ReadingStateOut:
@@ -117,15 +158,7 @@ def router(platform: Platform) -> APIRouter:
     ) -> ReadingStateOut:
         """Match the study to the order with this accession number at its facility."""
         who = authorise(request, Permission.ORDERS_WRITE)
-        state = visible(who, study_uid)
-        order = platform.orders.by_accession(state.facility_id, body.accession_number)
-        if order is None:
-            raise HTTPException(422, f"no order with accession number {body.accession_number}")
-        origin = Origin("REST", who.username, client_address(request), who.is_user)
-        try:
-            return ReadingStateOut.of(reconciler.assign(study_uid, order, origin))
-        except OrderError as exc:
-            raise HTTPException(409, str(exc)) from None
+        return ReadingStateOut.of(assign_order(request, who, study_uid, body.accession_number))
 
     @api.post("/api/reconciliation/{study_uid}/release", response_model=ReadingStateOut)
     def release(
@@ -133,35 +166,80 @@ def router(platform: Platform) -> APIRouter:
     ) -> ReadingStateOut:
         """Send the study to reading as it is (without an order, or with what is missing)."""
         who = authorise(request, Permission.ORDERS_WRITE)
-        visible(who, study_uid)
-        try:
-            released = reconciler.release(study_uid, Priority(body.priority))
-        except OrderError as exc:
-            raise HTTPException(409, str(exc)) from None
-        platform.audit.record(
-            EventID.PROCEDURE_RECORD,
-            who.username,
-            actor_role=who.role.value if who.role else "",
-            actor_is_user=who.is_user,
-            action=Action.UPDATE,
-            source_address=client_address(request),
-            study_uid=study_uid,
-            detail=f"released to reading as {body.priority}",
+        return ReadingStateOut.of(release_as(request, who, study_uid, body.priority))
+
+    # -- the page: the queue, resolved row by row (htmx) ------------------------------
+    def render(
+        request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(
+            request,
+            name,
+            {
+                "tiers": [p.value for p in Priority],
+                "person_name": person_name,
+                "dicom_date": dicom_date,
+                "viewer_url": viewer_url,
+                **context,
+            },
+            status_code=status,
         )
-        return ReadingStateOut.of(released)
 
     @api.get("/reconciliation", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request) -> HTMLResponse:
-        who, waiting = listed(request)
-        return TEMPLATES.TemplateResponse(
-            request,
-            "reconciliation.html",
-            {
-                "who": who,
-                "studies": waiting,
-                "tiers": [p.value for p in Priority],
+        who = authorise(request, Permission.ORDERS_READ)
+        rows = queue.rows(who)
+        audit_listing(request, who, len(rows))
+        context = {"who": who, "rows": rows, "can_resolve": who.can(Permission.ORDERS_WRITE)}
+        return render(request, "reconciliation.html", context)
+
+    def resolved_row(
+        request: Request, study_uid: str, act: Callable[[Principal], ReadingState], done: str
+    ) -> HTMLResponse:
+        """The row after ``act``: what happened, or the error next to the study it concerns."""
+        try:
+            who = authorise(request, Permission.ORDERS_WRITE)
+            act(who)
+        except HTTPException as exc:
+            who = authenticate(request)
+            row = queue.row(who, study_uid)
+            context = {
+                "r": row,
+                "uid": study_uid,
+                "error": str(exc.detail),
                 "can_resolve": who.can(Permission.ORDERS_WRITE),
-            },
+            }
+            return render(request, "reconciliation_row.html", context, exc.status_code)
+        context = {"r": queue.row(who, study_uid), "uid": study_uid, "done": done}
+        return render(request, "reconciliation_row.html", context)
+
+    @api.post(
+        "/reconciliation/{study_uid}/assign", response_class=HTMLResponse, include_in_schema=False
+    )
+    def page_assign(
+        request: Request,
+        study_uid: str,
+        accession_number: Annotated[str, Form(max_length=16)] = "",
+    ) -> HTMLResponse:
+        accession = accession_number.strip()
+
+        def act(who: Principal) -> ReadingState:
+            if not accession:
+                raise HTTPException(422, "pick the order this study answers")
+            return assign_order(request, who, study_uid, accession)
+
+        done = f"Matched to order {accession}: it goes to reading once complete and stable."
+        return resolved_row(request, study_uid, act, done)
+
+    @api.post(
+        "/reconciliation/{study_uid}/release", response_class=HTMLResponse, include_in_schema=False
+    )
+    def page_release(
+        request: Request, study_uid: str, priority: Annotated[Tier, Form()] = "routine"
+    ) -> HTMLResponse:
+        done = f"Sent to reading as it is ({priority}) once stable."
+        return resolved_row(
+            request, study_uid, lambda who: release_as(request, who, study_uid, priority), done
         )
 
     return api
