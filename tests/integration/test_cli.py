@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +169,74 @@ def test_demo_loads_every_promised_modality_family(data_dir: Path) -> None:
     again = telerad(data_dir, "demo")
     assert again.returncode == 0
     assert "0 stored" in again.stdout and f"{len(images)} already there" in again.stdout
+
+
+def test_an_instance_kept_for_another_facility_is_refused_as_any_taken_uid(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """Importing what another facility already has tells nothing of that facility."""
+    folder = tmp_path / "cross"
+    folder.mkdir()
+    north = next(ct_series(StudySpec(patient_name="NORTHONLY^PAT"), slices=1, rows=16, cols=16))
+    south = next(ct_series(StudySpec(patient_name="SOUTH^PAT"), slices=1, rows=16, cols=16))
+    (folder / "north.dcm").write_bytes(to_bytes(north))
+    (folder / "south.dcm").write_bytes(to_bytes(south))
+    south.StudyDescription = "CHANGED"  # the same SOP Instance UID, different content
+    (folder / "south-changed.dcm").write_bytes(to_bytes(south))
+    assert (
+        telerad(
+            data_dir, "import", str(folder / "north.dcm"), "--facility", "Clinic North"
+        ).returncode
+        == 0
+    )
+    assert (
+        telerad(
+            data_dir, "import", str(folder / "south.dcm"), "--facility", "Clinic South"
+        ).returncode
+        == 0
+    )
+
+    run = telerad(
+        data_dir, "import", str(folder / "north.dcm"), str(folder / "south-changed.dcm"),
+        "--facility", "Clinic South",
+    )  # fmt: skip
+    assert run.returncode == 1
+    out = run.stdout + run.stderr
+    assert "'Clinic South': 0 stored, 0 duplicates, 2 failed" in out
+    reasons = {
+        name: re.search(rf"{re.escape(name)}\s*│\s*(.+?)\s*│", out)
+        for name in ("north.dcm", "south-changed.dcm")
+    }
+    assert all(reasons.values()), out
+    # Word for word the answer for a taken UID at the importer's own facility.
+    assert reasons["north.dcm"][1] == reasons["south-changed.dcm"][1]  # type: ignore[index]
+    for hint in ("elsewhere", "Clinic North", "another facility", "NORTHONLY"):
+        assert hint not in out
+    p = open_platform(data_dir)
+    try:
+        assert p.index.counts()["instances"] == 2
+    finally:
+        p.close()
+
+
+def test_warnings_while_reading_are_counted_not_printed(data_dir: Path, tmp_path: Path) -> None:
+    """pydicom's warnings would break the progress bar and quote values (PHI)."""
+    from pydicom import config
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    spec = StudySpec(patient_name="MÜLLER^JÖRG", patient_id="ODD1")
+    saved = config.settings.writing_validation_mode
+    config.settings.writing_validation_mode = config.IGNORE
+    try:
+        for i, ds in enumerate(ct_series(spec, slices=3, rows=8, cols=8)):
+            ds.StudyDescription = "Ä" * 70  # longer than LO allows: pydicom warns on reading
+            (folder / f"{i}.dcm").write_bytes(to_bytes(ds))
+    finally:
+        config.settings.writing_validation_mode = saved
+    run = telerad(data_dir, "import", str(folder))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "UserWarning" not in run.stdout + run.stderr
+    assert "3 warnings while reading 3 files" in run.stdout
+    assert "exceeds the maximum length of 64 allowed for VR LO" in run.stdout
+    assert "MÜLLER" not in run.stdout + run.stderr and "ÄÄÄ" not in run.stdout + run.stderr

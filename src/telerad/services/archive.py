@@ -265,6 +265,12 @@ class Archive:
                 added = self.index.add_instance(facility_id, pending.header, blob, before_commit)
             except ConflictingHierarchy as exc:
                 self._drop(pending)
+                existing = self.index.find_instance(uid)
+                if existing is not None:
+                    # The SOP Instance UID is taken (perhaps by another facility's copy
+                    # of this very file): answered as any taken UID is, so the answer
+                    # never tells that the instance exists at another facility.
+                    return self._already_there(existing, facility_id, blob.sha256, ids)
                 return StoreResult(StoreOutcome.REJECTED, reason=str(exc), **ids)
             except Exception:
                 # Nothing half-written: the index did not commit, so drop the blob.
