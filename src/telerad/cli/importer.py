@@ -3,13 +3,23 @@
 Folders are searched recursively. A file that is not DICOM, is truncated, or
 conflicts with what is stored is reported with its path and the reason, and
 nothing of it is kept. The report names paths only, never patient data.
+
+Warnings raised while reading the files (pydicom's about non-conformant values)
+are counted instead of printed, so they neither break the progress bar nor show
+the values they quote (a malformed birth date or name is PHI); the summary says
+how many, of which kind, in how many files.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,10 +30,34 @@ from telerad.domain.model import Facility
 from telerad.services import files
 from telerad.services.archive import StoreTally
 
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def without_values(message: str) -> str:
+    """A warning's text with what it quotes left out: "Invalid value for VR DA: '…'"."""
+    return _QUOTED.sub("'…'", message)
+
 
 @dataclass
 class Summary(StoreTally):
     skipped: int = 0
+    #: Warnings while reading, by text without the values they quote.
+    warnings: Counter[str] = field(default_factory=Counter)
+    warned_files: set[str] = field(default_factory=set)
+
+
+@contextmanager
+def counted_warnings(summary: Summary, current: list[str]) -> Iterator[None]:
+    """Count every warning (``current[0]``: the file being read) instead of printing it."""
+
+    def count(message: Warning | str, *_: Any, **__: Any) -> None:
+        summary.warnings[without_values(str(message))] += 1
+        summary.warned_files.add(current[0])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # each one counted, not only the first per place
+        warnings.showwarning = count
+        yield
 
 
 def find_files(paths: Iterable[Path], summary: Summary) -> Iterator[Path]:
@@ -55,9 +89,11 @@ def import_paths(
     summary = Summary()
     files = list(find_files(paths, summary))
     progress = file_progress("import", console)
-    with progress:
+    current = [""]
+    with progress, counted_warnings(summary, current):
         task = progress.add_task("import", total=len(files), state="")
         for path in files:
+            current[0] = str(path)
             _import_one(platform, facility.id, path, summary)
             progress.update(
                 task,
@@ -88,3 +124,14 @@ def print_summary(console: Console, summary: Summary, facility: str) -> None:
         for path, reason in summary.failures:
             failures.add_row(path, reason)
         console.print(failures)
+    if summary.warnings:
+        total = sum(summary.warnings.values())
+        files = len(summary.warned_files)
+        table = Table(
+            "warning (values left out)",
+            "times",
+            title=f"{total} warnings while reading {files} file{'s' if files != 1 else ''}",
+        )
+        for message, times in summary.warnings.most_common():
+            table.add_row(message, str(times))
+        console.print(table)

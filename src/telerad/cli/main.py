@@ -82,7 +82,10 @@ def import_(
     from telerad.cli.importer import import_paths
 
     platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
-    summary = import_paths(platform, paths, facility, console)
+    try:
+        summary = import_paths(platform, paths, facility, console)
+    finally:
+        platform.close()  # a clean stop: the next start has nothing to recover
     raise typer.Exit(0 if summary.failed == 0 else 1)
 
 
