@@ -161,6 +161,8 @@ def test_network_admins_filter_by_facility(world: World) -> None:
 def test_a_facility_user_sees_no_filter_and_cannot_look_into_another_facility(world: World) -> None:
     html = world.page("tech").text
     assert 'name="facility"' not in html
+    assert "<th>Facility</th>" not in html  # one facility: the column says nothing
+    assert "<th>Facility</th>" in world.page("admin").text
     assert set(_rows(html)) == {world.specs["old"].study_uid, world.specs["newer"].study_uid}
     other = world.page("tech", facility=str(world.facilities["south"]))
     nowhere = world.page("tech", facility="99999")
