@@ -14,6 +14,7 @@ from telerad.bootstrap import Platform, bootstrap
 from telerad.config import Settings
 from telerad.synthetic import StudySpec, ct_series, mr_series, to_bytes
 from telerad.web.app import create_app
+from telerad.web.routes.viewer import STUDY_CONTEXT
 
 
 def _store(p: Platform, facility: str, datasets: Iterator[object]) -> None:
@@ -134,7 +135,12 @@ def test_viewer_serves_ohif_and_generates_its_configuration(
         pytest.fail("the OHIF build is missing: run `make install`")
     page = client.get("/viewer", params={"StudyInstanceUIDs": "1.2.3"})
     assert page.status_code == 200
-    assert page.text == (viewer_dir / "index.html").read_text()  # unmodified
+    # OHIF's page as built, with only the study-context line and session warning added.
+    original = (viewer_dir / "index.html").read_text()
+    assert page.text.replace(STUDY_CONTEXT, "", 1) == original
+    assert STUDY_CONTEXT + "</head>" in page.text
+    for name in ("viewer-banner.css", "session.js", "viewer-banner.js"):
+        assert client.get(f"/static/{name}").status_code == 200
     assert client.get("/viewer/dicomweb").text == page.text
     bundle = re.search(r'src="/(app\.bundle\.[0-9a-f]+\.js)"', page.text)
     assert bundle

@@ -104,15 +104,18 @@ def test_radiologist_sees_the_assigned_study_with_its_reason_and_opens_it(
         row = page.locator(f'tr[data-study-uid="{WAITING}"]')
         row.wait_for(timeout=15_000)
         assert "stat" in row.locator(".tier").inner_text()
-        why = row.locator(".why").inner_text()
-        assert "Dr Wl" in why and "licensed in US-CA" in why
-        # The page's buttons work through htmx: open (claim) the study.
-        row.locator("button.claim").click()
-        page.locator(f'tr[data-study-uid="{WAITING}"].state-opened').wait_for(timeout=15_000)
-        assert platform.reading.worklist.holds[WAITING].claimed_at is not None
-        page.locator(f'tr[data-study-uid="{WAITING}"] a.open').click()
+        # The reason in one short line; the whole explanation one click away.
+        why = row.locator(".why summary").inner_text()
+        assert why.startswith("CT, licensed in US-CA, the only eligible reader; ")
+        assert why.endswith(" min left")
+        row.locator(".why summary").click()
+        full = row.locator(".why pre").inner_text()
+        assert "Why Dr Wl (reader" in full and "Why now:" in full
+        # One click on the study opens it in the viewer and claims it.
+        row.locator("button.open").click()
         page.wait_for_url("**/viewer?**")
         assert parse_qs(urlparse(page.url).query)["StudyInstanceUIDs"] == [WAITING]
+        assert platform.reading.worklist.holds[WAITING].claimed_at is not None
     finally:
         page.close()
 

@@ -149,7 +149,7 @@ def test_not_the_holder_is_a_conflict(net: Net) -> None:
     cid = _reader(p, "cid", net.north)
     token = {"Authorization": f"Bearer {p.auth.issue_token(cid)}"}
     r = net.client.post(f"/api/worklist/{NORTH_UID}/claim", headers=token)
-    assert r.status_code == 409 and "held by reader" in r.json()["detail"]
+    assert r.status_code == 409 and "held by reader" in r.json()["detail"], r.text
 
 
 def test_board_scopes(net: Net) -> None:
@@ -205,7 +205,8 @@ def test_pages_render_for_their_people(net: Net) -> None:
     assert page.status_code == 200
     assert re.search(rf'<tr data-study-uid="{re.escape(NORTH_UID)}"', page.text)
     assert "privileged at facility" in page.text
-    assert f'href="/viewer?StudyInstanceUIDs={NORTH_UID}"' in page.text
+    # One click opens and claims: the study is a form posting to /worklist/{uid}/open.
+    assert f'action="/worklist/{NORTH_UID}/open"' in page.text
     assert SOUTH_UID not in page.text
     rows = net.client.get("/worklist/rows", headers=net.as_("ana"))
     assert rows.status_code == 200 and NORTH_UID in rows.text
@@ -216,9 +217,25 @@ def test_pages_render_for_their_people(net: Net) -> None:
     assert net.client.get("/board", headers=net.as_("root")).status_code == 200
     assert net.client.get("/board", headers=net.as_("ana")).status_code == 403
     assert net.client.get("/worklist", headers=net.as_("root")).status_code == 403
-    # The page's action: claim, answered with the refreshed rows.
-    acted = net.client.post(f"/worklist/{NORTH_UID}/claim", headers=net.as_("ana"))
-    assert acted.status_code == 200 and "opened" in acted.text
+    # The page's action: release (nobody else at North reads CT), answered with the rows
+    # and why it stayed.
+    acted = net.client.post(f"/worklist/{NORTH_UID}/release", headers=net.as_("ana"))
+    assert acted.status_code == 200 and "Not handed on: Nobody else now" in acted.text
+    # One click on the study: claimed, and on to the viewer.
+    opened = net.client.post(
+        f"/worklist/{NORTH_UID}/open", headers=net.as_("ana"), follow_redirects=False
+    )
+    assert opened.status_code == 303
+    assert opened.headers["location"] == f"/viewer?StudyInstanceUIDs={NORTH_UID}"
+    assert net.platform.reading.worklist.holds[NORTH_UID].claimed_at is not None
+    again = net.client.post(
+        f"/worklist/{NORTH_UID}/open", headers=net.as_("ana"), follow_redirects=False
+    )
+    assert again.status_code == 303  # opening it again just opens it
+    taken = net.client.post(
+        f"/worklist/{SOUTH_UID}/open", headers=net.as_("ana"), follow_redirects=False
+    )
+    assert taken.status_code == 404  # another facility's study: as if unknown
 
 
 def test_vendored_scripts_are_served_without_a_cdn(net: Net) -> None:

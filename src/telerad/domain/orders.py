@@ -215,6 +215,8 @@ class OrderFilter:
     scheduled_from: datetime | None = None
     scheduled_to: datetime | None = None
     study_instance_uid: str | None = None
+    #: Any of these studies (the reading worklist's rows).
+    study_instance_uids: tuple[str, ...] | None = None
     limit: int = 100
     offset: int = 0
 

@@ -435,18 +435,14 @@ class AuthService:
         self.identity.add_session(_digest(token), user.id, self.clock(), source)
         return token
 
-    def principal_from_session(self, token: str) -> Principal:
+    def principal_from_session(self, token: str, *, touch: bool = True) -> Principal:
+        """The session's principal. A request the person made (``touch``) keeps the
+        session alive; a page's own background polling does not, so that an idle
+        reader's session ends (and their studies are handed on) even with a page open."""
         key = _digest(token)
-        row = self.identity.session(key)
+        row = self._live_session(key)
         now = self.clock()
-        if row is None:
-            raise AuthError("not signed in")
-        if now - row.last_seen > self.policy.session_idle or now - row.created_at > (
-            self.policy.session_max
-        ):
-            self.identity.delete_session(key)
-            raise AuthError("the session has expired; sign in again")
-        if now - row.last_seen > timedelta(minutes=1):  # not one write per request
+        if touch and now - row.last_seen > timedelta(minutes=1):  # not one write per request
             self.identity.touch_session(key, now)
         cached = self._account(row.user_id)
         if cached is None:
@@ -458,6 +454,33 @@ class AuthService:
             auth_time=row.auth_time,
             break_glass=cached.break_glass,
         )
+
+    def _live_session(self, key: str) -> SessionRecord:
+        row = self.identity.session(key)
+        now = self.clock()
+        if row is None:
+            raise AuthError("not signed in")
+        if now - row.last_seen > self.policy.session_idle or now - row.created_at > (
+            self.policy.session_max
+        ):
+            self.identity.delete_session(key)
+            raise AuthError("the session has expired; sign in again")
+        return row
+
+    def session_left(self, token: str) -> timedelta:
+        """How long the session lasts without another request by the person (the idle
+        limit or, sooner, its maximum age); AuthError when it has ended."""
+        row = self._live_session(_digest(token))
+        now = self.clock()
+        idle = row.last_seen + self.policy.session_idle - now
+        return min(idle, row.created_at + self.policy.session_max - now)
+
+    def keep_session(self, token: str) -> timedelta:
+        """The person asked to stay signed in: the idle clock starts again."""
+        key = _digest(token)
+        self._live_session(key)
+        self.identity.touch_session(key, self.clock())
+        return self.session_left(token)
 
     def end_session(self, token: str) -> None:
         self.identity.delete_session(_digest(token))

@@ -107,8 +107,10 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(reconciliation.router(platform))
     app.include_router(ui.router(platform))
     viewer.mount(app, platform)
-    from telerad.web.routes import worklist
+    from telerad.web.routes import board, worklist
 
+    # The board first: its /api/worklist/{uid}/assign is not a worklist action.
+    app.include_router(board.router(platform))
     app.include_router(worklist.router(platform))
     app.add_middleware(worklist.ReaderActivity, reading=platform.reading)
     app.add_middleware(AccessLog)  # outermost: it times and logs everything

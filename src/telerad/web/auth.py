@@ -38,12 +38,17 @@ def set_session_cookie(response: Response, token: str, secure: bool) -> None:
     )
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A state-changing request made with a cookie must come from our own pages (CSRF)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin:
         return False
     return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+#: Sent by a page's own polling (htmx refreshes, the session timer): such requests do
+#: not count as the person's activity, so they never keep an idle session alive.
+BACKGROUND_HEADER = "X-Telerad-Background"
 
 
 def authenticate(request: Request) -> Principal:
@@ -60,8 +65,9 @@ def authenticate(request: Request) -> Principal:
                 raise AuthError("use Authorization: Bearer <token>")
             principal = auth.principal_from_token(token.strip())
         elif (cookie := request.cookies.get(SESSION_COOKIE)) is not None:
-            principal = auth.principal_from_session(cookie)
-            if request.method not in SAFE_METHODS and not _same_origin(request):
+            background = request.headers.get(BACKGROUND_HEADER) == "1"
+            principal = auth.principal_from_session(cookie, touch=not background)
+            if request.method not in SAFE_METHODS and not same_origin(request):
                 raise HTTPException(403, "cross-site request refused")
         elif not auth.has_users():
             principal = OPEN_ACCESS

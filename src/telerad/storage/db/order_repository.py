@@ -173,6 +173,8 @@ class SqlOrders:
             query = query.where(_O.c.scheduled_at < f.scheduled_to)
         if f.study_instance_uid is not None:
             query = query.where(_O.c.study_instance_uid == f.study_instance_uid)
+        if f.study_instance_uids is not None:
+            query = query.where(_O.c.study_instance_uid.in_(sorted(set(f.study_instance_uids))))
         query = query.order_by(_O.c.id).limit(f.limit).offset(f.offset)
         with self.engine.connect() as conn:
             return [_order_from(r) for r in conn.execute(query)]

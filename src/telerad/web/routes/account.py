@@ -21,6 +21,7 @@ from telerad.web.auth import (
     CurrentPrincipal,
     client_address,
     require,
+    same_origin,
     set_session_cookie,
 )
 
@@ -32,6 +33,11 @@ def safe_next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
+
+
+class SessionLeft(BaseModel):
+    seconds_left: int = Field(description="until the session ends without activity")
+    idle_minutes: int = Field(description="how long a session lasts unused")
 
 
 class TokenRequest(BaseModel):
@@ -132,6 +138,32 @@ def router(platform: Platform) -> APIRouter:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    def session_answer(request: Request, keep: bool) -> SessionLeft:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            raise HTTPException(401, "not signed in with a browser session")
+        try:
+            left = auth.keep_session(cookie) if keep else auth.session_left(cookie)
+        except AuthError as exc:
+            raise HTTPException(401, str(exc)) from exc
+        return SessionLeft(
+            seconds_left=max(int(left.total_seconds()), 0),
+            idle_minutes=int(auth.policy.session_idle.total_seconds() // 60),
+        )
+
+    @r.get("/api/auth/session", response_model=SessionLeft, tags=["auth"])
+    def session_left(request: Request) -> SessionLeft:
+        """How long the browser session lasts without the person doing anything (asking
+        does not count as activity: the pages ask every half minute to warn in time)."""
+        return session_answer(request, keep=False)
+
+    @r.post("/api/auth/session", response_model=SessionLeft, tags=["auth"])
+    def keep_session(request: Request) -> SessionLeft:
+        """Stay signed in: the idle clock starts again (up to the session's maximum age)."""
+        if not same_origin(request):
+            raise HTTPException(403, "cross-site request refused")
+        return session_answer(request, keep=True)
 
     @r.post("/api/auth/token", response_model=TokenResponse, tags=["auth"])
     def token(request: Request, body: TokenRequest) -> TokenResponse:

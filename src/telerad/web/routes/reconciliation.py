@@ -96,16 +96,23 @@ def router(platform: Platform) -> APIRouter:
             raise HTTPException(404, _NOT_FOUND)
         return state
 
-    def audit_listing(request: Request, who: Principal, count: int) -> None:
+    def audit(
+        request: Request, who: Principal, event: EventID, action: Action, detail: str, uid: str = ""
+    ) -> None:
         platform.audit.record(
-            EventID.QUERY,
+            event,
             who.username,
             actor_role=who.role.value if who.role else "",
             actor_is_user=who.is_user,
-            action=Action.EXECUTE,
+            action=action,
             source_address=client_address(request),
-            detail=f"reconciliation queue listed ({count} studies)",
+            study_uid=uid,
+            detail=detail,
         )
+
+    def audit_listing(request: Request, who: Principal, count: int) -> None:
+        detail = f"reconciliation queue listed ({count} studies)"
+        audit(request, who, EventID.QUERY, Action.EXECUTE, detail)
 
     def assign_order(
         request: Request, who: Principal, study_uid: str, accession: str
@@ -126,16 +133,8 @@ def router(platform: Platform) -> APIRouter:
             released = reconciler.release(study_uid, Priority(tier))
         except OrderError as exc:
             raise HTTPException(409, str(exc)) from None
-        platform.audit.record(
-            EventID.PROCEDURE_RECORD,
-            who.username,
-            actor_role=who.role.value if who.role else "",
-            actor_is_user=who.is_user,
-            action=Action.UPDATE,
-            source_address=client_address(request),
-            study_uid=study_uid,
-            detail=f"released to reading as {tier}",
-        )
+        detail = f"released to reading as {tier}"
+        audit(request, who, EventID.PROCEDURE_RECORD, Action.UPDATE, detail, study_uid)
         return released
 
     @api.get("/api/reconciliation", response_model=list[ReadingStateOut])

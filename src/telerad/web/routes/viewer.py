@@ -1,4 +1,5 @@
-"""The OHIF Viewer: its unmodified build served at the root paths it expects, configured by us.
+"""The OHIF Viewer: its unmodified build served at the root paths it expects, configured by us
+(and its page given the study-context line above the images).
 
 The published build (npm ``@ohif/app``) loads its bundles, workers and WebAssembly
 from absolute root paths (``/app.bundle.<hash>.js``, ``/assets/…``, ``/<hash>.wasm``)
@@ -129,6 +130,23 @@ def app_config(origin: str, wado_uri_path: str = "/wado") -> str:
     )
 
 
+#: What the platform adds to OHIF's page (its build is unmodified): the study's context
+#: above the images and the session warning.
+STUDY_CONTEXT = (
+    '<link rel="stylesheet" href="/static/viewer-banner.css">'
+    '<script src="/static/session.js"></script>'
+    '<script src="/static/viewer-banner.js"></script>'
+)
+
+
+def with_study_context(html: str) -> str:
+    """OHIF's index.html with the study-context line and the session warning."""
+    head = html.lower().find("</head>")
+    if head < 0:
+        return STUDY_CONTEXT + html
+    return html[:head] + STUDY_CONTEXT + html[head:]
+
+
 def wado_uri_path(app: FastAPI) -> str:
     """Where WADO-URI is served: ``/wado`` when the app routes it there, else under DICOMweb."""
     for candidate in ("/wado", "/dicom-web/wado"):
@@ -179,11 +197,13 @@ def mount(app: FastAPI, platform: Platform) -> None:
     index = viewer_dir / "index.html" if viewer_dir else None
     installed = index is not None and index.is_file()
 
+    page = with_study_context(index.read_text(encoding="utf-8")) if installed and index else ""
+
     def viewer_page(request: Request) -> Response:
         if not installed or index is None:
             return _missing(viewer_dir)
-        return FileResponse(
-            index,
+        return Response(
+            page,
             media_type="text/html; charset=utf-8",
             headers={"Cache-Control": "no-cache", **ISOLATION_HEADERS},
         )

@@ -1,43 +1,55 @@
-"""The reading worklist over HTTP: a radiologist's queue, the supervisor's board, TAT/SLA.
+"""The radiologist's reading worklist over HTTP (the supervisor's board: board.py).
 
 API (JSON): ``GET /api/worklist`` (the caller's own queue: what they hold, most
-urgent first, then the pull pool they may claim), ``POST
-/api/worklist/{uid}/claim|release|complete``, ``GET /api/worklist/board``,
-``GET /api/worklist/{uid}/explain``, ``GET /api/stats/tat``. Pages (Jinja2 +
-htmx, Chart.js): ``/worklist`` and ``/board``, whose rows refresh by polling
-small HTML fragments.
+urgent first, then the pull pool they may claim, each with the patient, the
+reason for the exam and the ordering physician), ``POST
+/api/worklist/{uid}/claim|release|complete``, ``GET /api/worklist/{uid}/explain``,
+``GET /api/worklist/context/{uid}`` (what the viewer shows above the images).
+Pages (Jinja2 + htmx): ``/worklist``, whose rows refresh by polling a small HTML
+fragment; one click on a study opens it in the viewer and claims it
+(``POST /worklist/{uid}/open``).
 
-Who sees what: a radiologist sees their own queue; the board and the statistics
-are for network admins (every facility) and facility admins (their facility);
-a study is never shown, explained or acted on outside the caller's facilities
-(:meth:`Principal.sees`) — such a study answers 404, as an unknown one does.
+Who sees what: a radiologist sees their own queue; a study is never shown,
+explained or acted on outside the caller's facilities (:meth:`Principal.sees`) —
+such a study answers 404, as an unknown one does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telerad.bootstrap import Platform
 from telerad.domain.identity import Permission, Principal, Role
-from telerad.domain.model import Level
-from telerad.domain.query import Query as StudyQuery
-from telerad.domain.query import UidList
-from telerad.services.reading import Item, ReadingService, WorklistError
+from telerad.services.reading import ReadingService, WorklistError
+from telerad.services.reading_context import ReadingContext
 from telerad.web.auth import authenticate
 from telerad.web.routes.ui import TEMPLATES, person_name
+from telerad.web.routes.worklist_common import (
+    POLL_SECONDS,
+    SORTS,
+    Row,
+    View,
+    facility_names,
+    item_json,
+    reader_of,
+    rows_of,
+    time_left,
+    viewer_url,
+    visible_item,
+)
+from telerad.workflow.model import Priority
 
-#: How often the pages refresh their rows, in seconds.
-POLL_SECONDS = 5
-SUPERVISORS = frozenset({Role.NETWORK_ADMIN, Role.FACILITY_ADMIN})
 Action = Literal["claim", "release", "complete"]
+#: What "Mark read" says until reports are written (the reporting flow replaces it).
+NO_REPORT = (
+    "telerad does not write reports yet: marking read only takes the study off your "
+    "worklist and records the read time; no report is sent to the facility."
+)
 
 
 def vendor_dir() -> Path | None:
@@ -49,153 +61,64 @@ def vendor_dir() -> Path | None:
     return None
 
 
-def viewer_url(uid: str) -> str:
-    return "/viewer?" + urlencode({"StudyInstanceUIDs": uid})
-
-
-def time_left(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    late = minutes < 0
-    span = abs(minutes)
-    text = f"{span / 60:.1f} h" if span >= 120 else f"{span:.0f} min"
-    return f"{text} overdue" if late else text
-
-
-# -- who may do what ---------------------------------------------------------------------
-
-
-def reader_of(request: Request, platform: Platform) -> Principal:
-    """The radiologist calling (their queue, their holds); 403 for anyone else."""
-    who = authenticate(request)
-    if who.role is not Role.RADIOLOGIST or who.user_id is None:
-        raise HTTPException(403, "only radiologists have a reading worklist")
-    if not who.can(Permission.READING):
-        raise HTTPException(403, f"this token may not do this (needs {Permission.READING.value})")
-    platform.reading.seen(who.user_id, token=who.method == "token")
-    return who
-
-
-def supervisor_of(request: Request) -> Principal:
-    """A network admin (every facility) or facility admin (their own); 403 for others."""
-    who = authenticate(request)
-    if who.method == "open":
-        return who  # no accounts yet: loopback only, everything is open
-    if who.role not in SUPERVISORS or not who.can(Permission.ADMIN):
-        raise HTTPException(403, "the board is for network and facility administrators")
-    return who
-
-
-def _visible_item(reading: ReadingService, who: Principal, uid: str) -> Item:
-    item = reading.item(uid)
-    if item is None or not who.sees(item.study.facility_id, uid):
-        raise HTTPException(404, f"study {uid} is not on your worklist")
-    return item
-
-
-# -- what is shown ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Details:
-    patient: str
-    accession: str
-    description: str
-
-
-def _details(platform: Platform, who: Principal, uids: list[str]) -> dict[str, Details]:
-    """Patient name, accession and description of the studies, within the caller's scope."""
-    if not uids:
-        return {}
-    found = platform.archive.search(
-        StudyQuery(
-            Level.STUDY,
-            matches={"StudyInstanceUID": UidList(tuple(uids))},
-            returns={"StudyDescription", "AccessionNumber", "PatientName"},
-            facility_ids=who.facility_ids,
-            limit=len(uids),
-            granted_studies=who.break_glass,
-        )
-    )
-    return {
-        str(s["StudyInstanceUID"]): Details(
-            person_name(s.get("PatientName")),
-            str(s.get("AccessionNumber") or ""),
-            str(s.get("StudyDescription") or ""),
-        )
-        for s in found
-    }
-
-
-def item_json(item: Item, now: datetime, facility: str = "") -> dict[str, Any]:
-    s = item.study
-    return {
-        "study_uid": s.uid,
-        "facility_id": s.facility_id,
-        "facility": facility,
-        "priority": s.priority.value,
-        "modality": s.modality,
-        "body_part": s.body_part,
-        "subspecialty": s.subspecialty,
-        "read_kind": s.read_kind.value,
-        "rvu": s.rvu,
-        "ready_at": s.ready_at.isoformat(),
-        "deadline": s.deadline.isoformat(),
-        "minutes_left": round((s.deadline - now).total_seconds() / 60, 1),
-        "state": item.state,
-        "status": item.status,
-        "reader_id": item.holder,
-        "reader": item.holder_name,
-        "reason": item.why,
-        "viewer_url": viewer_url(s.uid),
-    }
-
-
-def _names(platform: Platform) -> dict[int, str]:
-    return {f.id: f.name for f in platform.index.list_facilities()}
-
-
 def router(platform: Platform) -> APIRouter:
     r = APIRouter(tags=["worklist"])
     reading = platform.reading
+    context = ReadingContext(platform.archive, platform.index, platform.orders)
+
+    def my_rows(who: Principal) -> list[Row]:
+        assert who.user_id is not None
+        items = [i for i in reading.worklist_of(who.user_id) if who.sees(i.study.facility_id)]
+        return rows_of(context, who, items)
 
     # -- the radiologist's queue ----------------------------------------------------------
     @r.get("/api/worklist")
     def my_worklist(request: Request) -> dict[str, Any]:
         """The caller's queue: assigned studies first (most urgent first), then the pull pool."""
         who = reader_of(request, platform)
-        assert who.user_id is not None
         now = reading.clock()
-        names = _names(platform)
-        items = [i for i in reading.worklist_of(who.user_id, now) if who.sees(i.study.facility_id)]
+        names = facility_names(platform)
         return {
             "reader_id": who.user_id,
-            "items": [item_json(i, now, names.get(i.study.facility_id, "")) for i in items],
+            "items": [
+                item_json(row, now, names.get(row.item.study.facility_id, ""))
+                for row in my_rows(who)
+            ],
         }
 
-    def act(who: Principal, uid: str, action: Action) -> Item | None:
+    def act(who: Principal, uid: str, action: Action) -> str:
+        """Do ``action``; what happened, in words."""
         assert who.user_id is not None
-        _visible_item(reading, who, uid)
+        visible_item(reading, who, uid)
         try:
             if action == "claim":
                 reading.claim(uid, who.user_id)
-            elif action == "release":
-                reading.release(uid, who.user_id)
-            else:
+                return "Opened: it is yours until you finish or release it."
+            if action == "complete":
                 reading.complete(uid, who.user_id)
+                return "Marked read. " + NO_REPORT
+            handover = reading.release(uid, who.user_id)
         except WorklistError as exc:
             raise HTTPException(409, str(exc)) from exc
-        return reading.item(uid)
+        if handover.holder == who.user_id:
+            return f"Not handed on: {handover.why} It stays with you."
+        if handover.holder is None:
+            return "Released: back on the worklist until a reader may take it."
+        item = reading.item(uid)
+        return f"Handed on to {item.holder_name if item else 'another reader'}."
 
     @r.post("/api/worklist/{uid}/{action}")
     def worklist_action(request: Request, uid: str, action: Action) -> dict[str, Any]:
         """Claim (open) a study, release it to another reader, or mark it read."""
         who = reader_of(request, platform)
-        item = act(who, uid, action)
+        message = act(who, uid, action)
         now = reading.clock()
+        item = reading.item(uid)
         return {
             "study_uid": uid,
             "action": action,
-            "item": item_json(item, now) if item is not None else None,
+            "message": message,
+            "item": item_json(rows_of(context, who, [item])[0], now) if item else None,
         }
 
     @r.get("/api/worklist/{uid}/explain")
@@ -211,7 +134,7 @@ def router(platform: Platform) -> APIRouter:
         return {
             "study_uid": uid,
             "state": found.state,
-            "item": item_json(found.item, now) if found.item else None,
+            "item": item_json(Row(found.item, None), now) if found.item else None,
             "why_waiting": found.now,
             "history": [
                 {
@@ -225,107 +148,120 @@ def router(platform: Platform) -> APIRouter:
             ],
         }
 
-    # -- the supervisor's board and the statistics ---------------------------------------
-    @r.get("/api/worklist/board")
-    def board(request: Request) -> dict[str, Any]:
-        """Open studies by priority and deadline, with what is at risk; the readers' load."""
-        who = supervisor_of(request)
-        now = reading.clock()
-        b = reading.board(who.facility_ids, now)
-        names = _names(platform)
+    @r.get("/api/worklist/context/{uid}")
+    def study_context(request: Request, uid: str) -> dict[str, Any]:
+        """What the viewer shows above the images: the patient, the order, the facility
+        and, for a radiologist, where the study stands on their worklist."""
+        who = authenticate(request)
+        found = context.of(who, [uid]).get(uid)
+        if found is None:
+            raise HTTPException(404, f"no study {uid}")
+        item = reading.item(uid)
+        mine = item is not None and who.user_id is not None and item.holder == who.user_id
         return {
-            "network": b.network,
-            "rules_error": b.rules_error,
-            "items": [item_json(i, now, names.get(i.study.facility_id, "")) for i in b.items],
-            "readers": [
-                {
-                    "reader_id": x.user_id,
-                    "name": x.name,
-                    "signed_in": x.signed_in,
-                    "on_shift": x.on_shift,
-                    "studies": x.studies,
-                    "rvu": round(x.rvu, 2),
-                    "cap_rvu": x.cap,
-                }
-                for x in b.readers
-            ],
+            "study_uid": uid,
+            "patient_name": person_name(found.patient_name),
+            "age": found.age,
+            "sex": found.sex,
+            "accession": found.accession,
+            "description": found.description,
+            "reason_for_exam": found.reason,
+            "has_order": found.has_order,
+            "ordering_physician": person_name(found.ordering_physician),
+            "facility": found.facility,
+            "on_worklist": item is not None,
+            "priority": item.study.priority.value if item else None,
+            "time_left": time_left(item.time_left) if item else None,
+            "status": item.status if item else None,
+            "yours": mine,
+            "state": item.state if item else None,
+            "session": who.method == "session",
         }
 
-    @r.get("/api/stats/tat")
-    def tat(
-        request: Request,
-        facility: Annotated[
-            int | None, Query(description="Facility id; all you see when unset")
-        ] = None,
-        days: Annotated[int, Query(ge=1, le=366)] = 30,
-    ) -> dict[str, Any]:
-        """Turnaround percentiles per priority and SLA compliance per facility."""
-        who = supervisor_of(request)
-        return tat_stats(platform, who, facility, days)
-
     # -- pages --------------------------------------------------------------------------
-    def page(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(request, name, {"poll": POLL_SECONDS, **context})
+    def page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(
+            request, name, {"poll": POLL_SECONDS, **ctx}, status_code=status
+        )
 
-    def rows_context(who: Principal, error: str = "") -> dict[str, Any]:
-        assert who.user_id is not None
-        now = reading.clock()
-        items = [i for i in reading.worklist_of(who.user_id, now) if who.sees(i.study.facility_id)]
+    def rows_context(
+        who: Principal, view: View, notice: str = "", error: str = ""
+    ) -> dict[str, Any]:
+        rows = my_rows(who)
+        facilities = sorted(
+            {(r.item.study.facility_id, r.context.facility if r.context else "") for r in rows},
+            key=lambda f: f[1],
+        )
         return {
             "who": who,
-            "items": items,
-            "details": _details(platform, who, [i.study.uid for i in items]),
-            "facilities": _names(platform),
+            "rows": view.arrange(rows),
+            "total": len(rows),
+            "view": view,
+            "query": view.query(),
+            "facilities": facilities,
+            "priorities": [p.value for p in Priority],
+            "modalities": sorted({r.item.study.modality for r in rows}),
+            "sorts": SORTS,
             "time_left": time_left,
             "viewer_url": viewer_url,
+            "person_name": person_name,
+            "no_report": NO_REPORT,
+            "notice": notice,
             "error": error,
         }
 
-    def rows(request: Request, who: Principal, error: str = "") -> HTMLResponse:
-        return page(request, "worklist_rows.html", rows_context(who, error))
+    def view_of(priority: str, facility: str, modality: str, sort: str) -> View:
+        return View(priority, facility, modality, sort if sort in SORTS else "urgency")
+
+    Filter = Annotated[str, Query(max_length=32)]
 
     @r.get("/worklist", response_class=HTMLResponse, include_in_schema=False)
-    def worklist_page(request: Request) -> HTMLResponse:
+    def worklist_page(
+        request: Request,
+        priority: Filter = "",
+        facility: Filter = "",
+        modality: Filter = "",
+        sort: Filter = "urgency",
+    ) -> HTMLResponse:
         who = reader_of(request, platform)
-        return page(request, "worklist.html", rows_context(who))
+        view = view_of(priority, facility, modality, sort)
+        return page(request, "worklist.html", rows_context(who, view))
 
     @r.get("/worklist/rows", response_class=HTMLResponse, include_in_schema=False)
-    def worklist_rows(request: Request) -> HTMLResponse:
-        return rows(request, reader_of(request, platform))
+    def worklist_rows(
+        request: Request,
+        priority: Filter = "",
+        facility: Filter = "",
+        modality: Filter = "",
+        sort: Filter = "urgency",
+    ) -> HTMLResponse:
+        who = reader_of(request, platform)
+        view = view_of(priority, facility, modality, sort)
+        return page(request, "worklist_rows.html", rows_context(who, view))
+
+    @r.post("/worklist/{uid}/open", include_in_schema=False, response_model=None)
+    def open_study(request: Request, uid: str) -> Response:
+        """One click: claim the study and open it in the viewer."""
+        who = reader_of(request, platform)
+        item = visible_item(reading, who, uid)
+        if not (item.holder == who.user_id and item.opened):
+            try:
+                act(who, uid, "claim")
+            except HTTPException as exc:
+                ctx = rows_context(who, View(), error=str(exc.detail))
+                return page(request, "worklist.html", ctx, status=exc.status_code)
+        return RedirectResponse(viewer_url(uid), status_code=303)
 
     @r.post("/worklist/{uid}/{action}", response_class=HTMLResponse, include_in_schema=False)
     def worklist_page_action(request: Request, uid: str, action: Action) -> HTMLResponse:
         who = reader_of(request, platform)
         try:
-            act(who, uid, action)
+            notice = act(who, uid, action)
         except HTTPException as exc:
-            return rows(request, who, str(exc.detail))
-        return rows(request, who)
-
-    @r.get("/board", response_class=HTMLResponse, include_in_schema=False)
-    def board_page(request: Request) -> HTMLResponse:
-        who = supervisor_of(request)
-        names = _names(platform)
-        facilities = sorted(
-            ((fid, n) for fid, n in names.items() if who.sees(fid)), key=lambda x: x[1]
-        )
-        return page(request, "board.html", {"who": who, "facilities": facilities})
-
-    @r.get("/board/rows", response_class=HTMLResponse, include_in_schema=False)
-    def board_rows(request: Request) -> HTMLResponse:
-        who = supervisor_of(request)
-        now = reading.clock()
-        b = reading.board(who.facility_ids, now)
-        return page(
-            request,
-            "board_rows.html",
-            {
-                "board": b,
-                "facilities": _names(platform),
-                "time_left": time_left,
-                "viewer_url": viewer_url,
-            },
-        )
+            return page(
+                request, "worklist_rows.html", rows_context(who, View(), error=str(exc.detail))
+            )
+        return page(request, "worklist_rows.html", rows_context(who, View(), notice=notice))
 
     @r.get("/static/vendor/{name}", include_in_schema=False)
     def vendored(name: str) -> FileResponse:
@@ -340,46 +276,6 @@ def router(platform: Platform) -> APIRouter:
         )
 
     return r
-
-
-def tat_stats(
-    platform: Platform, who: Principal, facility: int | None, days: int
-) -> dict[str, Any]:
-    if facility is not None and not who.sees(facility):
-        raise HTTPException(404, f"no facility {facility}")
-    scope = frozenset({facility}) if facility is not None else who.facility_ids
-    since = platform.reading.clock() - timedelta(days=days)
-    tiers, facilities = platform.reading.turnaround(scope, since)
-    names = _names(platform)
-    return {
-        "days": days,
-        "facility_id": facility,
-        "tat_minutes": [
-            {
-                "priority": t.priority.value,
-                "reads": t.count,
-                "p50": round(t.minutes[50], 1),
-                "p90": round(t.minutes[90], 1),
-                "p95": round(t.minutes[95], 1),
-                "sla_met": t.met,
-            }
-            for t in tiers
-        ],
-        "sla": [
-            {
-                "facility_id": f.facility_id,
-                "facility": names.get(f.facility_id, str(f.facility_id)),
-                "reads": f.count,
-                "met": f.met,
-                "compliance": round(f.compliance, 4),
-                "by_priority": {
-                    tier.value: {"met": met, "reads": count}
-                    for tier, (met, count) in f.by_tier.items()
-                },
-            }
-            for f in facilities
-        ],
-    }
 
 
 class ReaderActivity:
