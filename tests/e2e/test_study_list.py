@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from tests.e2e.test_web_pages import _store
 
 from telerad.bootstrap import Platform
 from telerad.domain.identity import Role
 from telerad.domain.reading_entries import EntryChange
-from telerad.synthetic import StudySpec, ct_series, to_bytes
+from telerad.synthetic import StudySpec, ct_series
 from telerad.web.app import create_app
 from telerad.workflow.model import Priority, ReadingStudy
 
@@ -47,15 +48,9 @@ def _cells(html: str, uid: str) -> list[str]:
     ]
 
 
-def _store(p: Platform, facility_id: int, spec: StudySpec) -> None:
-    for ds in ct_series(spec, slices=1, rows=8, cols=8):
-        assert p.archive.store(facility_id, to_bytes(ds)).ok
-
-
 @pytest.fixture
 def world(platform: Platform) -> Iterator[World]:
-    north = platform.index.add_facility("North Clinic").id
-    south = platform.index.add_facility("South Hospital").id
+    places = {"north": "North Clinic", "south": "South Hospital"}
     specs = {
         "old": StudySpec(
             patient_id="P1",
@@ -88,10 +83,14 @@ def world(platform: Platform) -> Iterator[World]:
             patient_id="P4", patient_name="POE^EDGAR", study_date="", accession="A4"
         ),
     }
-    _store(platform, north, specs["old"])
-    _store(platform, south, specs["new"])
-    _store(platform, north, specs["newer"])
-    _store(platform, south, specs["undated"])
+    for key, place in (
+        ("old", "north"),
+        ("new", "south"),
+        ("newer", "north"),
+        ("undated", "south"),
+    ):
+        _store(platform, places[place], ct_series(specs[key], slices=1, rows=8, cols=8))
+    north, south = (platform.index.facility_by_name(n).id for n in places.values())  # type: ignore[union-attr]
     auth = platform.auth
     users = {
         "admin": auth.create_user("admin", Role.NETWORK_ADMIN),
