@@ -196,6 +196,8 @@ def test_mpps_in_progress_holds_and_completed_releases(
     clock.after(seconds=5)
     p.reconciler.run()
     assert state(p, spec.study_uid) == Readiness.READY
+    [reading] = queue.enqueued  # the MPPS path gives the router a modality it knows
+    assert reading.modality == "CT" and modality_problem(reading.modality) is None
 
 
 def _series_uid(p: Platform, study_uid: str) -> str:
@@ -285,3 +287,19 @@ def test_a_study_sent_to_reading_without_an_order_routes_by_its_modality(
     [reading] = queue.enqueued
     assert reading.modality == "CT"
     assert modality_problem(reading.modality) is None
+
+
+def test_an_order_with_a_modality_the_router_does_not_know_routes_by_the_images(
+    setup: tuple[Platform, Queue, Clock],
+) -> None:
+    """A RIS that sends its own section code ("RAD") instead of a DICOM modality."""
+    p, queue, clock = setup
+    procedure = p.orders.catalogue.resolve("LOCAL-123", "Local CT code", modality="RAD")
+    assert procedure.modality == "RAD"
+    place(p, "ACC9", procedure=procedure)
+    spec = StudySpec(accession="ACC9")
+    store(p, spec)
+    clock.after(minutes=3)
+    p.reconciler.run()
+    [reading] = queue.enqueued
+    assert reading.modality == "CT"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from telerad.domain.modalities import primary_modality
+from telerad.domain.modalities import modality_problem, primary_modality
 from telerad.domain.model import Facility
 from telerad.domain.orders import Order, OrderError, OrderEvent
 from telerad.domain.readiness import (
@@ -241,7 +241,7 @@ class Reconciler:
             uid=study.uid,
             facility_id=study.facility_id,
             jurisdiction=facility.jurisdiction if facility is not None else "",
-            modality=(proc.modality if proc else "") or primary_modality(study.modalities),
+            modality=_modality(proc.modality if proc else "", study.modalities),
             priority=priority,
             ready_at=now,
             deadline=self.deadline(study.facility_id, priority, now),
@@ -298,6 +298,12 @@ class Reconciler:
         if state is None:
             raise LookupError(f"study {study_uid} is not known to reconciliation yet")
         return state
+
+
+def _modality(ordered: str, found: frozenset[str]) -> str:
+    """The order's modality when it is a DICOM one (a RIS may send its own codes, such as
+    "RAD"), else the one the images are read as: always a value readers' profiles name."""
+    return ordered if modality_problem(ordered) is None else primary_modality(found)
 
 
 def _released(prior: ReadingState | None) -> bool:

@@ -45,6 +45,8 @@ from telerad.web.routes.worklist_common import (
 from telerad.workflow.model import Priority
 
 Action = Literal["claim", "release", "complete"]
+#: A queue filter as the page's form sends it.
+Filter = Annotated[str, Query(max_length=32)]
 #: What "Mark read" says until reports are written (the reporting flow replaces it).
 NO_REPORT = (
     "telerad does not write reports yet: marking read only takes the study off your "
@@ -212,8 +214,6 @@ def router(platform: Platform) -> APIRouter:
 
     def view_of(priority: str, facility: str, modality: str, sort: str) -> View:
         return View(priority, facility, modality, sort if sort in SORTS else "urgency")
-
-    Filter = Annotated[str, Query(max_length=32)]
 
     @r.get("/worklist", response_class=HTMLResponse, include_in_schema=False)
     def worklist_page(
