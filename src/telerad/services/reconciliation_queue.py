@@ -21,6 +21,7 @@ from telerad.domain.reconciliation import orders_to_pick
 from telerad.services.archive import Archive
 from telerad.services.orders import OrderService
 from telerad.services.reconcile import Reconciler
+from telerad.services.study_list import listed_modalities
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,12 @@ class ReconciliationQueue:
         rows = []
         for state, study_facts in zip(states, facts, strict=True):
             study = studies.get(state.study_uid, {})
-            modalities = study.get("ModalitiesInStudy")
             rows.append(
                 QueueRow(
                     state=state,
                     patient_name=str(study.get("PatientName") or ""),
                     birth_date=str(study.get("PatientBirthDate") or ""),
-                    modalities=tuple(str(m) for m in modalities)
-                    if isinstance(modalities, list)
-                    else (),
+                    modalities=listed_modalities(study.get("ModalitiesInStudy")),
                     candidates=tuple(orders_to_pick(study_facts, orders)),
                 )
             )

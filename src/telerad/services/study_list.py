@@ -121,7 +121,8 @@ def _number(value: object) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _modalities(value: object) -> tuple[str, ...]:
+def listed_modalities(value: object) -> tuple[str, ...]:
+    """ModalitiesInStudy as a search returns it (a list), as a tuple; () when absent."""
     return tuple(str(m) for m in value) if isinstance(value, list | tuple) else ()
 
 
@@ -177,7 +178,7 @@ class StudyList:
                     patient_id=_text(study.get("PatientID")),
                     study_date=date,
                     study_time=_text(study.get("StudyTime")),
-                    modalities=_modalities(study.get("ModalitiesInStudy")),
+                    modalities=listed_modalities(study.get("ModalitiesInStudy")),
                     description=_text(study.get("StudyDescription")),
                     accession=_text(study.get("AccessionNumber")),
                     series=_number(study.get("NumberOfStudyRelatedSeries")),
