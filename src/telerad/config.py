@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     hold_minutes: int = 30
     # How often reconciliation and readiness look at what changed (seconds).
     reconcile_seconds: float = 5.0
+    # How often the reading worklist's clock ticks: sessions, shifts, escalation (seconds).
+    worklist_tick_seconds: float = 20.0
     # The time zone (IANA name) the modality worklist gives scheduled dates and times in.
     worklist_tz: str = "UTC"
 

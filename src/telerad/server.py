@@ -41,7 +41,7 @@ def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> 
         platform.listeners["mllp-tls"] = True
     # The reading worklist: rebuilt from its open entries, then its clock ticks.
     platform.reading.start()
-    platform.reading.start_ticker()
+    platform.reading.start_ticker(platform.settings.worklist_tick_seconds)
     handles.append(platform.reading)  # its shutdown() stops the ticker
     return handles
 

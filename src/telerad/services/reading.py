@@ -86,6 +86,9 @@ from telerad.workflow.worklist import (
 
 log = logging.getLogger("telerad.reading")
 
+#: A new study is routed on a roster at most this old (the ticker re-reads it too).
+ROSTER_FRESH = timedelta(seconds=5)
+
 __all__ = [
     "Board",
     "Candidate",
@@ -192,6 +195,7 @@ class ReadingService(ReadingViews):
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = False
+        self._refreshed = datetime.min.replace(tzinfo=UTC)
 
     # -- rules ------------------------------------------------------------------------------
     def rules(self) -> Rules:
@@ -295,6 +299,7 @@ class ReadingService(ReadingViews):
 
     def _refresh(self, now: datetime) -> None:
         """Re-read the roster; sign in whoever came, mark away whoever's session lapsed."""
+        self._refreshed = now
         roster = self.worklist.roster
         readers, signed_in = self._readers(now)
         present = {r.user_id for r in readers}
@@ -368,6 +373,8 @@ class ReadingService(ReadingViews):
             if study.uid in self.worklist.studies:
                 return
             self._apply_rules()
+            if now - self._refreshed >= ROSTER_FRESH:  # credentials changed in the meantime
+                self._refresh(now)
             reopened = self.store.reopen(study)
             if reopened is None:
                 self._entries[study.uid] = self.store.add_entry(study)

@@ -109,6 +109,12 @@ class ReadingViews:
     def start(self, now: datetime | None = None) -> int:
         raise NotImplementedError
 
+    def _refresh(self, now: datetime) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        raise NotImplementedError
+
     def _name(self, reader_id: int | None) -> str:
         if reader_id is None:
             return ""
@@ -261,6 +267,9 @@ class ReadingViews:
         """Who a supervisor may give the study to, each with why not when they may not."""
         now = now or self.clock()
         with self._lock:
+            self.start(now)
+            self._refresh(now)  # the credentials as they are now, not at the last tick
+            self._flush()
             wl = self.worklist
             found = []
             for reader, reasons in wl.candidates(uid, now):

@@ -31,7 +31,9 @@
     if (!response.ok) { summary.textContent = "Statistics unavailable (" + response.status + ")"; return; }
     const stats = await response.json();
     const reads = stats.tat_minutes.reduce((n, t) => n + t.reads, 0);
-    summary.textContent = reads + " read(s) completed in the last " + stats.days + " day(s).";
+    const late = stats.sla.reduce((n, f) => n + f.open_breached, 0);
+    summary.textContent = reads + " read(s) completed in the last " + stats.days + " day(s)" +
+      (late ? "; " + late + " open past their deadline, counted as missed." : ".");
     draw("tat-chart", {
       type: "bar",
       data: {
