@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from telerad import config
 from telerad.bootstrap import Platform
 from telerad.domain.identity import Permission, Principal, Role
 from telerad.services.reading import ReadingService, WorklistError
@@ -56,11 +57,7 @@ NO_REPORT = (
 
 def vendor_dir() -> Path | None:
     """vendor/web (Chart.js, htmx; `make install` fetches them) of the checkout or the cwd."""
-    for base in (Path(__file__).resolve().parents[4], Path.cwd()):
-        candidate = base / "vendor" / "web"
-        if candidate.is_dir():
-            return candidate
-    return None
+    return config.vendor_dir("web", "htmx.min.js")
 
 
 def router(platform: Platform) -> APIRouter:
