@@ -12,8 +12,23 @@ from telerad.workflow.model import Priority, ReadKind, Shift, patient_key
 from telerad.workflow.rules import Rules, Weights
 
 
-def _load(workload: Workload, reader_id: int, rvu: float, patient: str = "") -> None:
-    workload.add(reader_id, make_study(f"held-{reader_id}-{rvu}", rvu=rvu, patient_key=patient))
+def _load(
+    workload: Workload,
+    reader_id: int,
+    rvu: float,
+    patient: str = "",
+    priority: Priority = Priority.ROUTINE,
+) -> None:
+    """Reader ``reader_id`` holds ``rvu`` of ``priority`` work, ready 5 minutes ago (so it
+    comes before a new study of its tier in their queue)."""
+    held = make_study(
+        f"held-{reader_id}-{rvu}-{priority}",
+        priority,
+        ready_at=NOW - minutes(5),
+        rvu=rvu,
+        patient_key=patient,
+    )
+    workload.add(reader_id, held)
 
 
 def test_the_least_loaded_eligible_reader_gets_the_study() -> None:
@@ -36,8 +51,8 @@ def test_ties_go_to_the_lowest_user_id() -> None:
 def test_a_slow_reader_loses_to_a_fast_one_with_the_same_queue() -> None:
     roster = Roster([make_reader(1, rvu_per_hour=4.0), make_reader(2, rvu_per_hour=16.0)])
     workload = Workload()
-    _load(workload, 1, 5.0)
-    _load(workload, 2, 5.0)
+    _load(workload, 1, 5.0, priority=Priority.STAT)
+    _load(workload, 2, 5.0, priority=Priority.STAT)
     decision = assign(make_study(priority=Priority.STAT), roster, workload, RULES, NOW)
     assert decision.reader is not None and decision.reader.user_id == 2
 
@@ -109,6 +124,7 @@ def test_explanation_says_why_me_and_why_now() -> None:
     workload = Workload()
     patient = patient_key(7, "PAT-1")
     _load(workload, 12, 1.0, patient)
+    workload.open(12, make_study("held-12-1.0-routine"))  # reading it: 6 minutes to go
     study = make_study(
         "1.2.840.1",
         Priority.STROKE,

@@ -209,6 +209,7 @@ def _brute_force(
     """The engine's rule, read straight from its docstring, over the whole roster."""
     fraction = study.elapsed_fraction(now)
     open_cap = study.priority in rules.bypass_cap or rules.widened(fraction)
+    shifts = Roster(roster)  # when the study is due, when each reader's shift ends
     best: tuple[float, int] | None = None
     for reader in roster:
         if not eligible(reader, study, now)[0]:
@@ -219,7 +220,7 @@ def _brute_force(
             > rules.cap_of(reader.queue_cap_rvu) + EPSILON
         ):
             continue
-        key = (score_reader(reader, study, workload, rules, now).total, -reader.user_id)
+        key = (score_reader(reader, study, workload, rules, now, shifts).total, -reader.user_id)
         if best is None or key > best:
             best = key
     return None if best is None else -best[1]

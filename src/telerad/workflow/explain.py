@@ -47,11 +47,11 @@ def why_me(decision: Decision) -> str:
     if terms["priors"]:
         out.append(f"read this patient's priors ({terms['priors']:+.2f})")
     out.append(f"queue {score.load:g} of {score.cap:g} RVU ({terms['load']:+.2f})")
-    left = max(decision.time_left, timedelta(minutes=1))
+    left = max(decision.time_to_due, timedelta(minutes=1))
     share = score.wait_minutes / (left.total_seconds() / 60)
+    when = "after their shift ends" if score.leaves_first else f"{share:.0%} of the time left"
     out.append(
-        f"would start it in about {score.wait_minutes:.0f} min, {share:.0%} of the time left "
-        f"({terms['wait']:+.2f})"
+        f"would start it in about {score.wait_minutes:.0f} min, {when} ({terms['wait']:+.2f})"
     )
     text = "; ".join(out) + f". Score {score.total:+.2f}"
     if decision.runner_up is not None:
@@ -72,6 +72,9 @@ def why_now(decision: Decision) -> str:
     else:
         parts.append(f"{_minutes(-decision.time_left)} past its {_minutes(target)} target")
     parts[-1] += f" (deadline {deadline})"
+    if decision.due is not None and decision.due < study.deadline:
+        due = decision.due.strftime("%H:%M %Z").strip()
+        parts.append(f"due by {due}: nobody qualified is on shift from then until the deadline")
     if decision.step is not None:
         parts.append(f"escalation step reached: {decision.step.action} at {decision.step.at:.0%}")
     if decision.bypassed_cap:

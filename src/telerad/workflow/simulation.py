@@ -9,15 +9,18 @@ either policy).
 * ``engine``: the real :class:`~telerad.workflow.worklist.Worklist`. Studies are
   pushed on arrival; ``tick`` runs every minute (reassignment of stale and
   off-shift studies, the escalation ladder, pushing what waits); a free reader opens
-  (claims) the most urgent study they hold — tier first, then deadline, the order
-  the worklist itself uses — and completes it when the read is done.
+  (claims) the study at the top of their queue in the worklist's own reading order
+  (:meth:`Worklist.order <telerad.workflow.worklist.Worklist.order>`) and completes
+  it when the read is done.
 * ``fifo``: an open worklist in arrival order; a free reader takes the oldest study
   they are eligible for (:func:`~telerad.workflow.fifo.fifo_next`), and a new study
   goes to the reader who has been idle longest among those eligible for it.
 
 Every assignment is checked against :func:`~telerad.workflow.eligibility.eligible`
 at the moment it is made; an ineligible one stops the run with
-:class:`IneligibleAssignment`. Pure: no clock, no I/O; ``progress`` is a callback.
+:class:`IneligibleAssignment`. Each study's :class:`Cover` says whether anyone
+qualified for it was on shift before its deadline, so that breaches routing could
+not have prevented are told apart. Pure: no clock, no I/O; ``progress`` is a callback.
 """
 
 from __future__ import annotations
@@ -26,15 +29,29 @@ import enum
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from telerad.workflow.coverage import Span, duty, shift_intervals
 from telerad.workflow.eligibility import eligible
 from telerad.workflow.engine import Roster
 from telerad.workflow.fifo import fifo_next
-from telerad.workflow.model import Priority, Reader, ReadingStudy, Shift, WeeklyShift
+from telerad.workflow.model import Priority, ReadingStudy
 from telerad.workflow.rules import EscalationAction, Rules
 from telerad.workflow.scenario import Scenario
 from telerad.workflow.worklist import Assigned, Escalated, Reassigned, Worklist
+
+__all__ = [
+    "Cover",
+    "IneligibleAssignment",
+    "Outcome",
+    "Policy",
+    "ReadTwice",
+    "Run",
+    "SimulationBug",
+    "duty",
+    "shift_intervals",
+    "simulate",
+]
 
 DAY_SECONDS = 86_400.0
 #: How long the run may go on after the day to drain the queues.
@@ -73,6 +90,17 @@ class _Kind(enum.IntEnum):
     SAMPLE = 5
 
 
+class Cover(enum.StrEnum):
+    """Whether the roster could have read a study in time at all, whatever the routing."""
+
+    #: A reader qualified for it was on shift at some time between ready and deadline.
+    ON_DUTY = "on_duty"
+    #: Readers qualified for it exist, but none was on shift before its deadline.
+    OFF_DUTY = "off_duty"
+    #: Nobody on the roster holds the licence, privileges and competence it needs.
+    NOBODY = "nobody_qualified"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One study's fate; times in seconds from the start of the day."""
@@ -83,6 +111,7 @@ class Outcome:
     deadline: float
     done: float | None
     reader: int | None
+    cover: Cover = Cover.ON_DUTY
 
     @property
     def breached(self) -> bool:
@@ -117,44 +146,16 @@ class Run:
     day_end: float = DAY_SECONDS
     #: Readers who were ever signed in.
     readers: list[int] = field(default_factory=list)
+    #: Studies nobody on the roster may read, counted by what they need (:func:`need`).
+    unreadable: dict[str, int] = field(default_factory=dict)
 
 
-def shift_intervals(
-    shift: Shift | WeeklyShift, since: datetime, until: datetime
-) -> list[tuple[datetime, datetime]]:
-    """The UTC intervals ``shift`` covers between ``since`` and ``until``."""
-    if isinstance(shift, Shift):
-        spans = [(shift.start, shift.end)]
-    else:
-        zone = shift.zone
-        first = (since - timedelta(days=2)).astimezone(zone).date()
-        last = (until + timedelta(days=1)).astimezone(zone).date()
-        spans = []
-        day = first
-        while day <= last:
-            if day.weekday() in shift.days:
-                begin = datetime.combine(day, shift.start, tzinfo=zone)
-                end_day = day + timedelta(days=1) if shift.overnight else day
-                spans.append((begin, datetime.combine(end_day, shift.end, tzinfo=zone)))
-            day += timedelta(days=1)
-    out = []
-    for begin, end in spans:
-        begin, end = max(begin.astimezone(UTC), since), min(end.astimezone(UTC), until)
-        if begin < end:
-            out.append((begin, end))
-    return out
-
-
-def duty(reader: Reader, since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
-    """When ``reader`` is on shift between ``since`` and ``until``: merged UTC intervals."""
-    spans = sorted(span for shift in reader.shifts for span in shift_intervals(shift, since, until))
-    merged: list[tuple[datetime, datetime]] = []
-    for begin, end in spans:
-        if merged and begin <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((begin, end))
-    return merged
+def need(study: ReadingStudy) -> str:
+    """What reading ``study`` takes, in words: ``US breast, final read, facility 12 (US-TX)``."""
+    return (
+        f"{study.modality} {study.subspecialty or 'general'}, {study.read_kind} read, "
+        f"facility {study.facility_id} ({study.jurisdiction})"
+    )
 
 
 class _Replay:
@@ -188,6 +189,7 @@ class _Replay:
         self.leaving: set[int] = set()  # shift over, finishing a read
         self.signed_since: dict[int, float] = {}
         self.done: dict[str, tuple[float, int]] = {}
+        self.duty: dict[int, list[Span]] = {}
         self.run = Run(self.policy, [], {}, {}, [])
         self.setup()
 
@@ -209,7 +211,8 @@ class _Replay:
     def replay(self) -> Run:
         until = self.at(self.cap)
         for reader in self.roster:
-            for begin, end in duty(reader, self.origin, until):
+            self.duty[reader.user_id] = spans = duty(reader, self.origin, until)
+            for begin, end in spans:
                 self.schedule(self.seconds(begin), _Kind.SIGN_IN, reader.user_id)
                 self.schedule(self.seconds(end), _Kind.SIGN_OUT, reader.user_id)
         for i, study in enumerate(self.studies):
@@ -327,6 +330,9 @@ class _Replay:
         run.readers = sorted(run.on_duty)
         for study in self.studies:
             done, reader = self.done.get(study.uid, (None, None))
+            cover = self.cover(study)
+            if cover is Cover.NOBODY:
+                run.unreadable[need(study)] = run.unreadable.get(need(study), 0) + 1
             run.outcomes.append(
                 Outcome(
                     study.uid,
@@ -335,11 +341,23 @@ class _Replay:
                     self.seconds(study.deadline),
                     done,
                     reader,
+                    cover,
                 )
             )
         if self.progress is not None:
             self.progress(len(self.studies), len(self.studies))
         return run
+
+    def cover(self, study: ReadingStudy) -> Cover:
+        """Whether a reader qualified for ``study`` was on shift before its deadline."""
+        qualified = self.roster.qualified_for(study)
+        if not qualified:
+            return Cover.NOBODY
+        for reader_id in qualified:
+            for begin, end in self.duty.get(reader_id, ()):
+                if begin < study.deadline and end > study.ready_at:
+                    return Cover.ON_DUTY
+        return Cover.OFF_DUTY
 
     # -- what a policy does
 
@@ -373,6 +391,7 @@ class _EngineReplay(_Replay):
     def setup(self) -> None:
         self.worklist = Worklist(self.rules, self.roster)
         self._draining = False
+        self._checked = 0  # events[:_checked] are checked assignments
 
     def first_tick(self) -> None:
         self.schedule(TICK_SECONDS, _Kind.TICK)
@@ -380,19 +399,25 @@ class _EngineReplay(_Replay):
     def _events(self) -> None:
         """Act on what the worklist did: check each assignment, start idle readers.
 
-        Starting a read is itself a command that may record events: they join the
-        list this loop is working through (hence no re-entry).
+        Every worklist command here is followed by this call, so each assignment is
+        checked as things stood when it was made, before any other command runs.
+        Acting on the events runs more commands (a reader opens the next study, one
+        whose read was moved away signs out): their events join the list this loop
+        is working through (hence no re-entry).
         """
+        events = self.worklist.events
+        for event in events[self._checked :]:
+            if isinstance(event, Assigned):
+                self.check(event.reader_id, self.worklist.studies[event.uid])
+        self._checked = len(events)
         if self._draining:
             return
         self._draining = True
-        events = self.worklist.events
         i = 0
         while i < len(events):
             event = events[i]
             i += 1
             if isinstance(event, Assigned):
-                self.check(event.reader_id, self.worklist.studies[event.uid])
                 self.free(event.reader_id)
             elif isinstance(event, Reassigned):
                 self.run.reassignments += 1
@@ -407,6 +432,7 @@ class _EngineReplay(_Replay):
             elif isinstance(event, Escalated):
                 self.run.supervisor_alerts += event.action is EscalationAction.ALERT_SUPERVISOR
         events.clear()  # published: the worklist keeps no history here
+        self._checked = 0
         self._draining = False
 
     def arrive(self, study: ReadingStudy) -> None:
@@ -423,11 +449,10 @@ class _EngineReplay(_Replay):
         held = self.worklist.held_by.get(reader_id)
         if not held:
             return
-        studies = self.worklist.studies
-        # The worklist's own order: tier, then deadline.
-        uid = min(held, key=lambda u: (studies[u].priority.rank, studies[u].deadline, u))
+        # The top of their queue, in the worklist's own order (what the worklist page shows).
+        uid = min(held, key=self.worklist.order)
         self.worklist.claim(uid, reader_id, self.at(self.now))
-        self.start_read(reader_id, studies[uid])
+        self.start_read(reader_id, self.worklist.studies[uid])
         self._events()
 
     def sign_in(self, reader_id: int) -> None:

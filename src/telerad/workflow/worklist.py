@@ -30,7 +30,9 @@ from telerad.workflow.engine import (
     Workload,
     assign,
     qualification_key,
+    reading_order,
     score_reader,
+    start_in,
 )
 from telerad.workflow.explain import nobody, summary
 from telerad.workflow.model import Reader, ReadingStudy, minute_of
@@ -89,7 +91,7 @@ class Worklist:
         self.holds: dict[str, Hold] = {}
         self.held_by: dict[int, set[str]] = {}
         self.pending: set[str] = set()
-        self.workload = Workload()
+        self.workload = Workload(order=lambda s: reading_order(s, self.roster, self.rules))
         self.events: list[Event] = []
         self._steps_done: dict[str, int] = {}
         #: When each study reaches its next escalation step, as near as a timedelta says.
@@ -124,9 +126,12 @@ class Worklist:
         hold = self.holds.get(uid)
         return hold.reader_id if hold else None
 
-    def _urgency(self, uid: str) -> tuple[int, datetime, str]:
-        study = self.studies[uid]
-        return (study.priority.rank, study.deadline, uid)
+    def order(self, uid: str) -> tuple[int, datetime, str]:
+        """The study's place in a reader's queue (:func:`reading_order`), which is also
+        the order waiting studies are pushed in: sort by it, most urgent first."""
+        return reading_order(self.studies[uid], self.roster, self.rules)
+
+    _urgency = order
 
     def _in_pull_pool(self, study: ReadingStudy) -> bool:
         return self.rules.pull_pool and study.priority in self.rules.pull_tiers
@@ -217,9 +222,10 @@ class Worklist:
         return decision
 
     def _move(
-        self, uid: str, now: datetime, reason: str, *, keep_if_nobody: bool
+        self, uid: str, now: datetime, reason: str, *, keep_if_nobody: bool, sooner: bool = False
     ) -> Decision | None:
-        """Give a held study to another reader; when nobody fits, keep it or put it back."""
+        """Give a held study to another reader; when nobody fits, keep it or put it back.
+        ``sooner``: only to a reader who would open it sooner than its holder would."""
         hold = self.holds[uid]
         if keep_if_nobody and not self._anyone_else(uid, hold.reader_id, now):
             return None  # what the engine would find, without a decision to explain it
@@ -229,6 +235,10 @@ class Worklist:
         )  # fmt: skip
         if decision.reader is None and keep_if_nobody:
             return None
+        if sooner and decision.score is not None:
+            holder = self.roster.get(hold.reader_id)
+            if decision.score.wait_minutes >= start_in(holder, self.studies[uid], self.workload):
+                return None
         self._take_back(uid)
         to = None
         if decision.reader is not None:
@@ -294,6 +304,7 @@ class Worklist:
                 raise ClaimError(f"study {uid} is held by reader {hold.reader_id}")
             if hold.claimed_at is None:
                 hold.claimed_at = now
+                self.workload.open(reader_id, study)
                 self._watch(uid, hold)
                 self.events.append(Claimed(uid, reader_id, now))
             self._push(now)
@@ -316,6 +327,7 @@ class Worklist:
         )  # fmt: skip
         self._give(uid, decision, now)
         self.holds[uid].claimed_at = now
+        self.workload.open(reader_id, study)
         self._watch(uid, self.holds[uid])
         self.events.append(Claimed(uid, reader_id, now, pulled=True))
         self._push(now)
@@ -399,7 +411,29 @@ class Worklist:
     def sign_in(self, reader_id: int, now: datetime) -> list[Decision]:
         self.roster.set_signed_in(reader_id, True)
         self.away.discard(reader_id)
-        return self._pushed(now, room_for=reader_id)
+        return self._pushed(now, room_for=reader_id) + self._take_over(reader_id, now)
+
+    def _take_over(self, reader_id: int, now: datetime) -> list[Decision]:
+        """A reader came: unopened studies in colleagues' queues that they may read move to
+        whoever would now open them sooner (readers of one shift sign in one by one, and
+        the first would otherwise keep the whole backlog until the stale timeouts)."""
+        if not self.roster.on_shift(self.roster.get(reader_id), now):
+            return []
+        theirs = [
+            uid
+            for uid, hold in self.holds.items()
+            if hold.claimed_at is None
+            and hold.reader_id != reader_id
+            and hold.reader_id not in self.away  # reassign_away() looks after those
+            and reader_id in self.roster.qualified_for(self.studies[uid])
+        ]
+        moved = []
+        for uid in sorted(theirs, key=self._urgency):
+            reason = f"reader {reader_id} signed in"
+            decision = self._move(uid, now, reason, keep_if_nobody=True, sooner=True)
+            if decision is not None:
+                moved.append(decision)
+        return moved
 
     def reader_away(self, reader_id: int, now: datetime) -> list[Decision | None]:
         """The reader's session lapsed without a sign-out: they get nothing new, and each
@@ -484,10 +518,13 @@ class Worklist:
             else:
                 what, limit = "opened but not reported", self.rules.claimed_minutes[priority]
             reason = f"{what} by reader {hold.reader_id} within {limit} min"
-            decision = self._move(uid, now, reason, keep_if_nobody=True)
+            # Not opened while they read another: it moves only to someone who would open
+            # it sooner (a holder reading nothing has sat on it: anyone may have it).
+            busy = hold.claimed_at is None and self.workload.reading(hold.reader_id)
+            decision = self._move(uid, now, reason, keep_if_nobody=True, sooner=busy)
             if decision is not None:
                 moved.append(decision)
-            else:  # nobody else fits: it stays stale, tried again on the next tick
+            else:  # nobody else fits, or would open it sooner: tried again next tick
                 heapq.heappush(self._stale_at, entry)
         return moved
 
