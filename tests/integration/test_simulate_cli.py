@@ -58,6 +58,41 @@ def test_json_has_the_figures_keyed_by_tier(generated: tuple[dict[str, object], 
     assert set(out["seconds"]) == {"engine", "fifo"}  # type: ignore[arg-type]
 
 
+def test_json_counts_breaches_and_unread_studies_by_cover(
+    generated: tuple[dict[str, object], Path],
+) -> None:
+    out, _ = generated
+    covers = {"on_duty", "off_duty", "nobody_qualified"}
+    for key in ("breaches", "baseline_breaches"):
+        breaches = out[key]
+        assert isinstance(breaches, dict) and set(breaches) == TIERS, key
+        assert all(set(b) == covers for b in breaches.values()), key
+    for key in ("on_duty_sla_breach_rate", "baseline_on_duty_sla_breach_rate"):
+        rates = out[key]
+        assert isinstance(rates, dict) and set(rates) == TIERS, key
+    reasons = out["unread_reasons"]
+    assert isinstance(reasons, dict) and set(reasons) == covers
+    assert sum(reasons.values()) == out["unread"]
+    unreadable = out["unreadable"]
+    assert isinstance(unreadable, dict)
+    assert sum(unreadable.values()) == reasons["nobody_qualified"]
+    targets = out["targets"]
+    assert isinstance(targets, dict)
+    assert set(targets["not_worse_than_fifo"]) == TIERS
+    for key in ("stroke_breach_rate_met", "strict_breach_rate_ratio_met"):
+        assert isinstance(targets[key], bool), key
+
+
+def test_the_progress_bar_stays_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    from telerad.cli import common
+
+    monkeypatch.setattr(common.err, "_force_terminal", True)  # as on a terminal
+    result = CliRunner().invoke(app, ["simulate", "--json", "--studies", "100", "--readers", "8"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["studies"] == 100  # stdout: the JSON document alone
+    assert "reads" in result.stderr and "engine" in result.stderr and "fifo" in result.stderr
+
+
 def test_plots_are_png_files(generated: tuple[dict[str, object], Path]) -> None:
     out, folder = generated
     plots = [Path(p) for p in out["plots"]]  # type: ignore[attr-defined]
@@ -87,6 +122,8 @@ def test_the_table_compares_both_policies() -> None:
     )
     assert result.exit_code == 0, result.output
     for text in ("engine", "FIFO", "SLA compliance", "stroke", "mean utilisation", "breach rate"):
+        assert text in result.stdout
+    for text in ("breaches by cover", "never read", "no tier worse than FIFO"):
         assert text in result.stdout
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from tests.unit.test_routing_support import NOW, RULES, make_reader, make_study, minutes
 
-from telerad.workflow.engine import Roster, Workload, assign
+from telerad.workflow.engine import Roster, Workload, assign, reading_order, start_in
 from telerad.workflow.model import Priority, ReadKind, Shift, patient_key
 from telerad.workflow.rules import Rules, Weights
 
@@ -192,3 +192,87 @@ def test_weights_change_the_choice() -> None:
     assert plain is not None and plain.user_id == 2
     chosen = assign(study, roster, workload, RULES, NOW).reader
     assert chosen is not None and chosen.user_id == 1
+
+
+def test_a_stroke_is_not_held_back_by_a_readers_routine_backlog() -> None:
+    # Reader 1 holds an hour of routine work, unopened; reader 2 is reading a 1 RVU study.
+    roster = Roster([make_reader(1), make_reader(2)])
+    workload = Workload()
+    _load(workload, 1, 10.0)
+    _load(workload, 2, 1.0, priority=Priority.STAT)
+    workload.open(2, make_study("held-2-1.0-stat"))
+    stroke = make_study("stroke", Priority.STROKE)
+    decision = assign(stroke, roster, workload, RULES, NOW)
+    # The stroke jumps reader 1's routine queue: they open it at once; reader 2 finishes
+    # their read first (6 minutes at 10 RVU/h).
+    assert decision.reader is not None and decision.reader.user_id == 1
+    assert decision.score is not None and decision.score.wait_minutes == 0
+    assert decision.runner_up is not None and decision.runner_up.wait_minutes == 6
+    # A routine study waits behind the whole of reader 1's queue, so it goes to reader 2.
+    routine = assign(make_study("routine"), roster, workload, RULES, NOW)
+    assert routine.reader is not None and routine.reader.user_id == 2
+
+
+def test_the_wait_counts_what_is_ahead_in_the_reading_order() -> None:
+    reader = make_reader(1, rvu_per_hour=6.0)  # 10 minutes per RVU
+    workload = Workload()
+    _load(workload, 1, 1.0, priority=Priority.TRAUMA)
+    _load(workload, 1, 2.0, priority=Priority.STAT)
+    _load(workload, 1, 3.0, priority=Priority.ROUTINE)
+    assert start_in(reader, make_study("s", Priority.STROKE), workload) == 0
+    assert start_in(reader, make_study("t", Priority.TRAUMA), workload) == 10
+    assert start_in(reader, make_study("u", Priority.URGENT), workload) == 30
+    assert start_in(reader, make_study("r", Priority.ROUTINE), workload) == 60
+    # What they have opened is ahead of everything, a stroke too.
+    workload.open(1, make_study("held-1-3.0-routine"))
+    assert start_in(reader, make_study("s", Priority.STROKE), workload) == 30
+
+
+def test_queues_read_critical_tiers_first_then_by_when_studies_are_due() -> None:
+    roster = Roster([make_reader(1)])
+    stroke = make_study("stroke", Priority.STROKE)
+    trauma = make_study("trauma", Priority.TRAUMA, ready_at=NOW - minutes(20))
+    # An urgent study 20 minutes from its deadline goes before a STAT with an hour left.
+    urgent = make_study("urgent", Priority.URGENT, ready_at=NOW - minutes(220))
+    stat = make_study("stat", Priority.STAT)
+    routine = make_study("routine", ready_at=NOW - minutes(1000))
+    order = sorted(
+        [routine, stat, urgent, trauma, stroke], key=lambda s: reading_order(s, roster, RULES)
+    )
+    assert [s.uid for s in order] == ["stroke", "trauma", "urgent", "stat", "routine"]
+
+
+def test_a_routine_study_nobody_may_read_after_tonight_is_due_at_the_shift_end() -> None:
+    # The only neuroradiologist leaves in 40 minutes and is back in 25 hours: the routine
+    # neuro study (24 hours to its deadline) is due when they leave, and goes before a
+    # STAT an hour from its deadline that reader 2 (no neuro) may read after them.
+    shifts = (
+        Shift(NOW - minutes(60), NOW + minutes(40)),
+        Shift(NOW + minutes(1500), NOW + minutes(2100)),
+    )
+    roster = Roster([make_reader(1, shifts=shifts), make_reader(2, subspecialties=frozenset())])
+    routine = make_study("routine", subspecialty="neuro")
+    stat = make_study("stat", Priority.STAT)
+    assert roster.due(routine) == NOW + minutes(40)
+    assert roster.due(stat) == stat.deadline
+    assert reading_order(routine, roster, RULES) < reading_order(stat, roster, RULES)
+    text = assign(routine, roster, Workload(), RULES, NOW).explain()
+    assert "due by 15:40 UTC: nobody qualified is on shift from then until the deadline" in text
+
+
+def test_a_reader_who_would_leave_before_opening_it_is_not_the_one() -> None:
+    # Reader 1 leaves in 10 minutes with 12 minutes of STAT work ahead (10 RVU/h); reader 2
+    # stays, with 18 minutes ahead.
+    leaving = (Shift(NOW - minutes(60), NOW + minutes(10)),)
+    roster = Roster([make_reader(1, shifts=leaving), make_reader(2)])
+    workload = Workload()
+    _load(workload, 1, 2.0, priority=Priority.STAT)
+    _load(workload, 2, 3.0, priority=Priority.STAT)
+    study = make_study("stat", Priority.STAT)
+    decision = assign(study, roster, workload, RULES, NOW)
+    assert decision.reader is not None and decision.reader.user_id == 2
+    runner_up = decision.runner_up
+    assert runner_up is not None and runner_up.user_id == 1 and runner_up.leaves_first
+    assert runner_up.terms["wait"] == -RULES.weights.wait  # as if it waited all its time
+    decision = assign(study, Roster([make_reader(1, shifts=leaving)]), workload, RULES, NOW)
+    assert "would start it in about 12 min, after their shift ends (-4.80)" in decision.explain()

@@ -146,6 +146,15 @@ def _check(worklist: Worklist, rules: Rules, now: datetime, new_events: list[Any
     for reader in roster:
         held = [worklist.studies[u] for u in worklist.held_by.get(reader.user_id, ())]
         assert abs(worklist.workload.load(reader.user_id) - sum(s.rvu for s in held)) < 1e-6
+        # what is ahead of a held study is the opened ones and those before it in the order
+        opened = [s for s in held if worklist.holds[s.uid].claimed_at is not None]
+        for study in held:
+            before = [o for o in held if o.uid != study.uid and o not in opened]
+            before = [o for o in before if worklist.order(o.uid) < worklist.order(study.uid)]
+            expected = sum(o.rvu for o in opened if o.uid != study.uid) + sum(o.rvu for o in before)
+            ahead = worklist.workload.ahead(reader.user_id, study)
+            if worklist.holds[study.uid].claimed_at is None:
+                assert abs(ahead - expected) < 1e-6, (study.uid, ahead, expected)
         if not any(step.action is EscalationAction.WIDEN_POOL for step in rules.escalation):
             non_critical = sum(s.rvu for s in held if s.priority not in rules.bypass_cap)
             assert non_critical <= rules.cap_of(reader.queue_cap_rvu) + EPSILON

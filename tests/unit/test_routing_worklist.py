@@ -243,3 +243,42 @@ def test_a_waiting_stroke_goes_out_with_the_next_command() -> None:
     assert worklist.holder("stroke") == 1
     order = [e.uid for e in worklist.events if isinstance(e, Assigned)]
     assert order == ["stroke", "routine"]  # the most urgent first
+
+
+def test_a_stale_study_moves_only_to_a_reader_who_would_open_it_sooner() -> None:
+    # Reader 1 is reading a long study with a STAT queued behind it; reader 2 is as busy.
+    worklist = _worklist(1, 2)
+    worklist.add(make_study("long-1", Priority.STAT, rvu=3.0), NOW)
+    worklist.add(make_study("long-2", Priority.STAT, rvu=6.0), NOW)
+    holders = {worklist.holder("long-1"), worklist.holder("long-2")}
+    assert holders == {1, 2}
+    for uid in ("long-1", "long-2"):
+        worklist.claim(uid, worklist.holder(uid) or 0, NOW)
+    first = worklist.holder("long-1")
+    worklist.add(make_study("queued", Priority.STAT), NOW)
+    assert worklist.holder("queued") == first  # the one who finishes first (18 min)
+    # Ten minutes on it is stale, but the other reader would open it later still: it stays.
+    assert worklist.reassign_stale(NOW + minutes(10)) == []
+    assert worklist.holder("queued") == first
+    # The other reader finishes: they would open it now, so it moves at the next check.
+    other = 2 if first == 1 else 1
+    worklist.complete("long-2" if other == 2 else "long-1", other, NOW + minutes(11))
+    worklist.tick(NOW + minutes(11))
+    assert worklist.holder("queued") == other
+
+
+def test_a_reader_who_signs_in_takes_over_studies_they_would_open_sooner() -> None:
+    worklist = _worklist(1, 2)
+    worklist.roster.set_signed_in(2, False)
+    for uid in ("a", "b", "c"):
+        worklist.add(make_study(uid, Priority.STAT), NOW)
+    assert [worklist.holder(u) for u in "abc"] == [1, 1, 1]
+    worklist.claim("a", 1, NOW)
+    worklist.sign_in(2, NOW + minutes(1))
+    # Reader 1 reads "a", then "b", then "c": reader 2, free, takes "b" at once; "c"
+    # would then wait as long with either, and stays.
+    assert [worklist.holder(u) for u in "abc"] == [1, 2, 1]
+    moved = [e for e in worklist.events if isinstance(e, Reassigned)]
+    assert [(e.uid, e.from_reader, e.to_reader, e.reason) for e in moved] == [
+        ("b", 1, 2, "reader 2 signed in")
+    ]

@@ -12,6 +12,7 @@ from telerad.workflow.model import Priority, Reader, ReadKind, Shift, WeeklyShif
 from telerad.workflow.rules import Rules
 from telerad.workflow.scenario import Arrival, Scenario
 from telerad.workflow.simulation import (
+    Cover,
     IneligibleAssignment,
     Policy,
     Run,
@@ -213,3 +214,76 @@ def test_a_reader_still_reading_when_the_next_shift_starts_stays_signed_in() -> 
     for policy, run in both(scenario, drain_hours=1).items():
         assert done_minutes(run) == pytest.approx({"long": 40, "next": 60}), policy
         assert run.on_duty[1] == 60 * 60  # signed in from 0:00 until the last read
+
+
+def test_each_study_says_whether_anyone_qualified_was_on_shift_in_time() -> None:
+    scenario = day(
+        arrival("ok", 0),
+        arrival("texas", 1, jurisdiction="US-TX"),  # nobody on the roster is licensed there
+        arrival("stat", 2, Priority.STAT),  # 60 minutes; the reader comes at 2:00
+        readers=(reader(1, start=120),),
+    )
+    for policy, run in both(scenario, drain_hours=1).items():
+        cover = {o.uid: o.cover for o in run.outcomes}
+        assert cover == {"ok": Cover.ON_DUTY, "texas": Cover.NOBODY, "stat": Cover.OFF_DUTY}
+        assert run.unreadable == {"CT general, final read, facility 7 (US-TX)": 1}, policy
+    engine, fifo = (figures(r) for r in both(scenario, drain_hours=1).values())
+    out = report(engine, fifo)
+    tiers = {p.value for p in Priority}
+    for key in ("breaches", "baseline_breaches"):
+        breaches = out[key]
+        assert isinstance(breaches, dict) and set(breaches) == tiers
+        assert breaches["stat"] == {"on_duty": 0, "off_duty": 1, "nobody_qualified": 0}
+        assert breaches["routine"] == {"on_duty": 0, "off_duty": 0, "nobody_qualified": 1}
+    assert out["unread_reasons"] == {"on_duty": 0, "off_duty": 0, "nobody_qualified": 1}
+    assert out["unreadable"] == {"CT general, final read, facility 7 (US-TX)": 1}
+    # Of the studies someone qualified was on shift for, none breached.
+    assert out["on_duty_sla_breach_rate"]["routine"] == 0.0  # type: ignore[index]
+    assert out["on_duty_sla_breach_rate"]["stat"] is None  # type: ignore[index]
+    assert out["overall_on_duty_sla_breach_rate"] == 0.0
+
+
+def test_the_report_says_which_tiers_do_worse_than_fifo() -> None:
+    # Routine first under FIFO, the stroke first under the engine (the first test's day).
+    scenario = day(
+        arrival("routine", 0),
+        arrival("stroke", 5, Priority.STROKE),
+        readers=(reader(1, start=10),),
+    )
+    runs = both(scenario, drain_hours=1)
+    out = report(figures(runs[Policy.ENGINE]), figures(runs[Policy.FIFO]))
+    targets = out["targets"]
+    assert isinstance(targets, dict)
+    worse = targets["not_worse_than_fifo"]
+    assert worse["stroke"] == {"breach": True, "p90": True}
+    assert worse["routine"] == {"breach": True, "p90": False}  # 30 against 20 minutes
+    assert worse["trauma"] == {"breach": True, "p90": True}  # no study: nothing worse
+    assert targets["stroke_breach_rate_met"] is True
+    assert targets["strict_breach_rate_ratio_met"] is True  # 0 breaches against 1
+
+
+def test_the_engine_first_reads_what_nobody_may_read_after_the_reader_leaves() -> None:
+    # Reader 1 (neuro) is on from 0:01 to 0:09; reader 2 (no neuro) comes at 0:20. Waiting
+    # for reader 1: a STAT anyone may read and an urgent neuro study only reader 1 may read.
+    # A tier-first queue would read the STAT and leave the urgent study to breach; the
+    # engine reads the urgent one first (it is due at 0:09) and the STAT waits for reader 2.
+    scenario = day(
+        arrival("stat", 0, Priority.STAT),
+        arrival("neuro", 0, Priority.URGENT, subspecialty="neuro", rvu=2.0),
+        readers=(reader(1, start=1, end=9), reader(2, start=20, subspecialties=frozenset())),
+    )
+    run = simulate(scenario, RULES, Policy.ENGINE, drain_hours=1)
+    outcomes = {o.uid: o for o in run.outcomes}
+    assert outcomes["neuro"].reader == 1 and done_minutes(run)["neuro"] == pytest.approx(21)
+    assert outcomes["stat"].reader == 2 and done_minutes(run)["stat"] == pytest.approx(30)
+    assert not any(o.breached for o in run.outcomes)
+
+
+def test_progress_reports_reads_and_the_simulated_clock() -> None:
+    scenario = day(*(arrival(f"s{i}", 60 * i) for i in range(3)), readers=(reader(1),))
+    calls: list[tuple[int, int, float]] = []
+    simulate(scenario, RULES, Policy.ENGINE, drain_hours=1, progress=lambda *a: calls.append(a))
+    assert calls[0] == (0, 3, 0.0)
+    hours = [h for _, _, h in calls]
+    assert hours == sorted(hours) and hours[-1] == pytest.approx(2 + 10 / 60)  # last read done
+    assert calls[-1][:2] == (3, 3)

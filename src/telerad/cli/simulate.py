@@ -23,7 +23,7 @@ from telerad.cli.common import console, err, fail
 if TYPE_CHECKING:
     from telerad.workflow.rules import Rules
     from telerad.workflow.scenario import Scenario
-    from telerad.workflow.simulation_metrics import Figures
+    from telerad.workflow.simulation_metrics import Figures, TierFigures
 
 SeedOpt = Annotated[int, typer.Option(help="Seed of the generated day")]
 
@@ -82,7 +82,7 @@ def simulate(
     if export_csv is not None:
         _export(scenario, network, export_csv)
 
-    engine, fifo, seconds = _run(scenario, network, quiet=as_json)
+    engine, fifo, seconds = _run(scenario, network)
     from telerad.workflow.simulation_metrics import report
 
     result: dict[str, object] = {
@@ -124,9 +124,16 @@ def _export(scenario: Scenario, rules: Rules, folder: Path) -> None:
     (folder / "roster.csv").write_text(roster_csv(scenario.readers), encoding="utf-8")
 
 
-def _run(
-    scenario: Scenario, rules: Rules, *, quiet: bool
-) -> tuple[Figures, Figures, dict[str, float]]:
+def _clock(hours: float) -> str:
+    """Where the replay is: a time of the simulated day, or how far into the drain."""
+    if hours < 24:
+        return f"{int(hours):02d}:{int(hours * 60) % 60:02d} of the day"
+    return f"after the day, +{hours - 24:.1f} h"
+
+
+def _run(scenario: Scenario, rules: Rules) -> tuple[Figures, Figures, dict[str, float]]:
+    """Both policies, with a progress bar on stderr (a terminal only; with ``--json`` too,
+    since stdout keeps the one JSON document)."""
     from rich.progress import TaskID
 
     from telerad.cli.progress import file_progress
@@ -135,14 +142,16 @@ def _run(
 
     results = {}
     seconds = {}
-    progress = file_progress("simulating", err)
-    progress.disable = quiet or not err.is_terminal
+    progress = file_progress("reads", err)
+    progress.disable = not err.is_terminal
     with progress:
         for policy in (Policy.ENGINE, Policy.FIFO):
             task = progress.add_task(str(policy), total=len(scenario.arrivals), state=str(policy))
 
-            def advance(done: int, total: int, task: TaskID = task) -> None:
-                progress.update(task, completed=done, total=total)
+            def advance(
+                done: int, total: int, hours: float, task: TaskID = task, name: str = policy
+            ) -> None:
+                progress.update(task, completed=done, total=total, state=f"{name}, {_clock(hours)}")
 
             started = time.perf_counter()
             try:
@@ -162,6 +171,22 @@ def _minutes(value: object) -> str:
     return f"{value:.1f}" if isinstance(value, float | int) else "–"
 
 
+def _causes(tier: TierFigures) -> str:
+    """A tier's breaches by cover: reader on duty / none on duty in time / nobody qualified."""
+    from telerad.workflow.simulation import Cover
+
+    by = tier.breached_by_cover
+    return f"{by[Cover.ON_DUTY]} / {by[Cover.OFF_DUTY]} / {by[Cover.NOBODY]}"
+
+
+def _unread(f: Figures) -> str:
+    from telerad.workflow.simulation import Cover
+
+    unread = f.studies - f.read
+    nobody = f.unread_by_cover[Cover.NOBODY]
+    return f"{unread} ({nobody} nobody qualified)" if unread else "0"
+
+
 def _print(result: dict[str, object], engine: Figures, fifo: Figures) -> None:
     from telerad.workflow.model import Priority
 
@@ -170,7 +195,11 @@ def _print(result: dict[str, object], engine: Figures, fifo: Figures) -> None:
         f"Simulated day: {result['studies']} studies, {result['readers']} readers "
         f"({result['source']}{seed})"
     )
-    table = Table(title=title)
+    caption = (
+        "breaches by cover: a qualified reader on shift before the deadline / qualified "
+        "readers, none on shift in time / nobody on the roster qualified"
+    )
+    table = Table(title=title, caption=caption)
     table.add_column("")
     table.add_column("engine", justify="right")
     table.add_column("FIFO", justify="right")
@@ -185,6 +214,9 @@ def _print(result: dict[str, object], engine: Figures, fifo: Figures) -> None:
         )
     for tier in Priority:
         e, f = engine.tiers[tier], fifo.tiers[tier]
+        table.add_row(f"  {tier} breaches by cover", _causes(e), _causes(f))
+    for tier in Priority:
+        e, f = engine.tiers[tier], fifo.tiers[tier]
         table.add_row(
             f"  {tier} TAT p50 / p90 / p99 (min)",
             " / ".join(_minutes(e.tat[q]) for q in (50, 90, 99)),
@@ -196,7 +228,7 @@ def _print(result: dict[str, object], engine: Figures, fifo: Figures) -> None:
         _minutes(fifo.tiers[Priority.STROKE].mean_tat),
     )
     table.add_row("mean utilisation", _pct(engine.mean_utilisation), _pct(fifo.mean_utilisation))
-    table.add_row("never read", str(engine.studies - engine.read), str(fifo.studies - fifo.read))
+    table.add_row("never read", _unread(engine), _unread(fifo))
     table.add_row("most waiting at once", str(engine.max_queue), str(fifo.max_queue))
     table.add_row("reassignments", str(engine.reassignments), "–")
     seconds = result["seconds"]
@@ -215,5 +247,23 @@ def _print(result: dict[str, object], engine: Figures, fifo: Figures) -> None:
         f"(target ≤ {targets['stroke_p90_tat_minutes_max']:g}) "
         f"{verdict[bool(targets['stroke_p90_met'])]}"
     )
+    worse = targets["not_worse_than_fifo"]
+    assert isinstance(worse, dict)
+    behind = [f"{t} {k}" for t, ok in worse.items() for k in ("breach", "p90") if not ok[k]]
+    console.print(
+        f"no tier worse than FIFO: {verdict[not behind]}"
+        + (f" ({', '.join(behind)} worse)" if behind else "")
+        + f"; stroke breaches {_pct(engine.tiers[Priority.STROKE].breach_rate)} "
+        f"(target ≤ {targets['stroke_breach_rate_max']:.0%}) "
+        f"{verdict[bool(targets['stroke_breach_rate_met'])]}; breach rate ≤ "
+        f"{targets['strict_breach_rate_ratio_max']}× FIFO "
+        f"{verdict[bool(targets['strict_breach_rate_ratio_met'])]}"
+    )
+    if engine.unreadable:
+        needs = ", ".join(f"{need} ({n})" for need, n in list(engine.unreadable.items())[:5])
+        more = len(engine.unreadable) - 5
+        console.print(
+            f"nobody on the roster may read: {needs}" + (f" and {more} more" if more > 0 else "")
+        )
     if "plots" in result:
         console.print(f"plots: {', '.join(str(p) for p in result['plots'])}")  # type: ignore[attr-defined]

@@ -88,7 +88,9 @@ class _Window:
 
 
 def _window(since: datetime, until: datetime) -> tuple[datetime, datetime]:
-    return since - BACK, max(until, since + WINDOW)
+    """Whole UTC days around the question, so that nearby questions share a window."""
+    start = (since - BACK).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, max(until, start + WINDOW)
 
 
 class Coverage:

@@ -46,6 +46,8 @@ OrderKey = tuple[int, datetime, str]
 Order = Callable[[ReadingStudy], OrderKey]
 #: Float sums of RVU drift by ~1e-15; the cap is compared with this slack.
 EPSILON = 1e-9
+#: Studies whose due time the roster remembers (more than a busy day's open studies).
+DUE_CACHE = 50_000
 
 
 class Roster:
@@ -72,6 +74,7 @@ class Roster:
         self._shift_now: datetime | None = None
         self._on_shift: dict[int, bool] = {}
         self._coverage = Coverage(self.get)
+        self._due: dict[tuple[str, datetime, datetime], datetime] = {}
 
     def __iter__(self) -> Iterator[Reader]:
         return iter(self._readers.values())
@@ -97,6 +100,7 @@ class Roster:
         elif old.shifts != reader.shifts:
             self._on_shift.pop(reader.user_id, None)
             self._coverage.forget()
+            self._due.clear()
 
     def set_signed_in(self, user_id: int, signed_in: bool) -> Reader:
         reader = self.get(user_id)
@@ -135,8 +139,14 @@ class Roster:
         """When ``study`` is due: its deadline, or the end of the last shift before it of
         anyone qualified for it, when nobody qualified is on shift from then to the
         deadline (:meth:`Coverage.due <telerad.workflow.coverage.Coverage.due>`)."""
-        key = qualification_key(study)
-        return self._coverage.due(study, key, self.qualified_for(study))
+        key = (study.uid, study.ready_at, study.deadline)
+        due = self._due.get(key)
+        if due is None:
+            if len(self._due) >= DUE_CACHE:  # studies come and go: start afresh
+                self._due.clear()
+            group = qualification_key(study)
+            due = self._due[key] = self._coverage.due(study, group, self.qualified_for(study))
+        return due
 
     def on_duty_until(self, reader: Reader, now: datetime) -> datetime | None:
         """When ``reader``'s shift ends, if they are on one at ``now``."""

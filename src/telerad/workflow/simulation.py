@@ -59,7 +59,8 @@ DRAIN_HOURS = 24.0
 SAMPLE_MINUTES = 5
 TICK_SECONDS = 60.0
 
-Progress = Callable[[int, int], None]
+#: Called as the replay goes: (studies read, studies in the day, hours since it began).
+Progress = Callable[[int, int, float], None]
 
 
 class Policy(enum.StrEnum):
@@ -293,8 +294,6 @@ class _Replay:
             self._leave(reader_id)
         else:
             self.free(reader_id)
-        if self.progress is not None and len(self.done) % 250 == 0:
-            self.progress(len(self.done), len(self.studies))
 
     def check(self, reader_id: int, study: ReadingStudy) -> None:
         ok, reasons = eligible(self.roster.get(reader_id), study, self.at(self.now))
@@ -317,6 +316,8 @@ class _Replay:
 
     def _sample(self) -> None:
         self.run.queue.append((self.now / 60, self.waiting()))
+        if self.progress is not None:
+            self.progress(len(self.done), len(self.studies), self.now / 3600)
         self.schedule(self.now + SAMPLE_MINUTES * 60, _Kind.SAMPLE)
 
     def _finish(self) -> Run:
@@ -345,7 +346,7 @@ class _Replay:
                 )
             )
         if self.progress is not None:
-            self.progress(len(self.studies), len(self.studies))
+            self.progress(len(self.done), len(self.studies), self.now / 3600)
         return run
 
     def cover(self, study: ReadingStudy) -> Cover:
