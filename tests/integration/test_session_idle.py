@@ -34,6 +34,15 @@ class Clock:
         return self.now
 
 
+def _sign_in(browser: TestClient) -> None:
+    signed_in = browser.post(
+        "/login", data={"username": "ana", "password": PASSWORD}, headers=ORIGIN,
+        follow_redirects=False,
+    )  # fmt: skip
+    assert signed_in.status_code == 303
+    assert browser.get("/worklist").status_code == 200
+
+
 def test_idle_sessions_warn_end_and_leave_the_reader_away(platform: Platform) -> None:
     p, clock = platform, Clock()
     p.auth.clock = clock
@@ -45,12 +54,7 @@ def test_idle_sessions_warn_end_and_leave_the_reader_away(platform: Platform) ->
     p.reading.store.put_profile(ReaderProfile(ana.id, modalities=frozenset({"MR"})), clock())
     p.reading.store.add_shift(ana.id, weekly_rule("daily", "00:00", "24:00"))
     browser = TestClient(create_app(p))
-    signed_in = browser.post(
-        "/login", data={"username": "ana", "password": PASSWORD}, headers=ORIGIN,
-        follow_redirects=False,
-    )  # fmt: skip
-    assert signed_in.status_code == 303
-    assert browser.get("/worklist").status_code == 200
+    _sign_in(browser)
     p.reading.enqueue(
         ReadingStudy(
             uid=UID, facility_id=north.id, jurisdiction="US-CA", modality="MR",
@@ -84,12 +88,7 @@ def test_idle_sessions_warn_end_and_leave_the_reader_away(platform: Platform) ->
     history = p.reading.store.history(UID)
     assert history is not None and "signed out" not in " ".join(e.detail for e in history.events)
     # She signs in again: the study is attended again.
-    again = browser.post(
-        "/login", data={"username": "ana", "password": PASSWORD}, headers=ORIGIN,
-        follow_redirects=False,
-    )  # fmt: skip
-    assert again.status_code == 303
-    assert browser.get("/worklist").status_code == 200
+    _sign_in(browser)
     alerts = p.reading.board(None, clock()).alerts
     assert AlertKind.READER_AWAY not in {a.kind for a in alerts}
     assert ana.id not in p.reading.worklist.away

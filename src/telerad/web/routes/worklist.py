@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -58,6 +58,13 @@ NO_REPORT = (
 def vendor_dir() -> Path | None:
     """vendor/web (Chart.js, htmx; `make install` fetches them) of the checkout or the cwd."""
     return config.vendor_dir("web", "htmx.min.js")
+
+
+def view_of(
+    priority: Filter = "", facility: Filter = "", modality: Filter = "", sort: Filter = "urgency"
+) -> View:
+    """The queue's filters and order as the page's form sends them."""
+    return View(priority, facility, modality, sort if sort in SORTS else "urgency")
 
 
 def router(platform: Platform) -> APIRouter:
@@ -209,31 +216,14 @@ def router(platform: Platform) -> APIRouter:
             "error": error,
         }
 
-    def view_of(priority: str, facility: str, modality: str, sort: str) -> View:
-        return View(priority, facility, modality, sort if sort in SORTS else "urgency")
-
     @r.get("/worklist", response_class=HTMLResponse, include_in_schema=False)
-    def worklist_page(
-        request: Request,
-        priority: Filter = "",
-        facility: Filter = "",
-        modality: Filter = "",
-        sort: Filter = "urgency",
-    ) -> HTMLResponse:
+    def worklist_page(request: Request, view: Annotated[View, Depends(view_of)]) -> HTMLResponse:
         who = reader_of(request, platform)
-        view = view_of(priority, facility, modality, sort)
         return page(request, "worklist.html", rows_context(who, view))
 
     @r.get("/worklist/rows", response_class=HTMLResponse, include_in_schema=False)
-    def worklist_rows(
-        request: Request,
-        priority: Filter = "",
-        facility: Filter = "",
-        modality: Filter = "",
-        sort: Filter = "urgency",
-    ) -> HTMLResponse:
+    def worklist_rows(request: Request, view: Annotated[View, Depends(view_of)]) -> HTMLResponse:
         who = reader_of(request, platform)
-        view = view_of(priority, facility, modality, sort)
         return page(request, "worklist_rows.html", rows_context(who, view))
 
     @r.post("/worklist/{uid}/open", include_in_schema=False, response_model=None)
