@@ -207,3 +207,20 @@ def test_the_viewer_and_the_rows_show_the_order_and_the_patient(net: Net) -> Non
     assert "46 y F" in page
     routine_only = net.client.get("/worklist/rows?priority=routine", headers=net.as_("ana")).text
     assert spec.study_uid not in routine_only and "Nothing matches these filters" in routine_only
+
+
+def test_the_board_filters_and_sorts_its_queue(net: Net) -> None:
+    p, root = net.platform, net.as_("root")
+    ready = datetime.now(UTC) - timedelta(minutes=1)
+    us = _study(p, US_UID, net.north, ready)
+    p.reading.enqueue(us.__class__(**{**us.__dict__, "modality": "US"}))
+    everything = net.client.get("/board/rows", headers=root).text
+    assert NORTH_UID in everything and US_UID in everything
+    only_us = net.client.get("/board/rows?modality=US", headers=root).text
+    assert f'<tr data-study-uid="{US_UID}"' in only_us
+    assert f'<tr data-study-uid="{NORTH_UID}"' not in only_us
+    assert "1 of 3 open" in only_us
+    south = net.client.get(f"/board/rows?facility={net.south}&sort=deadline", headers=root).text
+    assert f'<tr data-study-uid="{US_UID}"' not in south  # alerts stay, whatever the filter
+    page = net.client.get("/board", headers=root).text
+    assert 'id="board-view"' in page and "<option>US</option>" in page

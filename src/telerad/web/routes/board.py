@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
@@ -32,15 +32,19 @@ from telerad.web.auth import client_address
 from telerad.web.routes.ui import TEMPLATES
 from telerad.web.routes.worklist_common import (
     POLL_SECONDS,
+    SORTS,
     Row,
+    View,
     facility_names,
     item_json,
     rows_of,
     supervisor_of,
     time_left,
+    view_of,
     viewer_url,
     visible_item,
 )
+from telerad.workflow.model import Priority
 
 
 class AssignRequest(BaseModel):
@@ -179,12 +183,18 @@ def router(platform: Platform) -> APIRouter:
         )
 
     def rows_page(
-        request: Request, who: Principal, notice: str = "", error: str = ""
+        request: Request,
+        who: Principal,
+        notice: str = "",
+        error: str = "",
+        view: View | None = None,
     ) -> HTMLResponse:
         b, rows, by_uid = board_of(who)
+        view = view or View()
         ctx = {
             "board": b,
-            "rows": rows,
+            "rows": view.arrange(rows),
+            "total": len(rows),
             "by_uid": by_uid,
             "time_left": time_left,
             "viewer_url": viewer_url,
@@ -200,11 +210,19 @@ def router(platform: Platform) -> APIRouter:
         facilities = sorted(
             ((fid, n) for fid, n in names.items() if who.sees(fid)), key=lambda x: x[1]
         )
-        return page(request, "board.html", {"who": who, "facilities": facilities})
+        ctx = {
+            "who": who,
+            "facilities": facilities,
+            "priorities": [p.value for p in Priority],
+            "modalities": sorted({i.study.modality for i in reading.board(who.facility_ids).items}),
+            "sorts": SORTS,
+            "view": View(),
+        }
+        return page(request, "board.html", ctx)
 
     @r.get("/board/rows", response_class=HTMLResponse, include_in_schema=False)
-    def board_rows(request: Request) -> HTMLResponse:
-        return rows_page(request, supervisor_of(request))
+    def board_rows(request: Request, view: Annotated[View, Depends(view_of)]) -> HTMLResponse:
+        return rows_page(request, supervisor_of(request), view=view)
 
     @r.post(
         "/board/alerts/{alert_id}/acknowledge", response_class=HTMLResponse, include_in_schema=False

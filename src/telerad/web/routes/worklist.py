@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -40,14 +40,13 @@ from telerad.web.routes.worklist_common import (
     reader_of,
     rows_of,
     time_left,
+    view_of,
     viewer_url,
     visible_item,
 )
 from telerad.workflow.model import Priority
 
 Action = Literal["claim", "release", "complete"]
-#: A queue filter as the page's form sends it.
-Filter = Annotated[str, Query(max_length=32)]
 #: What "Mark read" says until reports are written (the reporting flow replaces it).
 NO_REPORT = (
     "telerad does not write reports yet: marking read only takes the study off your "
@@ -58,13 +57,6 @@ NO_REPORT = (
 def vendor_dir() -> Path | None:
     """vendor/web (Chart.js, htmx; `make install` fetches them) of the checkout or the cwd."""
     return config.vendor_dir("web", "htmx.min.js")
-
-
-def view_of(
-    priority: Filter = "", facility: Filter = "", modality: Filter = "", sort: Filter = "urgency"
-) -> View:
-    """The queue's filters and order as the page's form sends them."""
-    return View(priority, facility, modality, sort if sort in SORTS else "urgency")
 
 
 def router(platform: Platform) -> APIRouter:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Query, Request
 
 from telerad.bootstrap import Platform
 from telerad.domain.identity import Permission, Principal, Role
@@ -169,3 +169,14 @@ class View:
 
     def query(self) -> dict[str, str]:
         return {k: v for k, v in vars(self).items() if v and not (k == "sort" and v == "urgency")}
+
+
+#: A queue filter as a page's form sends it.
+Filter = Annotated[str, Query(max_length=32)]
+
+
+def view_of(
+    priority: Filter = "", facility: Filter = "", modality: Filter = "", sort: Filter = "urgency"
+) -> View:
+    """A queue's filters and order as the page's form sends them (a dependency)."""
+    return View(priority, facility, modality, sort if sort in SORTS else "urgency")
