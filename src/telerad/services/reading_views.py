@@ -169,8 +169,8 @@ class ReadingViews:
         )
 
     def _urgency(self, uid: str) -> tuple[int, datetime, str]:
-        study = self.worklist.studies[uid]
-        return (study.priority.rank, study.deadline, uid)
+        """The worklist's own reading order: what the engine planned to be read first."""
+        return self.worklist.order(uid)
 
     def _pooled(self, study: ReadingStudy, now: datetime) -> bool:
         """In the pull pool, waiting to be claimed (not yet pushed by the ladder)."""
