@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,6 +16,18 @@ from telerad.domain.model import (
     StoredObject,
 )
 from telerad.domain.query import Query
+from telerad.domain.read_status import ReadState
+from telerad.domain.reading_entries import (
+    AlertRow,
+    EntryChange,
+    FinishedRead,
+    History,
+    OpenEntry,
+    Reopened,
+    RosterRow,
+)
+from telerad.services.readers import ProfileStore
+from telerad.workflow.model import ReadingStudy
 
 
 class BlobStore(Protocol):
@@ -128,3 +141,48 @@ class Index(Protocol):
     def put_metadata(self, items: dict[str, str]) -> None: ...
 
     def iter_studies(self) -> Iterator[dict[str, object]]: ...
+
+
+class ReadingStore(ProfileStore, Protocol):
+    """Where worklist entries, their history, alerts and the roster are kept
+    (storage.db.reading_repository.SqlReading).
+
+    Reader profiles live in the same store: `telerad reader` and the demo hand
+    ``ReadingService.store`` to :class:`~telerad.services.readers.ReaderAdmin`.
+    """
+
+    def radiologists(self) -> list[RosterRow]: ...
+
+    def live_sessions(self, seen_since: datetime, created_since: datetime) -> frozenset[int]: ...
+
+    def add_entry(self, study: ReadingStudy) -> int: ...
+
+    def reopen(self, study: ReadingStudy) -> Reopened | None:
+        """Take up the study's withdrawn entry again (its routing facts from ``study``,
+        its readiness time and deadline kept); None when its latest entry is not
+        withdrawn."""
+        ...
+
+    def save(self, changes: Iterable[EntryChange]) -> None:
+        """Apply what commands changed (values, history rows, alerts) in one transaction."""
+        ...
+
+    def open_entries(self) -> list[OpenEntry]: ...
+
+    def history(self, study_uid: str) -> History | None: ...
+
+    def read_states(self, study_uids: Sequence[str]) -> dict[str, ReadState]:
+        """The latest read of each of these studies that has been on the worklist."""
+        ...
+
+    def finished(
+        self, since: datetime, facility_ids: frozenset[int] | None = None
+    ) -> list[FinishedRead]: ...
+
+    def live_alerts(self, facility_ids: frozenset[int] | None) -> list[AlertRow]: ...
+
+    def acknowledge_alert(
+        self, alert_id: int, user_id: int, at: datetime, facility_ids: frozenset[int] | None
+    ) -> AlertRow | None:
+        """Mark a live alert seen; None when there is none with that id in scope."""
+        ...

@@ -35,28 +35,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from telerad.domain.audit import Action, EventID
-from telerad.domain.read_status import ReadState
 from telerad.domain.readers import reader_of
 from telerad.domain.reading_entries import (
     AlertChange,
     AlertRow,
     EntryChange,
-    FinishedRead,
-    History,
-    OpenEntry,
     Reopened,
-    RosterRow,
 )
 from telerad.services.access_audit import Actor
 from telerad.services.audit import AuditService
-from telerad.services.readers import ProfileStore
+from telerad.services.ports import ReadingStore
 from telerad.services.reading_alerts import alert_changes, back_changes, gone_changes
 from telerad.services.reading_views import (
     Board,
@@ -100,51 +95,6 @@ __all__ = [
     "ReadingStore",
     "WorklistError",
 ]
-
-
-class ReadingStore(ProfileStore, Protocol):
-    """Where worklist entries, their history, alerts and the roster are kept
-    (storage.db.reading_repository.SqlReading).
-
-    Reader profiles live in the same store: `telerad reader` and the demo hand
-    ``ReadingService.store`` to :class:`~telerad.services.readers.ReaderAdmin`.
-    """
-
-    def radiologists(self) -> list[RosterRow]: ...
-
-    def live_sessions(self, seen_since: datetime, created_since: datetime) -> frozenset[int]: ...
-
-    def add_entry(self, study: ReadingStudy) -> int: ...
-
-    def reopen(self, study: ReadingStudy) -> Reopened | None:
-        """Take up the study's withdrawn entry again (its routing facts from ``study``,
-        its readiness time and deadline kept); None when its latest entry is not
-        withdrawn."""
-        ...
-
-    def save(self, changes: Iterable[EntryChange]) -> None:
-        """Apply what commands changed (values, history rows, alerts) in one transaction."""
-        ...
-
-    def open_entries(self) -> list[OpenEntry]: ...
-
-    def history(self, study_uid: str) -> History | None: ...
-
-    def read_states(self, study_uids: Sequence[str]) -> dict[str, ReadState]:
-        """The latest read of each of these studies that has been on the worklist."""
-        ...
-
-    def finished(
-        self, since: datetime, facility_ids: frozenset[int] | None = None
-    ) -> list[FinishedRead]: ...
-
-    def live_alerts(self, facility_ids: frozenset[int] | None) -> list[AlertRow]: ...
-
-    def acknowledge_alert(
-        self, alert_id: int, user_id: int, at: datetime, facility_ids: frozenset[int] | None
-    ) -> AlertRow | None:
-        """Mark a live alert seen; None when there is none with that id in scope."""
-        ...
 
 
 def _utcnow() -> datetime:

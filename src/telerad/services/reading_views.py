@@ -23,7 +23,7 @@ from telerad.workflow.rules import EscalationAction
 from telerad.workflow.worklist import Worklist
 
 if TYPE_CHECKING:
-    from telerad.services.reading import ReadingStore
+    from telerad.services.ports import ReadingStore
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,7 @@ from telerad.domain.query import (
 )
 from telerad.domain.read_status import read_status
 from telerad.services.archive import Archive
-from telerad.services.ports import Index
-from telerad.services.reading import ReadingStore
+from telerad.services.ports import Index, ReadingStore
 
 _ISO_DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
 
@@ -132,9 +131,7 @@ class StudyList:
         self.index = index
         self.reads = reads
 
-    def page(
-        self, who: Principal, search: StudySearch, page: int = 1, size: int = 25
-    ) -> StudyPage:
+    def page(self, who: Principal, search: StudySearch, page: int = 1, size: int = 25) -> StudyPage:
         """One page of the studies ``who`` sees that match ``search``, newest first; a
         search that makes no sense gives no rows and the reason."""
         facilities = self.index.list_facilities()
