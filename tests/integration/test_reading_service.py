@@ -188,7 +188,7 @@ def test_claim_release_complete_and_permissions_of_holds(world: World) -> None:
     # Nobody else reads MR: a release keeps it with ana, and says why.
     handover = world.reading.release("1.2.3.6", world.ana.id, now)
     assert handover.holder == world.ana.id
-    assert handover.why.startswith("Nobody else now: the qualified readers are")
+    assert handover.why == "Nobody else on the roster may read it."
     with pytest.raises(WorklistError):
         world.reading.complete("1.2.3.6", world.ben.id, now)
     world.reading.complete("1.2.3.6", world.ana.id, now + timedelta(minutes=30))
@@ -405,3 +405,14 @@ def test_the_same_on_postgresql(pg_platform: Platform) -> None:
     fresh = ReadingService(world.reading.store)
     assert fresh.start(now + timedelta(minutes=1)) == 1
     assert set(fresh.worklist.studies) == {"9.2"}
+
+
+def test_a_release_nobody_else_may_take_says_why(world: World) -> None:
+    now = _now()
+    _sign_in(world, world.ana)
+    world.reading.enqueue(_study(world, "1.2.3.40", now, modality="CT"), now)
+    held = world.reading.holder("1.2.3.40")
+    assert held is not None  # ana and ben both read CT; only one is signed in
+    handover = world.reading.release("1.2.3.40", held, now + timedelta(minutes=1))
+    assert handover.holder == held
+    assert handover.why == "The other qualified readers are 1 signed out."

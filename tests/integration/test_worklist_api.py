@@ -220,7 +220,8 @@ def test_pages_render_for_their_people(net: Net) -> None:
     # The page's action: release (nobody else at North reads CT), answered with the rows
     # and why it stayed.
     acted = net.client.post(f"/worklist/{NORTH_UID}/release", headers=net.as_("ana"))
-    assert acted.status_code == 200 and "Not handed on: Nobody else now" in acted.text
+    assert acted.status_code == 200
+    assert "Not handed on: Nobody else on the roster may read it." in acted.text
     # One click on the study: claimed, and on to the viewer.
     opened = net.client.post(
         f"/worklist/{NORTH_UID}/open", headers=net.as_("ana"), follow_redirects=False

@@ -61,8 +61,7 @@ from telerad.services.reading_views import (
     ReaderLoad,
     ReadingViews,
 )
-from telerad.workflow.engine import Roster, assign
-from telerad.workflow.explain import nobody
+from telerad.workflow.engine import GAVE_IT_BACK, Roster, assign
 from telerad.workflow.model import Priority, Reader, ReadingStudy
 from telerad.workflow.rules import Rules, RulesSource, default_rules
 from telerad.workflow.worklist import (
@@ -399,8 +398,7 @@ class ReadingService(ReadingViews):
                 wl.studies[uid], wl.roster, wl.workload, wl.rules, now,
                 exclude=frozenset({reader_id}), trigger="released",
             )  # fmt: skip
-            why = nobody(nobody_else) if nobody_else.reader is None else ""
-            return Handover(reader_id, why.replace("No reader", "Nobody else", 1))
+            return Handover(reader_id, _why_nobody_else(nobody_else.left_out))
 
     def complete(self, uid: str, reader_id: int, now: datetime | None = None) -> None:
         """The study is read (the report signed): it leaves the worklist."""
@@ -545,6 +543,15 @@ class ReadingService(ReadingViews):
             return None
         seen.add(key)
         return _row(kind, at, reader, None, detail)
+
+
+def _why_nobody_else(left_out: dict[str, int]) -> str:
+    """Why nobody but the releasing reader may take a study now, in words."""
+    others = {why: n for why, n in left_out.items() if why != GAVE_IT_BACK}
+    if not others:
+        return "Nobody else on the roster may read it."
+    counts = sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "The other qualified readers are " + ", ".join(f"{n} {w}" for w, n in counts) + "."
 
 
 def _row(

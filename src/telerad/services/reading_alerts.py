@@ -51,9 +51,8 @@ def alert_changes(
             return [AlertChange(at, clear=frozenset({AlertKind.READER_AWAY}))]
         case Completed(at=at):
             return [AlertChange(at, clear=ALL)]
-        case NoReader(at=at, reason=reason, anyone_qualified=anyone):
-            prefix = "Nobody may read it now" if anyone else "Nobody on the roster may read it"
-            return [AlertChange(at, AlertKind.NO_READER, f"{prefix}. {reason}")]
+        case NoReader(at=at, reason=reason):
+            return [AlertChange(at, AlertKind.NO_READER, reason)]
         case Unattended(reader_id=reader, at=at):
             text = (
                 f"{name(reader)} is away (session idle) and nobody else may read it now; "

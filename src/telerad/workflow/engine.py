@@ -44,6 +44,8 @@ QualificationKey = tuple[int, str, str, str, str]
 #: A study's place in a reader's queue (:func:`reading_order`): smaller comes first.
 OrderKey = tuple[int, datetime, str]
 Order = Callable[[ReadingStudy], OrderKey]
+#: Why a reader was left out of a decision about a study they just gave back or sat on.
+GAVE_IT_BACK = "gave it back or sat on it"
 #: Float sums of RVU drift by ~1e-15; the cap is compared with this slack.
 EPSILON = 1e-9
 #: Studies whose due time the roster remembers (more than a busy day's open studies).
@@ -367,7 +369,7 @@ def assign(
     considered = 0
     for uid in readers.qualified_for(study):
         if uid in exclude:
-            left_out["gave it back or sat on it"] += 1
+            left_out[GAVE_IT_BACK] += 1
             continue
         reader = readers.get(uid)
         # Qualified already: signed in and on shift is all that is left to check (in the
