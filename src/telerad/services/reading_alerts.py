@@ -11,9 +11,10 @@ it (audited) without hiding it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from telerad.domain.reading_entries import CLEARED_BY_ASSIGNMENT, AlertChange, AlertKind
+from telerad.workflow.explain import span
 from telerad.workflow.model import ReadingStudy
 from telerad.workflow.rules import EscalationAction
 from telerad.workflow.worklist import (
@@ -29,11 +30,6 @@ from telerad.workflow.worklist import (
 
 #: Every live alert of an entry (its study was read or withdrawn).
 ALL = None
-
-
-def _minutes(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    return f"{minutes / 60:.1f} h" if abs(minutes) >= 120 else f"{minutes:.0f} min"
 
 
 def _held(reader: int | None, name: Callable[[int | None], str]) -> str:
@@ -61,9 +57,9 @@ def alert_changes(
             return [AlertChange(at, AlertKind.READER_AWAY, text)]
         case Escalated(action=action, at=at, reader_id=reader) if study is not None:
             gone = study.elapsed_fraction(at)
-            target = _minutes(study.turnaround)
+            target = span(study.turnaround)
             if action is EscalationAction.ALERT_SUPERVISOR:
-                left = _minutes(study.deadline - at)
+                left = span(study.deadline - at)
                 text = (
                     f"{gone:.0%} of its {target} target gone, {left} left; {_held(reader, name)}."
                 )

@@ -9,7 +9,8 @@ if TYPE_CHECKING:
     from telerad.workflow.engine import Decision
 
 
-def _minutes(delta: timedelta) -> str:
+def span(delta: timedelta) -> str:
+    """A span of time as people say it: "12 min", "3.5 h"."""
     minutes = delta.total_seconds() / 60
     if abs(minutes) >= 120:
         return f"{minutes / 60:.1f} h"
@@ -68,9 +69,9 @@ def why_now(decision: Decision) -> str:
     deadline = study.deadline.strftime("%Y-%m-%d %H:%M %Z").strip()
     parts = [f"Why now: {decision.trigger}"]
     if decision.time_left > timedelta(0):
-        parts.append(f"{_minutes(decision.time_left)} left of its {_minutes(target)} target")
+        parts.append(f"{span(decision.time_left)} left of its {span(target)} target")
     else:
-        parts.append(f"{_minutes(-decision.time_left)} past its {_minutes(target)} target")
+        parts.append(f"{span(-decision.time_left)} past its {span(target)} target")
     parts[-1] += f" (deadline {deadline})"
     if decision.due is not None and decision.due < study.deadline:
         due = decision.due.strftime("%H:%M %Z").strip()

@@ -16,6 +16,7 @@ from telerad.services.reading import Item, ReadingService
 from telerad.services.reading_context import ReadingContext, StudyContext
 from telerad.web.auth import authenticate
 from telerad.web.routes.ui import dicom_date, person_name
+from telerad.workflow.explain import span
 
 #: How often the pages refresh their rows, in seconds.
 POLL_SECONDS = 5
@@ -27,11 +28,9 @@ def viewer_url(uid: str) -> str:
 
 
 def time_left(delta: timedelta) -> str:
-    minutes = delta.total_seconds() / 60
-    late = minutes < 0
-    span = abs(minutes)
-    text = f"{span / 60:.1f} h" if span >= 120 else f"{span:.0f} min"
-    return f"{text} overdue" if late else text
+    """"12 min", "3.5 h", or "5 min overdue"."""
+    text = span(abs(delta))
+    return f"{text} overdue" if delta < timedelta(0) else text
 
 
 def reader_of(request: Request, platform: Platform) -> Principal:
