@@ -201,3 +201,17 @@ def test_an_error_comes_back_in_the_row_it_concerns(
     assert release.status_code == 404 and setup.other.study_uid in release.text
     assert "no such study in reconciliation" in release.text
     assert "DOE" not in release.text  # nothing of the other facility's study
+
+
+def test_the_page_says_which_studies_are_still_arriving(platform: Platform, setup: Setup) -> None:
+    """It said "Nothing waits" while studies were still coming in."""
+    here = platform.index.facility_by_name("Here Hospital")
+    assert here is not None
+    coming = StudySpec(accession="SOON1")
+    for ds in ct_series(coming, slices=2, rows=8, cols=8):
+        assert platform.archive.store(here.id, to_bytes(ds)).ok
+    platform.reconciler.clock = lambda: datetime.now(UTC)  # just arrived: not stable yet
+    platform.reconciler.run()
+    page = setup.client.get("/reconciliation", headers=bearer(setup.tokens["clerk"])).text
+    assert "1 study is still arriving" in page
+    assert coming.study_uid not in page  # not in the queue (yet)

@@ -16,12 +16,15 @@ from telerad.domain.identity import Principal
 from telerad.domain.model import Level
 from telerad.domain.orders import Order
 from telerad.domain.query import Query, UidList
-from telerad.domain.readiness import ReadingState, StudyFacts
+from telerad.domain.readiness import Readiness, ReadingState, StudyFacts
 from telerad.domain.reconciliation import orders_to_pick
 from telerad.services.archive import Archive
 from telerad.services.orders import OrderService
 from telerad.services.reconcile import Reconciler
 from telerad.services.study_list import listed_modalities
+
+#: Arriving studies are counted up to this many ("500 or more").
+ARRIVING_SHOWN = 500
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,12 @@ class ReconciliationQueue:
     def rows(self, who: Principal) -> list[QueueRow]:
         """The studies waiting for a person at the facilities ``who`` sees, oldest first."""
         return self._rows(who, self.reconciler.waiting(who.facility_ids))
+
+    def arriving(self, who: Principal) -> int:
+        """How many of ``who``'s facilities' studies are still arriving (not yet stable):
+        they may come here if they stay without an order."""
+        wanted = frozenset({Readiness.ARRIVING})
+        return len(self.reconciler.states.listing(wanted, who.facility_ids, limit=ARRIVING_SHOWN))
 
     def row(self, who: Principal, study_uid: str) -> QueueRow | None:
         """One study as the queue shows it (None when ``who`` does not see it)."""

@@ -28,7 +28,7 @@ from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import OrderError
 from telerad.domain.readiness import ReadingState
 from telerad.services.orders import Origin
-from telerad.services.reconciliation_queue import ReconciliationQueue
+from telerad.services.reconciliation_queue import ARRIVING_SHOWN, ReconciliationQueue
 from telerad.web.auth import authenticate, authorise, client_address
 from telerad.web.routes.ui import TEMPLATES, dicom_date, person_name, viewer_url
 from telerad.workflow.model import Priority
@@ -189,7 +189,13 @@ def router(platform: Platform) -> APIRouter:
         who = authorise(request, Permission.ORDERS_READ)
         rows = queue.rows(who)
         audit_listing(request, who, len(rows))
-        context = {"who": who, "rows": rows, "can_resolve": who.can(Permission.ORDERS_WRITE)}
+        context = {
+            "who": who,
+            "rows": rows,
+            "arriving": queue.arriving(who),
+            "arriving_shown": ARRIVING_SHOWN,
+            "can_resolve": who.can(Permission.ORDERS_WRITE),
+        }
         return render(request, "reconciliation.html", context)
 
     def resolved_row(
