@@ -1,16 +1,21 @@
-"""The generated reading day: one seed, one day; and its shape (counts, mixes, shifts)."""
+"""The generated reading day: one seed, one day; its shape (counts, mixes, shifts); and
+the roster staffed for it (every kind of study readable, stroke and trauma around the
+clock)."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from telerad.workflow.model import Priority, WeeklyShift
+from telerad.workflow.eligibility import qualified
+from telerad.workflow.model import Priority, ReadingStudy, WeeklyShift
 from telerad.workflow.rules import Rules
 from telerad.workflow.scenario import (
+    AROUND_THE_CLOCK,
     DAY,
     DEFAULT_READERS,
     DEFAULT_STUDIES,
@@ -19,12 +24,29 @@ from telerad.workflow.scenario import (
     SUBSPECIALTY_SHARE,
     Scenario,
     generate,
+    licensable,
+    make_arrivals,
+    make_facilities,
+    make_readers,
 )
 
 
 @pytest.fixture(scope="module")
 def default_day() -> Scenario:
     return generate()
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3])
+def day(request: pytest.FixtureRequest, default_day: Scenario) -> Scenario:
+    """The default-sized days of issue 9's targets (seed 1 is the default day)."""
+    return default_day if request.param == 1 else generate(request.param)
+
+
+def _kinds(scenario: Scenario, tiers: tuple[Priority, ...] = tuple(Priority)) -> list[ReadingStudy]:
+    """One study of each kind (who is qualified for it) of ``tiers`` in the day."""
+    rules = scenario.rules(Rules())
+    kinds = {a.need: a.study(rules) for a in scenario.arrivals if a.priority in tiers}
+    return list(kinds.values())
 
 
 def test_the_same_seed_gives_the_same_day_and_another_seed_another() -> None:
@@ -120,3 +142,58 @@ def test_every_facility_can_be_served(default_day: Scenario) -> None:
         assert all(facility.jurisdiction in r.licences for r in there)
         assert set(SUBSPECIALTY_SHARE) <= {s for r in there for s in r.subspecialties}
         assert set(MODALITY_SHARE) <= {m for r in there for m in r.modalities}
+
+
+def test_every_kind_of_study_the_day_brings_has_a_qualified_reader(day: Scenario) -> None:
+    kinds = _kinds(day)
+    assert len(kinds) > 1_000  # (facility, modality, subspecialty, read kind) combinations
+    unreadable = [s.describe for s in kinds if all(qualified(r, s) for r in day.readers)]
+    assert unreadable == []
+    assert day.staffing is not None
+    assert day.staffing.unstaffed == [] and day.staffing.gaps == {}
+
+
+def test_stroke_and_trauma_have_a_qualified_reader_on_shift_around_the_clock(
+    day: Scenario,
+) -> None:
+    assert set(AROUND_THE_CLOCK) == {Priority.STROKE, Priority.TRAUMA}
+    kinds = _kinds(day, AROUND_THE_CLOCK)
+    facilities = {s.facility_id for s in kinds}
+    assert len(facilities) == len(day.facilities)  # every facility sends some
+    missing = []
+    for quarter in range(24 * 4):
+        now = DAY + timedelta(minutes=15 * quarter)
+        on = [r for r in day.readers if r.on_shift(now)]
+        missing += [f"{now:%H:%M} {s.describe}" for s in kinds if all(qualified(r, s) for r in on)]
+    assert missing == []
+
+
+def test_staffing_keeps_the_arrivals_and_the_readers_and_only_adds(default_day: Scenario) -> None:
+    rng = random.Random(1)
+    facilities = make_facilities(rng)
+    drawn = make_readers(rng, facilities, DEFAULT_READERS)
+    assert default_day.arrivals == tuple(make_arrivals(rng, facilities, drawn, DEFAULT_STUDIES))
+    assert [r.user_id for r in default_day.readers] == [r.user_id for r in drawn]
+    changed = 0
+    for before, after in zip(drawn, default_day.readers, strict=True):
+        assert before.licences <= after.licences <= before.licences | licensable(before)
+        assert before.facility_ids <= after.facility_ids
+        assert before.modalities <= after.modalities
+        assert before.subspecialties <= after.subspecialties
+        assert before.read_kinds <= after.read_kinds
+        assert (before.rvu_per_hour, before.shifts) == (after.rvu_per_hour, after.shifts)
+        assert after.facility_ids <= {
+            f.id for f in facilities if f.jurisdiction in after.licences
+        }  # privileges only where licensed
+        changed += before != after
+    assert 0 < changed < DEFAULT_READERS / 2  # a network's credentialing, not a new roster
+
+
+def test_indian_readers_work_nights_too(default_day: Scenario) -> None:
+    def indian(shift: object) -> bool:
+        return isinstance(shift, WeeklyShift) and shift.tz == "Asia/Kolkata"
+
+    india = [r for r in default_day.readers if any(indian(s) for s in r.shifts)]
+    for hour in range(24):
+        now = DAY + timedelta(hours=hour, minutes=30)
+        assert any(r.on_shift(now) for r in india), f"no Indian reader at {now:%H:%M} UTC"

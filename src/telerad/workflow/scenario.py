@@ -12,8 +12,11 @@ so a seed names a day. The model (docs/routing.md, "Simulation"):
   work, msk, body, breast, peds); trauma and some urgent visits bring several
   studies of one patient at once, and some studies carry prior readers;
 * a follow-the-sun roster: US day, evening and night shifts, Australian and British
-  readers covering the other hemisphere's night, Indian readers; licences,
-  privileges, modalities, subspecialties and reading speeds.
+  readers covering the other hemisphere's night, Indian readers day and night;
+  licences, privileges, modalities, subspecialties and reading speeds;
+* staffed for the day it reads (:func:`staff_roster`, ``workflow/staffing.py``): every
+  kind of study the arrivals bring has a qualified reader on the roster, and every kind
+  of stroke and trauma study a facility sends has one on shift at every minute.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from telerad.workflow.model import (
     patient_key,
 )
 from telerad.workflow.rules import Rules
+from telerad.workflow.staffing import Need, Staffing, staff
 
 #: The default day: a Tuesday, midnight UTC.
 DAY = datetime(2025, 3, 4, tzinfo=UTC)
@@ -94,6 +98,13 @@ class Arrival:
             prior_readers=self.prior_readers,
         )
 
+    @property
+    def need(self) -> Need:
+        """What reading it takes: who is qualified for it (the engine's qualification key)."""
+        return Need(
+            self.facility_id, self.jurisdiction, self.modality, self.subspecialty, self.read_kind
+        )
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -107,6 +118,8 @@ class Scenario:
     seed: int | None = None
     #: When the simulated day starts; ``None``: midnight UTC before the first arrival.
     day: datetime | None = None
+    #: What staffing the generated roster changed (None for a trace read from CSV).
+    staffing: Staffing | None = None
 
     @property
     def start(self) -> datetime:
@@ -386,10 +399,11 @@ REGIONS: dict[str, tuple[float, dict[str, float], Shifts]] = {
         0.16, {"GB": 1.0, "AU": 0.45, "US": 0.2},
         ((8, 10, 0.5), (12, 10, 0.3), (21, 10, 0.2)),
     ),
-    # Indian readers: their own country, British work, and US days in their evening.
+    # Indian readers: their own country, British work, and US days in their evening;
+    # a night shift (22:00-08:00) so that Indian facilities have readers at 04:00-08:00.
     "Asia/Kolkata": (
         0.14, {"IN": 1.0, "GB": 0.5, "US": 0.3},
-        ((8, 10, 0.25), (13, 10, 0.35), (18, 10, 0.4)),
+        ((8, 10, 0.25), (13, 10, 0.3), (18, 10, 0.25), (22, 10, 0.2)),
     ),
 }  # fmt: skip
 
@@ -479,6 +493,33 @@ def _cover(
     return [by_id[r.user_id] for r in readers]
 
 
+# -- staffing: the roster a network would run for the day (workflow/staffing.py) -----
+
+#: Tiers the contracts promise in minutes: a qualified reader on shift around the clock
+#: for every kind of study of these tiers a facility sends.
+AROUND_THE_CLOCK = (Priority.STROKE, Priority.TRAUMA)
+
+
+def licensable(reader: Reader) -> frozenset[str]:
+    """The jurisdictions ``reader``'s home region works for (its licence groups in
+    :data:`REGIONS`): an Australian may hold Californian and British licences, not an
+    Indian one."""
+    home = next((s.tz for s in reader.shifts if isinstance(s, WeeklyShift)), "")
+    groups = REGIONS[home][1] if home in REGIONS else {}
+    return frozenset(j for j in JURISDICTIONS if j.split("-")[0] in groups)
+
+
+def staff_roster(
+    readers: Sequence[Reader], arrivals: Sequence[Arrival], start: datetime
+) -> tuple[list[Reader], Staffing]:
+    """The drawn roster staffed for the day: every kind of study it brings has a
+    qualified reader, and those of :data:`AROUND_THE_CLOCK` one on shift at every minute."""
+    needs = {a.need for a in arrivals}
+    critical = {a.need for a in arrivals if a.priority in AROUND_THE_CLOCK}
+    shifts = {zone: [(b, h) for b, h, _ in table] for zone, (_, _, table) in REGIONS.items()}
+    return staff(readers, needs, critical, start=start, licensable=licensable, shifts=shifts)
+
+
 def generate(
     seed: int = DEFAULT_SEED,
     studies: int = DEFAULT_STUDIES,
@@ -490,8 +531,11 @@ def generate(
         raise ValueError("studies and readers must not be negative")
     rng = random.Random(seed)
     facilities = make_facilities(rng)
-    roster = make_readers(rng, facilities, readers)
-    arrivals = make_arrivals(rng, facilities, roster, studies, start)
+    drawn = make_readers(rng, facilities, readers)
+    # The arrivals are drawn from the roster as drawn (priors name readers privileged
+    # there), then the roster is staffed for them: staffing only adds, and draws nothing.
+    arrivals = make_arrivals(rng, facilities, drawn, studies, start)
+    roster, staffing = staff_roster(drawn, arrivals, start)
     return Scenario(
         arrivals=tuple(arrivals),
         readers=tuple(roster),
@@ -499,4 +543,5 @@ def generate(
         facilities=tuple(facilities),
         seed=seed,
         day=start,
+        staffing=staffing,
     )
