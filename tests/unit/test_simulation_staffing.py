@@ -11,7 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from telerad.workflow.model import Reader, ReadKind, WeeklyShift
+from telerad.workflow.eligibility import qualified
+from telerad.workflow.model import Priority, Reader, ReadingStudy, ReadKind, WeeklyShift
 from telerad.workflow.staffing import DAY_MINUTES, Need, overlap, staff, subtract
 
 DAY = datetime(2025, 3, 4, tzinfo=UTC)
@@ -204,3 +205,25 @@ def test_staffing_only_adds_and_reports_what_it_could_not_cover(
         for minute in range(0, DAY_MINUTES, 15):
             inside = any(a <= minute < b for a, b in gaps)
             assert on_shift_at(staffed, need, minute) != inside, (need, minute)
+
+
+@settings(max_examples=100, deadline=None)
+@given(readers_strategy, needs_strategy)
+def test_a_need_is_met_by_exactly_the_readers_eligibility_calls_qualified(
+    readers: list[Reader], needs: list[Need]
+) -> None:
+    for need in needs:
+        study = ReadingStudy(
+            "s",
+            facility_id=need.facility_id,
+            jurisdiction=need.jurisdiction,
+            modality=need.modality,
+            priority=Priority.STROKE,
+            ready_at=DAY,
+            deadline=DAY + timedelta(minutes=20),
+            subspecialty=need.subspecialty,
+            read_kind=need.read_kind,
+        )
+        for r in readers:
+            assert need.met_by(r) == (not qualified(r, study))
+            assert len(need.lacking(r)) == len(qualified(r, study))
