@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,16 +25,25 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, never one this session handed out before (the kernel
+    may give a just-closed port again, and two servers of one test would collide)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
     """An embedded platform: SQLite index and blobs under a temporary data dir."""
-    p = bootstrap(Settings(data_dir=tmp_path / "data", fsync=False))
+    p = open_platform(Settings(data_dir=tmp_path / "data", fsync=False))
     yield p
     p.close()
 
@@ -70,7 +79,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def pg_platform(tmp_path: Path, pg_url: str) -> Iterator[Platform]:
-    p = bootstrap(Settings(data_dir=tmp_path / "data", database_url=pg_url, fsync=False))
+    p = open_platform(Settings(data_dir=tmp_path / "data", database_url=pg_url, fsync=False))
     yield p
     p.close()
 

@@ -1,4 +1,18 @@
-"""Wiring: settings → engine → index, blob store, archive. The only place adapters meet."""
+"""Wiring: settings → engine → stores → services. The only place adapters meet.
+
+:func:`bootstrap` only builds the platform: no database statement, no thread.
+Its life has three steps, each in one place:
+
+* :meth:`Platform.open` brings the data up: the schema migrated, this process
+  marked as running in the data dir, and what an unclean stop lost recovered
+  from the blobs. Every command and test opens the platform it uses;
+  ``with open_platform(settings) as platform:`` opens and closes it.
+* :meth:`Platform.start` starts the background loops (:mod:`telerad.runtime`):
+  the index syncer, reconciliation, the reading worklist's clock. Only
+  ``telerad serve`` starts them (a command may start the one it needs).
+* :meth:`Platform.close` stops the loops, syncs what is pending, and removes the
+  running marker, so the next start finds a clean stop.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +28,7 @@ from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.model import Facility
 from telerad.domain.procedures import load_catalogue
+from telerad.runtime import Runtime, loops_of
 from telerad.services.access_audit import AccessLog
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
@@ -51,10 +66,69 @@ class Platform:
     reconciler: Reconciler
     #: The reading worklist (routing, holds, history); its ticker runs under `telerad serve`.
     reading: ReadingService
+    #: Syncs the blob directories (and the SQLite WAL) every few seconds.
+    syncer: IndexSyncer
     listeners: dict[str, bool] = field(default_factory=dict)
-    syncer: IndexSyncer | None = None
     #: OpenID Connect sign-in, when an issuer and client id are configured.
     oidc: OidcProvider | None = None
+    #: Per-facility data keys, when a master key is configured (checked on open).
+    keys: FacilityKeys | None = None
+    runtime: Runtime = field(init=False)
+    _opened: bool = field(default=False, init=False)
+    _closed: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.runtime = Runtime(loops_of(self))
+
+    # -- the platform's life -----------------------------------------------------------
+    def open(self) -> Platform:
+        """Bring the data up (idempotent): migrate the schema, mark this process as
+        running, recover what an unclean stop of the previous run lost."""
+        if self._opened:
+            return self
+        migrate(self.engine)
+        if self.keys is not None:
+            self.keys.check_master()
+        run = claim(self.settings.data_dir)
+        self._opened = True
+        if run.unclean_since is not None and not run.shared:
+            # A crash may have lost renames (fsynced temporary files remain) and,
+            # with SQLite, the index's last commits: catch up from the blobs.
+            recover_incomplete(self.index, self.blobs, self.blobs.incomplete())
+            if sqlite_path(self.settings.resolved_database_url) is not None:
+                since = run.unclean_since - SLACK_SECONDS
+                recover(self.index, self.blobs, self.blobs.written_since(since))
+        return self
+
+    def start(self, only: frozenset[str] | None = None) -> Platform:
+        """Start the background loops (``only``: those named), after opening."""
+        self.open()
+        self.reading.start()  # the worklist rebuilt from its open entries
+        self.runtime.start(only)
+        return self
+
+    def stop(self) -> None:
+        """Stop the background loops; what they were doing is finished first."""
+        self.runtime.stop()
+
+    def close(self) -> None:
+        """Stop, sync what is pending, release the data dir (a clean stop). Once."""
+        if self._closed:
+            return
+        self._closed = True
+        self.stop()
+        if self._opened:
+            self.syncer.sync()
+        self.blobs.close()
+        self.engine.dispose()
+        if self._opened:
+            release(self.settings.data_dir)
+
+    def __enter__(self) -> Platform:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def default_facility(self) -> Facility:
         name = self.settings.default_facility
@@ -71,34 +145,25 @@ class Platform:
     def ready(self) -> bool:
         return bool(self.listeners) and all(self.listeners.values())
 
-    def close(self) -> None:
-        self.reading.stop_ticker()
-        if self.syncer is not None:
-            self.syncer.stop()
-        self.blobs.close()
-        self.engine.dispose()
-        release(self.settings.data_dir)
+
+def open_platform(settings: Settings | None = None) -> Platform:
+    """A platform built and opened (its schema and data ready), without loops: use it
+    as ``with open_platform(settings) as platform:`` so that it is closed."""
+    return bootstrap(settings).open()
 
 
 def bootstrap(settings: Settings | None = None) -> Platform:
+    """Build the platform from its settings; nothing runs until it is opened."""
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.resolved_database_url
     engine = make_engine(url)
-    migrate(engine)
     index = SqlIndex(engine)
     facilities = _cached_facilities(index)
-    blobs = _blob_store(settings, engine, facilities)
-    run = claim(settings.data_dir)
+    keys = _facility_keys(settings, engine)
+    blobs = _blob_store(settings, facilities, keys)
     database = sqlite_path(url)
-    if run.unclean_since is not None and not run.shared:
-        # A crash may have lost renames (fsynced temporary files remain) and,
-        # with SQLite, the index's last commits: catch up from the blobs.
-        recover_incomplete(index, blobs, blobs.incomplete())
-        if database is not None:
-            recover(index, blobs, blobs.written_since(run.unclean_since - SLACK_SECONDS))
     syncer = IndexSyncer(engine if database else None, settings.data_dir, blobs.sync_directories)
-    syncer.start()
     audit = AuditService(SqlAuditRepository(engine))
     archive = Archive(index, blobs)
     identity = SqlIdentity(engine)
@@ -158,24 +223,27 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         reading=reading,
         syncer=syncer,
         oidc=oidc,
+        keys=keys,
     )
 
 
+def _facility_keys(settings: Settings, engine: Engine) -> FacilityKeys | None:
+    master = load_master_key(settings.master_key, settings.master_key_file)
+    return FacilityKeys(engine, master) if master is not None else None
+
+
 def _blob_store(
-    settings: Settings, engine: Engine, facilities: Callable[[int], Facility | None]
+    settings: Settings,
+    facilities: Callable[[int], Facility | None],
+    keys: FacilityKeys | None,
 ) -> FileBlobStore | ProtectedBlobStore:
     """Plain files, or files per data region and/or sealed with per-facility keys."""
     # Spare temporary files wait in incoming/ so no inode is created while a peer waits.
     default = FileBlobStore(
         settings.blob_dir, fsync=settings.fsync, spare_dir=settings.data_dir / "incoming"
     )
-    master = load_master_key(settings.master_key, settings.master_key_file)
-    if master is None and not settings.storage_regions:
+    if keys is None and not settings.storage_regions:
         return default
-    keys = None
-    if master is not None:
-        keys = FacilityKeys(engine, master)
-        keys.check_master()
     regions = {
         name: FileBlobStore(root, fsync=settings.fsync)
         for name, root in settings.storage_regions.items()

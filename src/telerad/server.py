@@ -1,4 +1,10 @@
-"""Run the platform: DIMSE listener in its threads, the web app under uvicorn."""
+"""`telerad serve`: start, serve, stop.
+
+Start: the platform opened (schema, recovery), the DIMSE and MLLP listeners, the
+background loops (:mod:`telerad.runtime`), the demo when asked. Serve: the web app
+under uvicorn until Ctrl-C or SIGTERM. Stop: listeners, then loops, then the
+platform closed (a clean stop: nothing to recover at the next start).
+"""
 
 from __future__ import annotations
 
@@ -8,42 +14,48 @@ import logging.handlers
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 
 from telerad.adapters.tls import ListenerContexts, TLSConfigError, listener_contexts
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
-from telerad.services.periodic import Periodic
 from telerad.storage.blobs.keys import MasterKeyError
 
 log = logging.getLogger("telerad")
 
 
-def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> list[object]:
-    """Start the DIMSE and MLLP listeners (and their TLS twins); return handles to stop later."""
+class Listener(Protocol):
+    """A running listener (DIMSE, MLLP) and how to stop it."""
+
+    def shutdown(self) -> None: ...
+
+
+def start_listeners(platform: Platform, tls: ListenerContexts | None = None) -> list[Listener]:
+    """Start the DIMSE and MLLP listeners (and their TLS twins); their handles to stop."""
     from telerad.adapters.dimse.server import start_dimse_server
     from telerad.adapters.hl7.receive import start_mllp
 
-    handles: list[object] = [start_dimse_server(platform)]
-    every = platform.settings.reconcile_seconds
-    handles.append(Periodic("reconciliation", every, platform.reconciler.run).start())
+    settings = platform.settings
+    listeners: list[Listener] = [start_dimse_server(platform)]
     platform.listeners["dimse"] = True
     if tls is not None:
-        port = platform.settings.dicom_tls_port
-        handles.append(start_dimse_server(platform, port=port, ssl_context=tls.dicom))
+        port = settings.dicom_tls_port
+        listeners.append(start_dimse_server(platform, port=port, ssl_context=tls.dicom))
         platform.listeners["dicom-tls"] = True
-    handles.append(start_mllp(platform))
+    listeners.append(start_mllp(platform))
     platform.listeners["mllp"] = True
     if tls is not None:
-        port = platform.settings.mllp_tls_port
-        handles.append(start_mllp(platform, port=port, ssl_context=tls.mllp))
+        port = settings.mllp_tls_port
+        listeners.append(start_mllp(platform, port=port, ssl_context=tls.mllp))
         platform.listeners["mllp-tls"] = True
-    # The reading worklist: rebuilt from its open entries, then its clock ticks.
-    platform.reading.start()
-    platform.reading.start_ticker(platform.settings.worklist_tick_seconds)
-    handles.append(platform.reading)  # its shutdown() stops the ticker
-    return handles
+    return listeners
+
+
+def stop_listeners(listeners: list[Listener]) -> None:
+    for listener in reversed(listeners):
+        listener.shutdown()
 
 
 def _loopback(host: str) -> bool:
@@ -102,40 +114,21 @@ def configure_logging(settings: Settings) -> Path:
     return path
 
 
-def run(settings: Settings, demo: bool = False) -> None:
-    configure_logging(settings)
-    try:  # a bad certificate path is a clear message at start, not a traceback
-        tls = listener_contexts(settings)
-    except TLSConfigError as exc:
-        raise SystemExit(f"telerad: {exc}") from None
+def _opened(settings: Settings) -> Platform:
+    """The platform built and opened, or a clear message (no traceback) why it cannot be."""
     try:
-        platform = bootstrap(settings)
-    except MasterKeyError as exc:  # a wrong or unreadable master key: say so, no traceback
+        return open_platform(settings)
+    except MasterKeyError as exc:  # a wrong or unreadable master key
         raise SystemExit(f"telerad: {exc}") from None
-    if demo:
-        from telerad.demo_people import ensure_demo_people
 
-        ensure_demo_people(platform)
-    exposed = exposure_problem(settings, platform.auth.has_users())
-    if exposed:
-        platform.close()
-        raise SystemExit(f"telerad: {exposed}")
-    if demo:
-        from telerad.demo import load_demo_once
 
-        threading.Thread(target=load_demo_once, args=(platform,), daemon=True).start()
+def _web_server(platform: Platform, tls: ListenerContexts | None) -> uvicorn.Server:
     from telerad.web.app import create_app
 
-    try:
-        handles = start_listeners(platform, tls)
-    except OSError as exc:  # a port in use: say which, no traceback
-        platform.close()
-        raise SystemExit(f"telerad: cannot listen: {exc}") from None
-    app = create_app(platform)
-    s = settings
-    server = uvicorn.Server(
+    s = platform.settings
+    return uvicorn.Server(
         uvicorn.Config(
-            app,
+            create_app(platform),
             host=s.http_host,
             port=s.http_port,
             log_level="warning",
@@ -145,27 +138,64 @@ def run(settings: Settings, demo: bool = False) -> None:
         )
     )
 
-    def _mark_http_up() -> None:
-        while not server.started and not server.should_exit:
-            time.sleep(0.05)
-        platform.listeners["http"] = server.started
 
-    platform.listeners["http"] = False
-    threading.Thread(target=_mark_http_up, daemon=True).start()
+def _banner(settings: Settings, tls: ListenerContexts | None) -> str:
+    s = settings
     scheme = "http" if tls is None else "https"
     dicom_tls = "" if tls is None else f"  DICOM TLS {s.dicom_host}:{s.dicom_tls_port}"
     mllp_tls = "" if tls is None else f"  MLLP TLS {s.mllp_host}:{s.mllp_tls_port}"
-    print(
+    return (
         f"telerad: web {scheme}://{s.http_host}:{s.http_port}/  viewer /viewer  "
         f"DICOMweb /dicom-web  DICOM {s.dicom_aet}@{s.dicom_host}:{s.dicom_port}{dicom_tls}  "
-        f"HL7 MLLP {s.mllp_host}:{s.mllp_port}{mllp_tls}",
-        flush=True,
+        f"HL7 MLLP {s.mllp_host}:{s.mllp_port}{mllp_tls}"
     )
+
+
+def run(settings: Settings, demo: bool = False) -> None:
+    """Start, serve until stopped (Ctrl-C, SIGTERM), stop."""
+    configure_logging(settings)
+    try:  # a bad certificate path is a clear message at start, not a traceback
+        tls = listener_contexts(settings)
+    except TLSConfigError as exc:
+        raise SystemExit(f"telerad: {exc}") from None
+    platform = _opened(settings)
+    listeners: list[Listener] = []
     try:
-        server.run()
+        # -- start
+        if demo:
+            from telerad.demo_people import ensure_demo_people
+
+            ensure_demo_people(platform)
+        exposed = exposure_problem(settings, platform.auth.has_users())
+        if exposed:
+            raise SystemExit(f"telerad: {exposed}")
+        try:
+            listeners = start_listeners(platform, tls)
+        except OSError as exc:  # a port in use: say which, no traceback
+            raise SystemExit(f"telerad: cannot listen: {exc}") from None
+        platform.start()
+        if demo:
+            from telerad.demo import load_demo_once
+
+            threading.Thread(target=load_demo_once, args=(platform,), daemon=True).start()
+        # -- serve
+        web = _web_server(platform, tls)
+        _report_http_ready(platform, web)
+        print(_banner(settings, tls), flush=True)
+        web.run()
     finally:
-        for handle in handles:
-            shutdown = getattr(handle, "shutdown", None)
-            if shutdown:
-                shutdown()
+        # -- stop
+        stop_listeners(listeners)
         platform.close()
+
+
+def _report_http_ready(platform: Platform, web: uvicorn.Server) -> None:
+    """/healthz is 200 once the web server listens too."""
+
+    def watch() -> None:
+        while not web.started and not web.should_exit:
+            time.sleep(0.05)
+        platform.listeners["http"] = web.started
+
+    platform.listeners["http"] = False
+    threading.Thread(target=watch, name="http-ready", daemon=True).start()

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from fastapi.testclient import TestClient
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.synthetic import StudySpec, ct_series, mr_series, to_bytes
 from telerad.web.app import create_app
@@ -186,7 +186,7 @@ def test_viewer_serves_ohif_and_generates_its_configuration(
 
 def test_viewer_without_the_build_answers_503(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", fsync=False, viewer_dir=tmp_path / "none")
-    p = bootstrap(settings)
+    p = open_platform(settings)
     try:
         response = TestClient(create_app(p)).get("/viewer")
         assert response.status_code == 503

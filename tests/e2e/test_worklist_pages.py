@@ -18,7 +18,7 @@ import uvicorn
 from tests.conftest import free_port
 from tests.e2e.test_viewer import browser  # noqa: F401 - the fixture
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.readers import ReaderProfile, weekly_rule
@@ -50,7 +50,7 @@ def _study(p: Platform, uid: str, facility_id: int, ready: datetime) -> ReadingS
 def site(tmp_path: Path) -> Iterator[tuple[str, Platform]]:
     if vendor_dir() is None:
         pytest.fail("vendor/web is missing: make install fetches Chart.js and htmx")
-    p = bootstrap(Settings(data_dir=tmp_path / "data", fsync=False))
+    p = open_platform(Settings(data_dir=tmp_path / "data", fsync=False))
     north = p.index.add_facility("North Hospital", country="US", state="CA")
     reader = p.auth.create_user("dr.wl", Role.RADIOLOGIST, password=PASSWORD, display_name="Dr Wl")
     p.identity.add_licences(reader.id, ["US-CA"])

@@ -120,10 +120,10 @@ def test_concurrent_appends_from_two_processes(platform: Platform) -> None:
     data_dir = platform.settings.data_dir
     code = (
         "import sys\n"
-        "from telerad.bootstrap import bootstrap\n"
+        "from telerad.bootstrap import open_platform\n"
         "from telerad.config import Settings\n"
         "from telerad.domain.audit import EventID\n"
-        "p = bootstrap(Settings(data_dir=sys.argv[1], fsync=False))\n"
+        "p = open_platform(Settings(data_dir=sys.argv[1], fsync=False))\n"
         "for i in range(60): p.audit.record(EventID.QUERY, 'CHILD', detail=str(i))\n"
         "p.close()\n"
     )

@@ -11,7 +11,7 @@ import pytest
 from pydicom import dcmread
 from tests.conftest import run_cli
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.demo import DEMO_FACILITY, SAMPLES
 from telerad.domain.model import Level
@@ -23,8 +23,8 @@ from telerad.workflow.model import Priority
 telerad = run_cli
 
 
-def open_platform(data_dir: Path) -> Platform:
-    return bootstrap(Settings(data_dir=data_dir, fsync=False))
+def opened(data_dir: Path) -> Platform:
+    return open_platform(Settings(data_dir=data_dir, fsync=False))
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_import_stores_good_files_and_reports_bad_ones(
     assert "notes.txt" in out and "not a DICOM file" in out
     assert "broken.dcm" in out and "truncated" in out
 
-    p = open_platform(data_dir)
+    p = opened(data_dir)
     try:
         assert p.index.counts()["instances"] == 3
         for uid in good_uids:
@@ -81,7 +81,7 @@ def test_import_stores_good_files_and_reports_bad_ones(
     again = telerad(data_dir, "import", a, b, "--facility", "Clinic North")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "0 stored, 2 duplicates, 0 failed" in again.stdout
-    p = open_platform(data_dir)
+    p = opened(data_dir)
     try:
         assert p.index.counts()["instances"] == 3
     finally:
@@ -110,7 +110,7 @@ def test_node_add_registers_a_node(data_dir: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     listed = telerad(data_dir, "node", "list")
     assert "READSTATION1" in listed.stdout and "10.1.2.3:104" in listed.stdout
-    p = open_platform(data_dir)
+    p = opened(data_dir)
     try:
         node = p.index.node_by_ae("READSTATION1")
         assert node is not None and (node.host, node.port) == ("10.1.2.3", 104)
@@ -127,7 +127,7 @@ def test_demo_loads_every_promised_modality_family(data_dir: Path) -> None:
     run = telerad(data_dir, "demo")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "0 failed" in run.stdout
-    p = open_platform(data_dir)
+    p = opened(data_dir)
     try:
         facility = p.index.facility_by_name(DEMO_FACILITY)
         assert facility is not None
@@ -212,7 +212,7 @@ def test_an_instance_kept_for_another_facility_is_refused_as_any_taken_uid(
     assert reasons["north.dcm"][1] == reasons["south-changed.dcm"][1]  # type: ignore[index]
     for hint in ("elsewhere", "Clinic North", "another facility", "NORTHONLY"):
         assert hint not in out
-    p = open_platform(data_dir)
+    p = opened(data_dir)
     try:
         assert p.index.counts()["instances"] == 2
     finally:

@@ -17,7 +17,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage
 
 from telerad.adapters.dicomweb.multipart import encode_multipart
-from telerad.bootstrap import bootstrap
+from telerad.bootstrap import open_platform
 from telerad.config import Settings
 from telerad.domain.model import Level
 from telerad.domain.query import Query
@@ -52,7 +52,7 @@ def test_kill_during_ingest_loses_no_acknowledged_instance(
         server.process.wait(10)
     assert 40 <= len(acknowledged) < len(datasets), "the kill should land mid-ingest"
 
-    platform = bootstrap(Settings(data_dir=data_dir))
+    platform = open_platform(Settings(data_dir=data_dir))
     try:
         found = platform.archive.locate(Level.IMAGE, acknowledged)
         assert {loc.sop_instance_uid for loc in found} == set(acknowledged)
@@ -112,7 +112,7 @@ def test_kill_during_stow_loses_no_acknowledged_instance(
             server.process.wait(10)
     assert 40 <= len(acknowledged) < len(datasets), "the kill should land mid-ingest"
 
-    platform = bootstrap(Settings(data_dir=data_dir))
+    platform = open_platform(Settings(data_dir=data_dir))
     try:
         found = platform.archive.locate(Level.IMAGE, acknowledged)
         assert {loc.sop_instance_uid for loc in found} == set(acknowledged)
@@ -132,11 +132,11 @@ def test_kill_during_stow_loses_no_acknowledged_instance(
 
 _CRASHING_BATCH = """
 import os, sys
-from telerad.bootstrap import bootstrap
+from telerad.bootstrap import open_platform
 from telerad.config import Settings
 from telerad.synthetic import StudySpec, ct_series, to_bytes
 
-platform = bootstrap(Settings(data_dir=sys.argv[1], fsync=True))
+platform = open_platform(Settings(data_dir=sys.argv[1], fsync=True))
 facility = platform.default_facility().id
 items = [to_bytes(ds) for ds in ct_series(StudySpec(), slices=6, rows=64, cols=64)]
 assert all(r.ok for r in platform.archive.store_batch(facility, items[:2]))
@@ -168,7 +168,7 @@ def test_crash_inside_a_stow_batch_leaves_a_consistent_archive(tmp_path: Path, w
     assert run.returncode == 9, run.stderr
     assert run.stdout.strip() == "acknowledged"
 
-    platform = bootstrap(Settings(data_dir=data_dir))
+    platform = open_platform(Settings(data_dir=data_dir))
     try:
         (study,) = platform.index.search(Query(Level.STUDY))
         every = platform.archive.locate(Level.STUDY, [str(study["StudyInstanceUID"])])

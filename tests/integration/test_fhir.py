@@ -21,7 +21,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.audit import EventID
 from telerad.domain.identity import Permission, Role
@@ -55,7 +55,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data = tmp_path_factory.mktemp("fhir") / "data"
-    platform = bootstrap(Settings(data_dir=data, fsync=False))
+    platform = open_platform(Settings(data_dir=data, fsync=False))
     admin = Administration(platform.index, platform.auth, platform.audit)
     admin.add_facility("Alpha Hospital", "t")
     admin.add_facility("Beta Clinic", "t")

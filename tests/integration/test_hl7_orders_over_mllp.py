@@ -23,7 +23,7 @@ from tests.unit.test_hl7_orders import drop, sample, set_field
 
 from telerad.adapters.hl7.mllp import MllpServer
 from telerad.adapters.hl7.receive import start_mllp
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.audit import EventID
 from telerad.domain.orders import Order, OrderEvent, OrderFilter, OrderStatus
@@ -96,7 +96,7 @@ def with_control_id(text: str, control_id: str) -> str:
 
 @pytest.fixture
 def hl7_platform(tmp_path: Path) -> Iterator[Platform]:
-    platform = bootstrap(Settings(data_dir=tmp_path / "data", fsync=False))
+    platform = open_platform(Settings(data_dir=tmp_path / "data", fsync=False))
     platform.index.add_facility(FACILITY)
     platform.index.add_facility("South Clinic")
     yield platform
@@ -425,7 +425,7 @@ def test_no_phi_in_the_log(
 
 @pytest.mark.postgres
 def test_every_sample_on_postgresql(pg_url: str, tmp_path: Path) -> None:
-    platform = bootstrap(Settings(data_dir=tmp_path / "data", database_url=pg_url, fsync=False))
+    platform = open_platform(Settings(data_dir=tmp_path / "data", database_url=pg_url, fsync=False))
     platform.index.add_facility(FACILITY)
     server = start_mllp(platform, port=0)
     try:

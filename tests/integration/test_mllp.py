@@ -32,7 +32,7 @@ from tests.integration.test_tls import (
 from telerad.adapters.hl7.ack import ErrorCode, Verdict
 from telerad.adapters.hl7.receive import Message, start_mllp
 from telerad.adapters.tls import certificate_fingerprint, listener_contexts
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.audit import EventID
 from telerad.server import exposure_problem
@@ -350,7 +350,7 @@ def test_plain_mllp_on_the_tls_port_gets_nothing(server: LiveServer) -> None:
 @pytest.fixture
 def hl7_platform(tmp_path: Path) -> Iterator[Platform]:
     settings = Settings(data_dir=tmp_path / "data", fsync=False, mllp_idle_timeout=1.0)
-    platform = bootstrap(settings)
+    platform = open_platform(settings)
     platform.index.add_facility(FACILITY)
     yield platform
     platform.close()

@@ -24,7 +24,7 @@ from tests.integration.test_dimse_support import association, dcmtk
 from telerad.adapters.dimse.contexts import MODALITY_WORKLIST_FIND
 from telerad.adapters.dimse.server import DimseServer, start_dimse_server
 from telerad.adapters.dimse.worklist import handle_worklist
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.audit import EventID
 from telerad.domain.identity import Role
@@ -117,7 +117,7 @@ def populate(platform: Platform) -> tuple[int, int]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     require_tool("findscu")
     data = tmp_path_factory.mktemp("mwl") / "data"
-    platform = bootstrap(Settings(data_dir=data, fsync=False))
+    platform = open_platform(Settings(data_dir=data, fsync=False))
     alpha, beta = populate(platform)
     dimse = start_dimse_server(platform, port=0)
     yield World(platform, dimse, alpha, beta)

@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from tests.conftest import free_port
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.audit import EventID, Outcome
 from telerad.domain.identity import Role
@@ -230,7 +230,7 @@ def _settings(tmp_path: Path, idp: Provider, **extra: Any) -> Settings:
 
 @pytest.fixture
 def telerad(tmp_path: Path, idp: Provider) -> Iterator[Platform]:
-    platform = bootstrap(_settings(tmp_path, idp))
+    platform = open_platform(_settings(tmp_path, idp))
     platform.auth.create_user("dr.lee", Role.RADIOLOGIST, password=PASSWORD)
     yield platform
     platform.close()
@@ -496,7 +496,7 @@ def test_no_codes_or_tokens_in_the_audit_trail(
 def test_pre_linked_account_signs_in_whatever_its_username(tmp_path: Path, idp: Provider) -> None:
     """``telerad user link`` ties an account to a subject before its first sign-in."""
     data_dir = tmp_path / "data"
-    platform = bootstrap(_settings(tmp_path, idp))
+    platform = open_platform(_settings(tmp_path, idp))
     platform.auth.create_user("radiologist7", Role.RADIOLOGIST)
     platform.close()
     env = dict(
@@ -516,7 +516,7 @@ def test_pre_linked_account_signs_in_whatever_its_username(tmp_path: Path, idp: 
     )
     assert linked.returncode == 0, linked.stderr
     idp.person = {"sub": "u-777", "preferred_username": "jdoe@north.example"}
-    platform = bootstrap(_settings(tmp_path, idp))
+    platform = open_platform(_settings(tmp_path, idp))
     try:
         user = platform.identity.user_by_name("radiologist7")
         assert user is not None and user.oidc_subject == f"{idp.issuer}|u-777"
@@ -538,7 +538,7 @@ def test_unreachable_provider_is_a_clear_error(tmp_path: Path, idp: Provider) ->
     settings = _settings(tmp_path, idp).model_copy(
         update={"oidc_issuer": f"http://127.0.0.1:{free_port()}"}  # nobody listens there
     )
-    platform = bootstrap(settings)
+    platform = open_platform(settings)
     try:
         platform.auth.create_user("dr.lee", Role.RADIOLOGIST, password=PASSWORD)
         with TestClient(create_app(platform), follow_redirects=False) as c:

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import run_cli
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.audit import EventID
 from telerad.domain.identity import Permission, Role
@@ -97,7 +97,7 @@ def make_world(platform: Platform) -> Iterator[World]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One platform for the module: tests use their own accessions, patients and AEs."""
     data = tmp_path_factory.mktemp("orders") / "data"
-    platform = bootstrap(Settings(data_dir=data, fsync=False))
+    platform = open_platform(Settings(data_dir=data, fsync=False))
     yield from make_world(platform)
     platform.close()
 
@@ -552,7 +552,7 @@ def test_cli_stations_slots_and_orders(tmp_path: Path) -> None:
     bad = telerad(data, "slots", "open", "GCT1", "--date", "2030-06-03", "--tz", "Mars/Base")
     assert bad.returncode == 2 and "time zone" in bad.stderr
 
-    platform = bootstrap(Settings(data_dir=data, fsync=False))
+    platform = open_platform(Settings(data_dir=data, fsync=False))
     try:
         gamma = platform.index.facility_by_name("Gamma Imaging")
         assert gamma is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.cli.main import app
 from telerad.config import Settings
 from telerad.demo import DEMO_FACILITY
@@ -24,7 +24,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TELERAD_FSYNC", "false")
     monkeypatch.delenv("TELERAD_DATABASE_URL", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
-    p = bootstrap(Settings(data_dir=path, fsync=False))
+    p = open_platform(Settings(data_dir=path, fsync=False))
     p.index.add_facility("North", country="US", state="CA")
     p.auth.create_user("dr.x", Role.RADIOLOGIST)
     p.auth.create_user("tech", Role.FACILITY_USER, 1)
@@ -90,7 +90,7 @@ def test_set_shift_show_and_refusals(data_dir: Path) -> None:
     for args, why in refusals:
         code, out = _run(*args)
         assert code == 2 and why in out, (args, out)
-    p = bootstrap(Settings(data_dir=data_dir, fsync=False))
+    p = open_platform(Settings(data_dir=data_dir, fsync=False))
     try:
         user = p.identity.user_by_name("dr.x")
         assert user is not None

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.identity import Role, User
 from telerad.domain.readers import ReaderProfile, weekly_rule
 from telerad.domain.reading_entries import AlertKind
+from telerad.runtime import Loop, Runtime
 from telerad.services.reading import ReadingService, WorklistError
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.workflow.model import Priority, ReadingStudy
@@ -244,7 +245,7 @@ def test_restart_rebuilds_the_open_worklist(world: World, tmp_path: Path) -> Non
     world.reading.enqueue(_study(world, "1.2.3.10", now, modality="XA"), now)  # nobody reads XA
     settings = world.platform.settings
     world.platform.close()
-    again = bootstrap(settings)
+    again = open_platform(settings)
     try:
         assert again.reading.start(now + timedelta(minutes=10)) == 2
         assert again.reading.worklist.holder("1.2.3.8") == world.ana.id  # session still live
@@ -350,7 +351,7 @@ def test_pull_pool_lists_what_the_reader_may_claim(world: World, tmp_path: Path)
     assert service.worklist.holder("1.2.3.14") == world.ana.id
 
 
-def test_ticker_thread_starts_and_stops(world: World) -> None:
+def test_the_worklist_clock_runs_as_a_loop_and_stops(world: World) -> None:
     ticks = []
     service = world.reading
     original = service.tick
@@ -359,14 +360,16 @@ def test_ticker_thread_starts_and_stops(world: World) -> None:
         ticks.append(now)
         original(now)
 
-    service.tick = counting  # type: ignore[method-assign]
-    service.start_ticker(interval=0.05)
+    [loop] = [loop for loop in world.platform.runtime.loops if loop.name == "reading-worklist"]
+    assert loop.run == service.tick and loop.every == world.platform.settings.worklist_tick_seconds
+    runtime = Runtime([Loop("reading-worklist", 0.05, counting)])
+    runtime.start()
     import time
 
     deadline = time.monotonic() + 5
     while len(ticks) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
-    service.stop_ticker()
+    runtime.stop()
     assert len(ticks) >= 2
     count = len(ticks)
     time.sleep(0.15)
@@ -376,7 +379,7 @@ def test_ticker_thread_starts_and_stops(world: World) -> None:
 def test_settings_rules_file_is_used(tmp_path: Path) -> None:
     rules = tmp_path / "net.toml"
     rules.write_text('network = "north"\n')
-    p = bootstrap(Settings(data_dir=tmp_path / "data", fsync=False, rules_file=rules))
+    p = open_platform(Settings(data_dir=tmp_path / "data", fsync=False, rules_file=rules))
     try:
         assert p.reading.rules().network == "north"
     finally:

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from telerad.adapters.dicomweb.multipart import encode_multipart
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.model import Level, StoreOutcome
 from telerad.services.ports import IntegrityError
@@ -34,7 +34,7 @@ def _instance(patient_id: str = "ENC-1") -> bytes:
 
 
 def _platform(tmp_path: Path, **settings: object) -> Platform:
-    return bootstrap(Settings(data_dir=tmp_path / "data", fsync=False, **settings))  # type: ignore[arg-type]
+    return open_platform(Settings(data_dir=tmp_path / "data", fsync=False, **settings))  # type: ignore[arg-type]
 
 
 def _files(root: Path) -> list[Path]:

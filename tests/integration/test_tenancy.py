@@ -30,7 +30,7 @@ from telerad.adapters.dimse.contexts import (
     STUDY_ROOT_MOVE,
 )
 from telerad.adapters.dimse.server import DimseServer, start_dimse_server
-from telerad.bootstrap import Platform, bootstrap
+from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.model import Level
@@ -84,7 +84,7 @@ def _store(platform: Platform, facility_id: int, spec: StudySpec, n: int = 2) ->
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data = tmp_path_factory.mktemp("tenancy") / "data"
-    platform = bootstrap(Settings(data_dir=data, fsync=False))
+    platform = open_platform(Settings(data_dir=data, fsync=False))
     admin = Administration(platform.index, platform.auth, platform.audit)
     alpha = admin.add_facility("Alpha Hospital", "t", ae_title="ALPHA", host="127.0.0.1")
     beta = admin.add_facility("Beta Clinic", "t", ae_title="BETA", host="127.0.0.1")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from telerad.cli.common import DataDir, DbUrl, console, err, settings_from
+from telerad.cli.common import DataDir, DbUrl, console, err, platform_from
 from telerad.domain.audit import AuditRecord, EventID
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, export it")
@@ -36,13 +36,8 @@ def _since(text: str | None) -> datetime | None:
 @audit_app.command("verify")
 def verify(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Check the hash chain: exit 0 when intact, 1 naming the first bad record."""
-    from telerad.bootstrap import bootstrap
-
-    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
-    try:
-        verdict = platform.audit.verify()
-    finally:
-        platform.close()
+    platform = platform_from(data_dir, database_url)
+    verdict = platform.audit.verify()
     if verdict.ok:
         console.print(f"audit trail intact: {verdict.checked} records")
         return
@@ -61,10 +56,9 @@ def export(
 ) -> None:
     """Write the trail, one record per line: DICOM audit message XML or FHIR AuditEvent JSON."""
     from telerad.adapters.audit import dicom_xml, fhir
-    from telerad.bootstrap import bootstrap
 
     start = _since(since)
-    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    platform = platform_from(data_dir, database_url)
     source = platform.settings.dicom_aet
 
     def formatter(record: AuditRecord) -> str:
@@ -72,23 +66,20 @@ def export(
             return dicom_xml.to_xml(record, source)
         return fhir.to_json(record, source)
 
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    count = 0
     try:
-        out = output.open("w", encoding="utf-8") if output else sys.stdout
-        count = 0
-        try:
-            for line in platform.audit.export(formatter, start):
-                out.write(line + "\n")
-                count += 1
-        finally:
-            if output:
-                out.close()
-        # Reading the trail is itself audited (DICOM "Audit Log Used").
-        platform.audit.record(
-            EventID.AUDIT_LOG_USED,
-            getpass.getuser(),
-            actor_is_user=True,
-            detail=f"export format={format.value} since={since or '-'} records={count}",
-        )
+        for line in platform.audit.export(formatter, start):
+            out.write(line + "\n")
+            count += 1
     finally:
-        platform.close()
+        if output:
+            out.close()
+    # Reading the trail is itself audited (DICOM "Audit Log Used").
+    platform.audit.record(
+        EventID.AUDIT_LOG_USED,
+        getpass.getuser(),
+        actor_is_user=True,
+        detail=f"export format={format.value} since={since or '-'} records={count}",
+    )
     err.print(f"{count} audit records exported")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,9 +32,15 @@ def settings_from(**overrides: object) -> Settings:
 
 
 def platform_from(data_dir: Path | None, database_url: str | None) -> Platform:
-    from telerad.bootstrap import bootstrap
+    """The platform, opened for the command that runs and closed when the command's
+    process ends (also on an error or a refusal): the next start finds a clean stop and
+    has nothing to recover. A command is one process, so the process's end is the
+    command's."""
+    from telerad.bootstrap import open_platform
 
-    return bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    platform = open_platform(settings_from(data_dir=data_dir, database_url=database_url))
+    atexit.register(platform.close)
+    return platform
 
 
 def cli_actor() -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from telerad.cli.audit import audit_app
-from telerad.cli.common import DataDir, DbUrl, console, err, settings_from
+from telerad.cli.common import DataDir, DbUrl, console, err, platform_from, settings_from
 from telerad.cli.orders import order_app, slots_app, station_app
 from telerad.cli.people import facility_app, token_app, user_app
 from telerad.cli.readers import reader_app
@@ -78,24 +78,20 @@ def import_(
     database_url: DbUrl = None,
 ) -> None:
     """Import DICOM files into the archive, with a progress bar and a summary of failures."""
-    from telerad.bootstrap import bootstrap
     from telerad.cli.importer import import_paths
 
-    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
-    try:
-        summary = import_paths(platform, paths, facility, console)
-    finally:
-        platform.close()  # a clean stop: the next start has nothing to recover
+    platform = platform_from(data_dir, database_url)
+    platform.start(only=frozenset({"index-sync"}))  # a long import stays durable as it goes
+    summary = import_paths(platform, paths, facility, console)
     raise typer.Exit(0 if summary.failed == 0 else 1)
 
 
 @app.command()
 def demo(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """Load demo studies across modality families."""
-    from telerad.bootstrap import bootstrap
     from telerad.demo import load_demo
 
-    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    platform = platform_from(data_dir, database_url)
     summary = load_demo(platform, console)
     raise typer.Exit(0 if summary.failed == 0 else 1)
 
@@ -165,9 +161,7 @@ def node_add(
 @node_app.command("list")
 def node_list(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
     """List registered nodes."""
-    from telerad.bootstrap import bootstrap
-
-    platform = bootstrap(settings_from(data_dir=data_dir, database_url=database_url))
+    platform = platform_from(data_dir, database_url)
     for node in platform.index.list_nodes():
         console.print(f"{node.ae_title}\t{node.host}:{node.port}\tfacility={node.facility_id}")
 

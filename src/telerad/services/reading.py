@@ -1,4 +1,4 @@
-"""The reading worklist as a running service: routing, holds, history, alerts, the ticker.
+"""The reading worklist as a running service: routing, holds, history, alerts, its clock.
 
 Use cases over the pure :class:`~telerad.workflow.worklist.Worklist` aggregate:
 ``enqueue`` (a study became readable), ``withdraw`` (more images arrived),
@@ -20,7 +20,8 @@ The roster is built from the accounts: radiologists with their licences
 and maximum ages) or used a bearer token within :attr:`ReadingService.token_window`.
 Signing out hands everything they hold on at once; a session that lapses makes
 them *away*: what they hold goes to another eligible reader when there is one,
-and otherwise stays with them while the supervisor is alerted. The ticker re-reads
+and otherwise stays with them while the supervisor is alerted. :meth:`tick` (the
+``reading-worklist`` loop of :mod:`telerad.runtime`) re-reads
 the roster and sessions, reloads the rules file when it changed, and runs the
 worklist's clock (away, off-shift and stale reassignment, escalation, pushing
 what waits).
@@ -141,8 +142,6 @@ class ReadingService(ReadingViews):
         self._recorded: dict[str, set[str]] = {}  # escalations stored before a restart
         self._names: dict[int, str] = {}
         self._token_seen: dict[int, datetime] = {}
-        self._ticker: threading.Thread | None = None
-        self._stop = threading.Event()
         self._started = False
         self._refreshed = datetime.min.replace(tzinfo=UTC)
 
@@ -198,32 +197,6 @@ class ReadingService(ReadingViews):
             self._refresh(now)
             self.worklist.tick(now)
             self._flush()
-
-    def start_ticker(self, interval: float = 20.0) -> None:
-        """Tick every ``interval`` seconds in a background thread until :meth:`stop_ticker`."""
-        if self._ticker is not None:
-            return
-        self._stop.clear()
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.tick()
-                except Exception:  # a failed tick must not stop the clock
-                    log.exception("worklist tick failed")
-
-        self._ticker = threading.Thread(target=run, name="worklist-ticker", daemon=True)
-        self._ticker.start()
-
-    def shutdown(self) -> None:
-        """Stop the ticker (the server stops its listeners' handles this way)."""
-        self.stop_ticker()
-
-    def stop_ticker(self) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=10)
-            self._ticker = None
 
     # -- who is signed in ---------------------------------------------------------------
     def _readers(self, now: datetime) -> tuple[list[Reader], frozenset[int]]:

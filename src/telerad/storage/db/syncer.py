@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from sqlalchemy import Engine
 from telerad.storage.db.engine import refresh_statistics, sync_sqlite
 
 SYNCED_MARKER = ".index-synced"
-#: How often the SQLite planner's statistics are refreshed (seconds).
-ANALYZE_EVERY = 30.0
 
 
 def _write_durably(path: Path, text: str) -> None:
@@ -86,47 +83,32 @@ def release(data_dir: Path) -> None:
 
 
 class IndexSyncer:
-    """Every ``interval`` seconds: syncs blob directories and the SQLite WAL, and
-    records when (commits and renames before that moment are durable)."""
+    """Syncs blob directories and the SQLite WAL, and records when (commits and renames
+    before that moment are durable). The ``index-sync`` loop (:mod:`telerad.runtime`)
+    runs it every few seconds; closing the platform runs it once more."""
 
     def __init__(
         self,
         engine: Engine | None,
         data_dir: Path,
         flush: Callable[[], None],
-        interval: float = 2.0,
     ) -> None:
         self.engine = engine
         self.flush = flush
         self.marker = data_dir / SYNCED_MARKER
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def sync(self) -> None:
         started = time.time()  # commits before this moment are covered
-        self.flush()
+        try:
+            self.flush()
+            if self.engine is not None:
+                sync_sqlite(self.engine)
+            _write_durably(self.marker, repr(started))
+        except OSError:  # retried at the next pass; the blobs stay the record
+            return
+
+    def analyse(self) -> None:
+        """Refresh the SQLite planner's statistics (an optimisation: failures are ignored)."""
         if self.engine is not None:
-            sync_sqlite(self.engine)
-        _write_durably(self.marker, repr(started))
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="index-syncer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        analysed = 0.0
-        while not self._stop.wait(self.interval):
-            # A failed sync is retried at the next interval; blobs stay the record.
-            with contextlib.suppress(OSError):
-                self.sync()
-            if self.engine is not None and time.monotonic() - analysed > ANALYZE_EVERY:
-                with contextlib.suppress(Exception):  # statistics are an optimisation
-                    refresh_statistics(self.engine)
-                analysed = time.monotonic()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.sync()
+            with contextlib.suppress(Exception):
+                refresh_statistics(self.engine)
