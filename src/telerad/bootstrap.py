@@ -33,6 +33,7 @@ from telerad.services.access_audit import AccessLog
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
+from telerad.services.leadership import Leadership
 from telerad.services.orders import OrderService
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
@@ -43,6 +44,7 @@ from telerad.storage.blobs.protected import ProtectedBlobStore
 from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.engine import make_engine, migrate, sqlite_path
 from telerad.storage.db.identity_repository import SqlIdentity
+from telerad.storage.db.lease_repository import SqlLeases
 from telerad.storage.db.order_repository import SqlOrders
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
@@ -73,11 +75,17 @@ class Platform:
     oidc: OidcProvider | None = None
     #: Per-facility data keys, when a master key is configured (checked on open).
     keys: FacilityKeys | None = None
+    #: Which process decides the reading worklist (one of several on a database).
+    leadership: Leadership = field(init=False)
     runtime: Runtime = field(init=False)
     _opened: bool = field(default=False, init=False)
     _closed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
+        self.leadership = Leadership(SqlLeases(self.engine), self.settings.resolved_advertise_url)
+        # A process that starts or stops deciding starts from what the database holds.
+        self.leadership.on_gain.append(self.reading.reset)
+        self.leadership.on_loss.append(self.reading.reset)
         self.runtime = Runtime(loops_of(self))
 
     # -- the platform's life -----------------------------------------------------------
@@ -101,15 +109,21 @@ class Platform:
         return self
 
     def start(self, only: frozenset[str] | None = None) -> Platform:
-        """Start the background loops (``only``: those named), after opening."""
+        """Start the background loops (``only``: those named), after opening. With the
+        ``leadership`` loop, this process decides the worklist when it holds the lease."""
         self.open()
-        self.reading.start()  # the worklist rebuilt from its open entries
+        if only is None or "leadership" in only:
+            self.leadership.started = True
+            if self.leadership.renew():
+                self.reading.start()  # the worklist rebuilt from its open entries
         self.runtime.start(only)
         return self
 
     def stop(self) -> None:
-        """Stop the background loops; what they were doing is finished first."""
+        """Stop the background loops; what they were doing is finished first. The
+        lease is given up, so another process may decide at once."""
         self.runtime.stop()
+        self.leadership.step_down()
 
     def close(self) -> None:
         """Stop, sync what is pending, release the data dir (a clean stop). Once."""

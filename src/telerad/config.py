@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     reconcile_seconds: float = 5.0
     # How often the reading worklist's clock ticks: sessions, shifts, escalation (seconds).
     worklist_tick_seconds: float = 20.0
+    # Where the other processes of a network reach this one's HTTP (default: its host and
+    # port, loopback when it listens on every address).
+    advertise_url: str | None = None
+
+    @property
+    def resolved_advertise_url(self) -> str:
+        if self.advertise_url:
+            return self.advertise_url
+        scheme = "https" if self.tls_cert and self.tls_key else "http"
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
+        return f"{scheme}://{host}:{self.http_port}"
     # The time zone (IANA name) the modality worklist gives scheduled dates and times in.
     worklist_tz: str = "UTC"
 

@@ -5,6 +5,9 @@ What runs by itself in a running platform, and how often:
 * ``index-sync``, every 2 s: syncs blob directories (and the SQLite WAL), so that
   commits and renames before it survive power loss;
 * ``index-statistics``, every 30 s (SQLite only): refreshes the planner's statistics;
+* ``leadership``, every 2 s: takes or keeps the ``reading`` lease in the database
+  (:mod:`telerad.services.leadership`): of several processes on one database,
+  the holder alone runs the next two;
 * ``reconciliation``, every ``TELERAD_RECONCILE_SECONDS``: matches new studies to
   orders, judges readiness, feeds the reading worklist;
 * ``reading-worklist``, every ``TELERAD_WORKLIST_TICK_SECONDS``: the worklist's
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from telerad.services.leadership import RENEW
 from telerad.services.periodic import Periodic
 
 if TYPE_CHECKING:
@@ -45,9 +49,15 @@ def loops_of(platform: Platform) -> list[Loop]:
     loops = [Loop("index-sync", SYNC_SECONDS, platform.syncer.sync)]
     if platform.syncer.engine is not None:  # SQLite
         loops.append(Loop("index-statistics", STATISTICS_SECONDS, platform.syncer.analyse))
+    lead = platform.leadership
+
+    def if_leader(task: Callable[[], object]) -> Callable[[], object]:
+        return lambda: task() if lead.is_leader else None
+
     loops += [
-        Loop("reconciliation", settings.reconcile_seconds, platform.reconciler.run),
-        Loop("reading-worklist", settings.worklist_tick_seconds, platform.reading.tick),
+        Loop("leadership", RENEW, lead.renew),
+        Loop("reconciliation", settings.reconcile_seconds, if_leader(platform.reconciler.run)),
+        Loop("reading-worklist", settings.worklist_tick_seconds, if_leader(platform.reading.tick)),
     ]
     return loops
 

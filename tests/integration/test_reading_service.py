@@ -252,10 +252,12 @@ def test_restart_rebuilds_the_open_worklist(world: World, tmp_path: Path) -> Non
         assert set(again.reading.worklist.studies) == {"1.2.3.8", "1.2.3.10"}
         assert again.reading.worklist.holder("1.2.3.10") is None
         history = again.reading.store.history("1.2.3.8")
-        assert history is not None and [e.kind for e in history.events] == [
-            "assigned",
-            "assigned",
-        ]
+        # Taken up as it was held: no second assignment, the explanation kept.
+        assert history is not None and [e.kind for e in history.events] == ["assigned"]
+        item = again.reading.item("1.2.3.8", now + timedelta(minutes=10))
+        assert item is not None and "Dr Ana" in item.why
+        # An opened study stays with its reader too.
+        again.reading.claim("1.2.3.8", world.ana.id, now + timedelta(minutes=11))
         ready = again.reading.worklist.studies["1.2.3.8"].ready_at
         assert ready == now  # the original ready time: TAT counts from there
     finally:
@@ -361,7 +363,14 @@ def test_the_worklist_clock_runs_as_a_loop_and_stops(world: World) -> None:
         original(now)
 
     [loop] = [loop for loop in world.platform.runtime.loops if loop.name == "reading-worklist"]
-    assert loop.run == service.tick and loop.every == world.platform.settings.worklist_tick_seconds
+    assert loop.every == world.platform.settings.worklist_tick_seconds
+    # The platform's clock runs only in the process that decides (holds the lease).
+    service.reset()
+    loop.run()
+    assert not service._started  # not the lease holder: nothing decided here
+    world.platform.leadership._leader = True
+    loop.run()
+    assert service._started  # the holder's tick takes the worklist up
     runtime = Runtime([Loop("reading-worklist", 0.05, counting)])
     runtime.start()
     import time
@@ -419,3 +428,25 @@ def test_a_release_nobody_else_may_take_says_why(world: World) -> None:
     handover = world.reading.release("1.2.3.40", held, now + timedelta(minutes=1))
     assert handover.holder == held
     assert handover.why == "The other qualified readers are 1 signed out."
+
+
+def test_a_restart_keeps_an_opened_study_with_its_reader(world: World) -> None:
+    """A radiologist reading a study must not lose it because the process restarted (or
+    another process took over the worklist)."""
+    now = _now()
+    _sign_in(world, world.ana)
+    _sign_in(world, world.ben)
+    world.reading.enqueue(_study(world, "1.2.3.50", now, modality="CT"), now)
+    holder = world.reading.holder("1.2.3.50")
+    assert holder is not None
+    world.reading.claim("1.2.3.50", holder, now + timedelta(minutes=1))
+    other = world.ben.id if holder == world.ana.id else world.ana.id
+    world.reading.enqueue(_study(world, "1.2.3.51", now, modality="CT"), now)
+    world.reading.reset()  # as a process that stops deciding
+    assert world.reading.start(now + timedelta(minutes=2)) == 2
+    wl = world.reading.worklist
+    assert wl.holder("1.2.3.50") == holder
+    assert wl.holds["1.2.3.50"].claimed_at == now + timedelta(minutes=1)
+    assert wl.workload.load(holder) >= 1.0 and wl.holder("1.2.3.51") in (holder, other)
+    kinds = [e.kind for e in world.reading.store.history("1.2.3.50").events]  # type: ignore[union-attr]
+    assert kinds == ["assigned", "claimed"]

@@ -52,6 +52,9 @@ class OpenEntry:
     claimed_at: datetime | None
     #: Escalation steps already recorded (kind:detail), so a restart does not repeat them.
     recorded: frozenset[str] = frozenset()
+    assigned_at: datetime | None = None
+    #: The last assignment's explanation.
+    why: str = ""
 
 
 @dataclass(frozen=True)

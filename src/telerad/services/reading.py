@@ -83,6 +83,8 @@ log = logging.getLogger("telerad.reading")
 
 #: A new study is routed on a roster at most this old (the ticker re-reads it too).
 ROSTER_FRESH = timedelta(seconds=5)
+#: How often a radiologist's bearer-token use is written down.
+TOKEN_NOTE = timedelta(seconds=30)
 
 __all__ = [
     "Board",
@@ -141,7 +143,7 @@ class ReadingService(ReadingViews):
         self._nobody: dict[str, tuple[datetime, str]] = {}  # why nobody holds it, per minute
         self._recorded: dict[str, set[str]] = {}  # escalations stored before a restart
         self._names: dict[int, str] = {}
-        self._token_seen: dict[int, datetime] = {}
+        self._token_noted: dict[int, datetime] = {}  # when this process last wrote it down
         self._started = False
         self._refreshed = datetime.min.replace(tzinfo=UTC)
 
@@ -168,9 +170,11 @@ class ReadingService(ReadingViews):
 
     # -- start, stop, the clock -------------------------------------------------------------
     def start(self, now: datetime | None = None) -> int:
-        """Load the roster and route the open entries again; returns how many.
+        """Load the roster and take up the open entries again; returns how many.
 
-        Every command starts the service first when nobody did (`telerad serve` does).
+        A study someone held keeps its holder (opened or not) while they may still
+        read it; the others are routed again. Every command starts the service first
+        when nobody did (`telerad serve` does, in the process that decides).
         """
         now = now or self.clock()
         with self._lock:
@@ -180,12 +184,33 @@ class ReadingService(ReadingViews):
             self._refresh(now)
             entries = self.store.open_entries()
             entries.sort(key=lambda e: (e.study.priority.rank, e.study.deadline, e.study.uid))
+            wl = self.worklist
+            for entry in entries:  # holds first: the others are routed around them
+                uid = entry.study.uid
+                self._entries[uid] = entry.id
+                self._recorded[uid] = set(entry.recorded)
+                held = entry.assigned_to is not None and wl.restore(
+                    entry.study, entry.assigned_to, entry.assigned_at or now, entry.claimed_at
+                )
+                if held:
+                    self._why[uid] = entry.why
             for entry in entries:
-                self._entries[entry.study.uid] = entry.id
-                self._recorded[entry.study.uid] = set(entry.recorded)
-                self.worklist.add(entry.study, now)
+                if entry.study.uid not in wl.studies:
+                    wl.add(entry.study, now)
             self._flush()
             return len(entries)
+
+    def reset(self) -> None:
+        """Forget the worklist (this process no longer decides): the next command or
+        :meth:`start` rebuilds it from the store."""
+        with self._lock:
+            self.worklist = Worklist(self.rules(), Roster())
+            self._entries.clear()
+            self._why.clear()
+            self._summary.clear()
+            self._nobody.clear()
+            self._recorded.clear()
+            self._started = False
 
     def tick(self, now: datetime | None = None) -> None:
         """New rules, roster and sign-ins; then the worklist's clock: hand over, move stale
@@ -200,10 +225,9 @@ class ReadingService(ReadingViews):
 
     # -- who is signed in ---------------------------------------------------------------
     def _readers(self, now: datetime) -> tuple[list[Reader], frozenset[int]]:
-        live = self.store.live_sessions(now - self.session_idle, now - self.session_max)
-        tokens = list(self._token_seen.items())  # note_token() writes without the lock
-        recent = {uid for uid, at in tokens if now - at <= self.token_window}
-        signed_in = live | recent
+        signed_in = self.store.live_sessions(
+            now - self.session_idle, now - self.session_max, now - self.token_window
+        )
         readers = []
         for row in self.store.radiologists():
             self._names[row.user_id] = row.display_name or row.username
@@ -217,7 +241,7 @@ class ReadingService(ReadingViews):
                     signed_in=False,
                 )
             )
-        return readers, frozenset(signed_in)
+        return readers, signed_in
 
     def _refresh(self, now: datetime) -> None:
         """Re-read the roster; sign in whoever came, mark away whoever's session lapsed."""
@@ -258,7 +282,7 @@ class ReadingService(ReadingViews):
         with self._lock:
             self.start(now)
             if token:
-                self._token_seen[user_id] = now
+                self.note_token(user_id, now)
             roster = self.worklist.roster
             if user_id not in roster:
                 self._refresh(now)
@@ -266,15 +290,25 @@ class ReadingService(ReadingViews):
                 self._sign_in(user_id, now)
             self._flush()
 
-    def note_token(self, user_id: int) -> None:
-        """A radiologist used a bearer token (anywhere): cheap, lock-free; seen at the next tick."""
-        self._token_seen[user_id] = self.clock()
+    def token_note_due(self, user_id: int) -> bool:
+        """Whether a radiologist's token use is worth writing down now (at most every
+        :data:`TOKEN_NOTE`: the database keeps it, so every process sees it)."""
+        last = self._token_noted.get(user_id)
+        return last is None or self.clock() - last >= TOKEN_NOTE
+
+    def note_token(self, user_id: int, now: datetime | None = None) -> None:
+        """A radiologist used a bearer token (in any process): signed in from the next tick."""
+        now = now or self.clock()
+        if self.token_note_due(user_id):
+            self._token_noted[user_id] = now
+            self.store.note_token_use(user_id, now)
 
     def signed_out(self, user_id: int, now: datetime | None = None) -> None:
         """The reader signed out: reassign what they hold now rather than at the next tick."""
         now = now or self.clock()
         with self._lock:
-            self._token_seen.pop(user_id, None)
+            self._token_noted.pop(user_id, None)
+            self.store.note_token_use(user_id, None)
             roster = self.worklist.roster
             if user_id in roster and (
                 roster.get(user_id).signed_in or user_id in self.worklist.away

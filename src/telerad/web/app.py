@@ -18,6 +18,7 @@ from telerad import __version__
 from telerad.bootstrap import Platform
 from telerad.web.access_log import AccessLog
 from telerad.web.auth import SESSION_COOKIE, SignInRequired
+from telerad.web.leader import ToLeader
 
 
 def create_app(platform: Platform) -> FastAPI:
@@ -113,8 +114,17 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(board.router(platform))
     app.include_router(worklist.router(platform))
     app.add_middleware(worklist.ReaderActivity, reading=platform.reading)
+    # What the deciding process answers is forwarded to it from the others.
+    app.add_middleware(ToLeader, leadership=platform.leadership, verify=_internal_ca(platform))
     app.add_middleware(AccessLog)  # outermost: it times and logs everything
     return app
+
+
+def _internal_ca(platform: Platform) -> str | bool:
+    """How a forwarded request checks the deciding process's certificate: against the
+    network's own certificate (every process serves the same one), else the system's."""
+    cert = platform.settings.tls_cert
+    return str(cert) if cert else True
 
 
 #: Paths of the programming interfaces: they answer JSON (or DICOM), never pages.

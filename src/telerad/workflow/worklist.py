@@ -74,6 +74,31 @@ class Worklist(WorklistState):
             self._note_no_reader(study.uid, now, decision)
         return decision
 
+    def restore(
+        self,
+        study: ReadingStudy,
+        reader_id: int,
+        assigned_at: datetime,
+        claimed_at: datetime | None,
+    ) -> bool:
+        """Take up a hold kept in the store (a restart, another process taking over): the
+        study is held by ``reader_id`` again, opened or not, as it was — no new decision,
+        no event. False when they may not read it any more (it is then to be added).
+        Whether they are signed in and on shift is the clock's business, as for any hold."""
+        if study.uid in self.studies:
+            raise WorklistError(f"study {study.uid} is already on the worklist")
+        if reader_id not in self.roster.qualified_for(study):
+            return False
+        uid = study.uid
+        self.studies[uid] = study = replace(study, assigned_to=reader_id)
+        self.holds[uid] = hold = Hold(reader_id, assigned_at, claimed_at)
+        self._watch(uid, hold)
+        self.held_by.setdefault(reader_id, set()).add(uid)
+        self.workload.add(reader_id, study)
+        if claimed_at is not None:
+            self.workload.open(reader_id, study)
+        return True
+
     def _note_no_reader(self, uid: str, now: datetime, decision: Decision | None) -> None:
         """Say so at once when nobody on the roster may read the study, or when nobody
         may read a critical one now (the supervisor must act; the ladder is too late)."""

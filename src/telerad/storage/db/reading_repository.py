@@ -210,17 +210,31 @@ class SqlReading:
             for r in users
         ]
 
-    def live_sessions(self, seen_since: datetime, created_since: datetime) -> frozenset[int]:
+    def live_sessions(
+        self, seen_since: datetime, created_since: datetime, tokens_since: datetime | None = None
+    ) -> frozenset[int]:
         """Users with a browser session used since ``seen_since`` and started after
-        ``created_since`` (the session policy's idle and maximum ages)."""
-        s = t.web_session
+        ``created_since`` (the session policy's idle and maximum ages), and those who
+        used a bearer token since ``tokens_since``."""
+        s, u = t.web_session, t.app_user
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(s.c.user_id)
                 .where(s.c.last_seen >= seen_since, s.c.created_at >= created_since)
                 .distinct()
             ).all()
-        return frozenset(r[0] for r in rows)
+            tokens = (
+                conn.execute(select(u.c.id).where(u.c.token_seen_at >= tokens_since)).all()
+                if tokens_since is not None
+                else []
+            )
+        return frozenset(r[0] for r in rows) | frozenset(r[0] for r in tokens)
+
+    def note_token_use(self, user_id: int, at: datetime | None) -> None:
+        """The account used a bearer token at ``at`` (None: forget it, it signed out)."""
+        u = t.app_user
+        with self.engine.begin() as conn:
+            conn.execute(update(u).where(u.c.id == user_id).values(token_seen_at=at))
 
     # -- entries ----------------------------------------------------------------------------
     def add_entry(self, study: ReadingStudy) -> int:
@@ -322,6 +336,8 @@ class SqlReading:
                 r.assigned_to,
                 utc(r.claimed_at),
                 frozenset(recorded[r.id]),
+                utc(r.assigned_at),
+                r.why,
             )
             for r in rows
         ]

@@ -173,6 +173,8 @@ app_user = Table(
     Column("token_version", Integer, nullable=False, server_default="0"),
     Column("oidc_subject", String(255), unique=True),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    # When a bearer token of the account was last used (noted at most every 30 s).
+    Column("token_seen_at", DateTime(timezone=True)),
 )
 
 # Jurisdictions a radiologist is licensed in (ISO 3166: "US-CA", "GB", "DE"…).
@@ -419,3 +421,13 @@ worklist_alert = Table(
 )
 Index("ix_worklist_alert_entry", worklist_alert.c.entry_id, worklist_alert.c.kind)
 Index("ix_worklist_alert_live", worklist_alert.c.cleared_at)
+
+# Which process holds a platform-wide duty, until when (migration 0008).
+runtime_lease = Table(
+    "runtime_lease",
+    metadata,
+    Column("name", String(32), primary_key=True),  # "reading": the worklist and reconciliation
+    Column("holder", String(64), nullable=False),  # a process's id (host, pid, start)
+    Column("address", String(255), nullable=False, server_default=""),  # where it serves HTTP
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telerad import config
@@ -261,7 +262,8 @@ class ReaderActivity:
     """Notes radiologists' bearer-token use (any API) so they count as signed in.
 
     Pure ASGI: it reads the principal the request authenticated as, after the
-    response, and costs a dictionary write; the worklist picks it up at its next tick.
+    response; at most every 30 s per radiologist it writes the use down in the
+    database (off the event loop), where every process's worklist sees it.
     """
 
     def __init__(self, app: ASGIApp, reading: ReadingService) -> None:
@@ -278,5 +280,6 @@ class ReaderActivity:
             and who.method == "token"
             and who.role is Role.RADIOLOGIST
             and who.user_id is not None
+            and self.reading.token_note_due(who.user_id)
         ):
-            self.reading.note_token(who.user_id)
+            await run_in_threadpool(self.reading.note_token, who.user_id)
