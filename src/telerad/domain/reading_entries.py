@@ -23,12 +23,15 @@ __all__ = [
     "AlertKind",
     "AlertRow",
     "EntryChange",
+    "EntryState",
     "EntryEvent",
     "FinishedRead",
     "History",
+    "ItemState",
     "OpenEntry",
     "Reopened",
     "RosterRow",
+    "SlaStatus",
 ]
 
 
@@ -70,7 +73,7 @@ class EntryEvent:
 class History:
     entry_id: int
     facility_id: int
-    state: str  # open, completed, withdrawn
+    state: EntryState
     events: list[EntryEvent]
 
 
@@ -84,6 +87,31 @@ class FinishedRead:
     deadline: datetime
     completed_at: datetime
     first_assigned_at: datetime | None
+
+
+class EntryState(enum.StrEnum):
+    """Where a read stands in the store."""
+
+    OPEN = "open"  # on the worklist
+    COMPLETED = "completed"  # read
+    WITHDRAWN = "withdrawn"  # more images came: off the worklist until ready again
+
+
+class ItemState(enum.StrEnum):
+    """Where an open study stands on the worklist, as people see it."""
+
+    ASSIGNED = "assigned"  # pushed to a reader, not opened yet
+    OPENED = "opened"  # its reader opened (claimed) it
+    POOL = "pool"  # in the pull pool: an eligible reader may claim it
+    WAITING = "waiting"  # nobody may take it now
+
+
+class SlaStatus(enum.StrEnum):
+    """How an open study stands against its deadline."""
+
+    OK = "ok"
+    AT_RISK = "at-risk"  # past the share of its turnaround where the supervisor is alerted
+    BREACHED = "breached"  # past its deadline
 
 
 class AlertKind(enum.StrEnum):

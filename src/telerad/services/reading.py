@@ -48,6 +48,7 @@ from telerad.domain.reading_entries import (
     AlertChange,
     AlertRow,
     EntryChange,
+    EntryState,
     Reopened,
 )
 from telerad.services.access_audit import Actor
@@ -369,7 +370,7 @@ class ReadingService(ReadingViews):
                 return
             holder = self.worklist.withdraw(study_uid, now)
             entry = self._entries.pop(study_uid)
-            change = EntryChange(entry, {"state": "withdrawn", "closed_at": now})
+            change = EntryChange(entry, {"state": EntryState.WITHDRAWN, "closed_at": now})
             detail = "more images arrived; it comes back with its deadline once complete"
             change.events.append(_row("withdrawn", now, holder, None, detail))
             change.alerts.extend(gone_changes(now))
@@ -527,7 +528,9 @@ class ReadingService(ReadingViews):
                     values.update(assigned_to=None, assigned_at=None, claimed_at=None, why="")
                 return _row("reassigned", at, from_reader, to_reader, reason)
             case Completed(uid, reader, at):
-                values.update(state="completed", completed_at=at, completed_by=reader, closed_at=at)
+                values.update(
+                    state=EntryState.COMPLETED, completed_at=at, completed_by=reader, closed_at=at
+                )
                 return _row("completed", at, reader, None, "")
             case Escalated(uid, action, at, reader):
                 return self._once(uid, "escalated", action.value, at, reader)

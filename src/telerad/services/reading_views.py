@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from telerad.domain.reading_entries import AlertRow, EntryEvent
+from telerad.domain.reading_entries import (
+    AlertRow,
+    EntryEvent,
+    EntryState,
+    ItemState,
+    SlaStatus,
+)
 from telerad.domain.turnaround import FacilitySla, Read, TierTat, per_facility, per_tier
 from telerad.workflow.engine import assign
 from telerad.workflow.explain import nobody
@@ -34,12 +40,10 @@ class Item:
     holder: int | None
     holder_name: str
     opened: bool
-    #: assigned (pushed, not opened), opened, pool (may be claimed), waiting (nobody yet)
-    state: str
+    state: ItemState
     #: The whole explanation: why this reader, why now; or why nobody has it.
     why: str
-    #: ok, at-risk (past the supervisor alert share of its turnaround), breached
-    status: str
+    status: SlaStatus
     time_left: timedelta
     #: The reason in one short line ("neuro, licensed in US-TX, least loaded of 3").
     summary: str = ""
@@ -70,7 +74,7 @@ class Board:
 @dataclass(frozen=True)
 class Explanation:
     item: Item | None  # None: no longer on the worklist
-    state: str  # open, completed, withdrawn
+    state: EntryState
     facility_id: int
     history: list[EntryEvent]
     now: str  # for a waiting study: why nobody has it now
@@ -140,17 +144,17 @@ class ReadingViews:
         hold = wl.holds.get(uid)
         opened = hold is not None and hold.claimed_at is not None
         if hold is not None:
-            state = "opened" if opened else "assigned"
+            state = ItemState.OPENED if opened else ItemState.ASSIGNED
         elif self._pooled(study, now):
-            state = "pool"
+            state = ItemState.POOL
         else:
-            state = "waiting"
+            state = ItemState.WAITING
         if hold is not None:
             why = self._why.get(uid, "")
             summary = self._summary.get(uid, "") or why.split("\n")[0]
             if hold.reader_id in wl.away:
                 summary = f"{summary}; reader away".lstrip("; ")
-        elif state == "pool":
+        elif state is ItemState.POOL:
             who = f"reader {reader_id}" if reader_id is not None else "an eligible reader"
             why = summary = f"In the pull pool ({study.priority}): {who} may claim it."
         else:
@@ -181,13 +185,13 @@ class ReadingViews:
             and not rules.widened(study.elapsed_fraction(now))
         )
 
-    def _status(self, study: ReadingStudy, now: datetime) -> str:
+    def _status(self, study: ReadingStudy, now: datetime) -> SlaStatus:
         if now >= study.deadline:
-            return "breached"
+            return SlaStatus.BREACHED
         alert = [s.at for s in self.worklist.rules.escalation if s.action is _ALERT]
         if study.elapsed_fraction(now) >= (alert[0] if alert else 0.8):
-            return "at-risk"
-        return "ok"
+            return SlaStatus.AT_RISK
+        return SlaStatus.OK
 
     def worklist_of(self, reader_id: int, now: datetime | None = None) -> list[Item]:
         """What the reader holds (most urgent first), then the pull pool they may claim."""

@@ -22,6 +22,7 @@ from telerad.domain.reading_entries import (
     AlertRow,
     EntryChange,
     EntryEvent,
+    EntryState,
     FinishedRead,
     History,
     OpenEntry,
@@ -247,7 +248,7 @@ class SqlReading:
                     **_facts(study),
                     ready_at=study.ready_at,
                     deadline=study.deadline,
-                    state="open",
+                    state=EntryState.OPEN.value,
                 )
                 .returning(t.worklist_entry.c.id)
             ).scalar_one()
@@ -278,13 +279,13 @@ class SqlReading:
             row = conn.execute(
                 select(e).where(e.c.study_uid == study.uid).order_by(e.c.id.desc()).limit(1)
             ).first()
-            if row is None or row.state != "withdrawn":
+            if row is None or row.state != EntryState.WITHDRAWN:
                 return None
             conn.execute(
                 update(e)
                 .where(e.c.id == row.id)
                 .values(
-                    state="open",
+                    state=EntryState.OPEN.value,
                     closed_at=None,
                     assigned_to=None,
                     assigned_at=None,
@@ -321,12 +322,14 @@ class SqlReading:
     def open_entries(self) -> list[OpenEntry]:
         e, ev = t.worklist_entry, t.worklist_event
         with self.engine.connect() as conn:
-            rows = conn.execute(select(e).where(e.c.state == "open").order_by(e.c.id)).all()
+            rows = conn.execute(
+                select(e).where(e.c.state == EntryState.OPEN.value).order_by(e.c.id)
+            ).all()
             recorded: dict[int, set[str]] = defaultdict(set)
             for r in conn.execute(
                 select(ev.c.entry_id, ev.c.kind, ev.c.detail)
                 .join(e, e.c.id == ev.c.entry_id)
-                .where(e.c.state == "open", ev.c.kind.in_(("escalated", "breached")))
+                .where(e.c.state == EntryState.OPEN.value, ev.c.kind.in_(("escalated", "breached")))
             ):
                 recorded[r.entry_id].add(f"{r.kind}:{r.detail}")
         return [
@@ -356,7 +359,7 @@ class SqlReading:
                 return None
             rows = conn.execute(select(ev).where(ev.c.entry_id == entry.id).order_by(ev.c.id)).all()
         events = [EntryEvent(r.kind, utc(r.at), r.reader_id, r.to_reader, r.detail) for r in rows]
-        return History(entry.id, entry.facility_id, entry.state, events)
+        return History(entry.id, entry.facility_id, EntryState(entry.state), events)
 
     def read_states(self, study_uids: Sequence[str]) -> dict[str, ReadState]:
         """The latest read of each study that has been on the worklist, in one query."""
@@ -368,7 +371,9 @@ class SqlReading:
             .where(e.c.study_uid.in_(sorted(set(study_uids))))
             .group_by(e.c.study_uid)
         )
-        reader = case((e.c.state == "completed", e.c.completed_by), else_=e.c.assigned_to)
+        reader = case(
+            (e.c.state == EntryState.COMPLETED.value, e.c.completed_by), else_=e.c.assigned_to
+        )
         query = (
             select(e.c.study_uid, e.c.state, e.c.claimed_at, u.c.username, u.c.display_name)
             .select_from(e.outerjoin(u, u.c.id == reader))
@@ -380,7 +385,7 @@ class SqlReading:
             r.study_uid: ReadState(
                 r.state,
                 r.display_name or r.username or "",
-                r.state == "open" and r.claimed_at is not None,
+                r.state == EntryState.OPEN and r.claimed_at is not None,
             )
             for r in rows
         }
@@ -390,7 +395,7 @@ class SqlReading:
     ) -> list[FinishedRead]:
         """Reads completed since ``since`` (of ``facility_ids`` when given)."""
         e = t.worklist_entry
-        where = [e.c.state == "completed", e.c.completed_at >= since]
+        where = [e.c.state == EntryState.COMPLETED.value, e.c.completed_at >= since]
         if facility_ids is not None:
             where.append(e.c.facility_id.in_(sorted(facility_ids)))
         with self.engine.connect() as conn:
