@@ -59,7 +59,9 @@ def test_real_sample_files_round_trip_byte_for_byte(platform: Platform) -> None:
         result = platform.archive.store(fac.id, data)
         assert result.ok, (name, result.reason)
         [loc] = platform.archive.locate(Level.IMAGE, [result.sop_instance_uid or ""])
-        assert platform.archive.read(loc) == data
+        # Byte for byte after the preamble, which is kept zeroed (CT_small.dcm's
+        # holds a TIFF header): see test_hostile_dicom.py.
+        assert platform.archive.read(loc) == bytes(128) + data[128:]
 
 
 def test_tampered_blob_is_detected_on_read(platform: Platform) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pydicom import dcmread
@@ -17,9 +17,15 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag, Tag
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+)
 
-from telerad.dicom import pixelscan
+from telerad.dicom import limits, pixelscan
 from telerad.domain.model import InstanceHeader
 from telerad.domain.uids import InvalidUID, check_uid
 
@@ -119,6 +125,23 @@ def build_part10(
     return b"".join((PREAMBLE, meta, dataset_bytes))
 
 
+def normalise_preamble(data: bytes) -> bytes:
+    """Part 10 bytes whose 128-byte preamble is zeros, followed by 'DICM' (PS3.10 7.1).
+
+    The preamble is free for applications (a TIFF header, say), and so for an
+    executable header that makes the file a program too: what is kept is zeroed,
+    as the platform's own files are. File Meta without a preamble (as
+    dicomweb-client writes a plain Dataset) gets one. Anything else is returned
+    as it is, for the checks to refuse."""
+    if data[128:132] == b"DICM":
+        if data[:128] == PREAMBLE[:128]:
+            return data
+        return b"".join((PREAMBLE[:128], memoryview(data)[128:]))
+    if data[:2] == b"\x02\x00" and data[4:6].isalpha():
+        return PREAMBLE + data
+    return data
+
+
 def read(data: bytes, stop_before_pixels: bool = False, defer_size: int | None = None) -> Dataset:
     """Parse Part 10 bytes (a missing preamble is tolerated, a missing meta is not).
 
@@ -139,10 +162,11 @@ def _check_complete(ds: Dataset, data: bytes) -> None:
     (a truncated file, or a cut-off element pydicom would silently drop)."""
     total = len(data)
     last_end = 0
-    # Offsets refer to the inflated stream for the deflated transfer syntax.
+    # A deflated object is checked in its inflated form (see _plain), where
+    # offsets are those of the data; without a preamble it is never inflated.
     offsets_comparable = ds.file_meta.TransferSyntaxUID != DeflatedExplicitVRLittleEndian
     if not offsets_comparable:
-        _check_deflate_complete(ds, data)
+        raise InvalidInstance("a deflated dataset needs the preamble and File Meta")
     for elem in ds._dict.values():
         if not isinstance(elem, RawDataElement):
             continue
@@ -191,20 +215,6 @@ def _check_complete(ds: Dataset, data: bytes) -> None:
             raise InvalidInstance(
                 f"truncated: Pixel Data holds {pixel.length} bytes, the image needs {expected}"
             )
-
-
-def _check_deflate_complete(ds: Dataset, data: bytes) -> None:
-    """A deflated dataset must be a whole deflate stream (pydicom reads a cut one)."""
-    meta_length = int(ds.file_meta.get("FileMetaInformationGroupLength", 0) or 0)
-    start = data.find(b"DICM", 128, 132)
-    offset = (start + 4 if start >= 0 else 0) + 12 + meta_length
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        inflater.decompress(data[offset:])
-    except zlib.error as exc:
-        raise InvalidInstance(f"malformed deflated dataset: {exc}") from exc
-    if not inflater.eof:
-        raise InvalidInstance("truncated: the deflated dataset ends before its stream does")
 
 
 def _items_end(data: bytes, offset: int, little_endian: bool) -> int | None:
@@ -351,17 +361,78 @@ def _make_header(
         raise InvalidInstance(f"cannot read attribute values: {exc}") from exc
 
 
+def _plain(data: bytes) -> tuple[bytes, str | None]:
+    """The bytes to check, and the stored transfer syntax when they differ from it.
+
+    A deflated dataset is inflated (within :func:`limits.inflate`'s bounds) and
+    checked as the Explicit VR Little Endian object it is underneath, element by
+    element like any other; only its transfer syntax is reported as stored."""
+    try:
+        found = pixelscan.meta(data)
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return data, None  # pydicom reports what is wrong with the File Meta
+    if found is None or found[0] != DeflatedExplicitVRLittleEndian:
+        return data, None
+    ts, start = found
+    at = data.find(b"\x02\x00\x10\x00UI", 132, start)
+    if at < 0:
+        raise InvalidInstance("no File Meta Information with a TransferSyntaxUID")
+    (length,) = struct.unpack_from("<H", data, at + 6)
+    value = at + 8
+    try:
+        inflated = limits.inflate(memoryview(data)[start:])
+    except limits.LimitExceeded as exc:
+        raise InvalidInstance(str(exc)) from exc
+    # Same length: trailing NULs pad a UID value (PS3.5 9.1), so no offset moves.
+    explicit = b"1.2.840.10008.1.2.1".ljust(length, b"\x00")
+    plain = b"".join((data[:value], explicit, data[value + length : start], inflated))
+    return plain, ts
+
+
+def _check_structure(data: bytes) -> None:
+    """Nesting and lengths inside sequences (:func:`limits.check_dataset`), when the
+    dataset can be found; pydicom then reads nothing deeper than allowed."""
+    try:
+        found = pixelscan.meta(data)
+    except (struct.error, UnicodeDecodeError, ValueError):
+        return
+    if found is None:
+        return
+    ts, start = found
+    # pydicom reads a dataset in the VR encoding its first element shows, whatever
+    # the transfer syntax says (a known quirk of some writers): walk it the same way.
+    vr = data[start + 4 : start + 6]
+    explicit = vr.isalpha() and vr.isupper() if len(vr) == 2 else ts != ImplicitVRLittleEndian
+    try:
+        limits.check_dataset(data, start, explicit, ts != ExplicitVRBigEndian)
+    except limits.LimitExceeded as exc:
+        raise InvalidInstance(str(exc)) from exc
+
+
 def parse_instance(data: bytes) -> tuple[Dataset, InstanceHeader]:
-    """Read, check completeness and extract the header of Part 10 bytes."""
-    ds = read(data, defer_size=DEFER_SIZE)
+    """Read, check completeness and extract the header of Part 10 bytes.
+
+    A deflated object's dataset is read from its inflated form."""
+    return _parse(*_plain(normalise_preamble(data)))
+
+
+def _parse(plain: bytes, stored_ts: str | None) -> tuple[Dataset, InstanceHeader]:
+    _check_structure(plain)
+    ds = read(plain, defer_size=DEFER_SIZE)
     if "TransferSyntaxUID" not in ds.file_meta:
         raise InvalidInstance("no File Meta Information with a TransferSyntaxUID")
-    _check_complete(ds, data)
-    return ds, header_of(ds)
+    _check_complete(ds, plain)
+    header = header_of(ds)
+    if stored_ts is not None:
+        ds.file_meta.TransferSyntaxUID = UID(stored_ts)
+        header = replace(header, TransferSyntaxUID=stored_ts)
+    return ds, header
 
 
 _BY_TAG: dict[int, str] = {int(tag): keyword for keyword, tag in _TAGS.items()}
 _US_KEYWORDS = frozenset({"Rows", "Columns", "BitsAllocated", "SamplesPerPixel"})
+#: VRs of elements that may hold items without saying so (implicit VR, UN).
+_UNTYPED = (b"", b"UN")
 _ENCAPSULATED_OR_DEFLATED = ("1.2.840.10008.1.2.4.", "1.2.840.10008.1.2.5")
 
 
@@ -369,8 +440,11 @@ def check_instance(data: bytes) -> InstanceHeader:
     """What :func:`parse_instance` checks and returns, without building a Dataset when
     a walk of the element headers can vouch for the data (little endian, ASCII
     values, every element whole and nothing left over); otherwise through pydicom."""
-    fast = _walked_header(data)
-    return fast if fast is not None else parse_instance(data)[1]
+    plain, stored_ts = _plain(normalise_preamble(data))
+    fast = _walked_header(plain)
+    if fast is None:
+        return _parse(plain, stored_ts)[1]
+    return fast if stored_ts is None else replace(fast, TransferSyntaxUID=stored_ts)
 
 
 def _walked_header(data: bytes) -> InstanceHeader | None:
@@ -378,10 +452,18 @@ def _walked_header(data: bytes) -> InstanceHeader | None:
     if walked is None:
         return None
     ts, elements = walked
+    explicit = ts != ImplicitVRLittleEndian
     texts: dict[str, str] = {}
     numbers: dict[str, int] = {}
     pixel_length: int | None = None
-    for tag, _vr, length, offset in elements:
+    for tag, vr, length, offset in elements:
+        if (vr == b"SQ" or length == UNDEFINED_LENGTH or vr in _UNTYPED) and limits.holds_items(
+            data, vr, length, offset, explicit
+        ):
+            try:
+                limits.check_value(data, tag, vr, length, offset, explicit)
+            except limits.LimitExceeded as exc:
+                raise InvalidInstance(str(exc)) from exc
         if tag == pixelscan.PIXEL_DATA:
             pixel_length = length
             continue

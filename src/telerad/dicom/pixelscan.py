@@ -104,8 +104,9 @@ def _after(data: bytes, vr: bytes, length: int, value: int, explicit: bool, dept
     return _skip_sequence(data, value, explicit and vr != b"UN", depth)
 
 
-def _meta(data: bytes) -> tuple[str, int] | None:
-    """(TransferSyntaxUID, offset of the dataset) from the File Meta group."""
+def meta(data: bytes) -> tuple[str, int] | None:
+    """(TransferSyntaxUID, offset of the dataset) from the File Meta group
+    (None without the preamble; raises on a malformed group)."""
     if data[128:132] != b"DICM":
         return None
     tag, vr, length, value = _element(data, 132, True)
@@ -133,10 +134,10 @@ def _walkable(ts: str) -> bool:
 def scan(data: bytes) -> PixelLayout | None:
     """Where Pixel Data lies and the Image Pixel attributes, or None (use pydicom)."""
     try:
-        meta = _meta(data)
-        if meta is None:
+        found_meta = meta(data)
+        if found_meta is None:
             return None
-        ts, pos = meta
+        ts, pos = found_meta
         if not _walkable(ts):
             return None  # deflated, big endian, private: let pydicom handle them
         explicit = ts != IMPLICIT_LE
@@ -162,10 +163,10 @@ def text_values(data: bytes, tags: frozenset[int]) -> dict[int, str] | None:
     """Top-level text values of ``tags`` (File Meta ones included), or None when the
     header walk cannot be used. Stops at the largest wanted tag."""
     try:
-        meta = _meta(data)
-        if meta is None:
+        found_meta = meta(data)
+        if found_meta is None:
             return None
-        ts, end = meta
+        ts, end = found_meta
         if not _walkable(ts):
             return None
         found: dict[int, str] = {}
@@ -237,10 +238,10 @@ def top_level(data: bytes) -> tuple[str, list[tuple[int, bytes, int, int]]] | No
     the walker cannot be used or the data is cut short (the caller then parses with
     pydicom, which reports what is wrong)."""
     try:
-        meta = _meta(data)
-        if meta is None:
+        found_meta = meta(data)
+        if found_meta is None:
             return None
-        ts, pos = meta
+        ts, pos = found_meta
         if not _walkable(ts):
             return None
         explicit = ts != IMPLICIT_LE

@@ -3,7 +3,8 @@
 Grayscale: Modality LUT (rescale), then the VOI window (the request's, else the
 object's first WindowCenter/WindowWidth, else its VOI LUT, else the pixel range)
 with the window function of PS3.3 C.11.2.1.2, then MONOCHROME1 inversion.
-Colour: decoded to RGB and scaled to 8 bits. Then the viewport, then JPEG or PNG.
+Colour: decoded to RGB and scaled to 8 bits; Palette Color through its checked
+lookup tables (:mod:`telerad.dicom.palette`). Then the viewport, then JPEG or PNG.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
+from telerad.dicom.palette import PaletteError, apply_palette
 from telerad.dicom.transcode import FrameSource, TranscodeError
 
 WINDOW_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
@@ -180,7 +182,9 @@ def render_frame(source: FrameSource, index: int, options: RenderOptions) -> byt
     arr, meta = source.decoded(index)
     photometric = str(meta.get("photometric_interpretation", source.info.photometric))
     try:
-        if arr.ndim == 2:
+        if arr.ndim == 2 and photometric == "PALETTE COLOR":
+            image = Image.fromarray(np.ascontiguousarray(apply_palette(arr, source.ds)), "RGB")
+        elif arr.ndim == 2:
             pixels = _grayscale(arr, source.ds, options.window, photometric)
             image = Image.fromarray(np.ascontiguousarray(pixels), "L")
         elif arr.ndim == 3 and arr.shape[-1] == 3:
@@ -188,7 +192,7 @@ def render_frame(source: FrameSource, index: int, options: RenderOptions) -> byt
             image = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
         else:
             raise RenderError(f"cannot render pixel data of shape {arr.shape}")
-    except (RenderError, TranscodeError):
+    except (RenderError, TranscodeError, PaletteError):
         raise
     except Exception as exc:
         raise RenderError(f"cannot render this image: {exc}") from exc

@@ -9,13 +9,14 @@ changed: every function here takes bytes and returns new bytes.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate, get_frame
+from pydicom.encaps import encapsulate, generate_frames, get_frame
 from pydicom.filewriter import dcmwrite
 from pydicom.multival import MultiValue
 from pydicom.pixels.decoders.base import get_decoder
@@ -23,7 +24,7 @@ from pydicom.pixels.encoders.base import get_encoder
 from pydicom.pixels.utils import pack_bits
 from pydicom.uid import UID
 
-from telerad.dicom import pixelscan
+from telerad.dicom import limits, pixelscan
 
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -87,6 +88,22 @@ class TranscodeError(ValueError):
 
 class NoPixelData(TranscodeError):
     """The instance has no Pixel Data (7FE0,0010), so it has no frames."""
+
+
+class ImageTooLarge(TranscodeError):
+    """Decoding would allocate more than :mod:`telerad.dicom.limits` allows."""
+
+
+def check_decodable(info: PixelInfo, frames: Iterable[bytes] = ()) -> None:
+    """Raise :class:`ImageTooLarge` unless each frame may be decoded: at most
+    ``limits.MAX_DECODED_PIXELS`` pixels, and every compressed frame's codestream
+    the size Rows and Columns say (the decoder allocates what the codestream says)."""
+    try:
+        limits.check_frame_size(info.rows, info.columns)
+        for frame in frames:
+            limits.check_codestream(frame, info.rows, info.columns)
+    except limits.LimitExceeded as exc:
+        raise ImageTooLarge(str(exc)) from exc
 
 
 def read_dataset(data: bytes) -> Dataset:
@@ -157,8 +174,12 @@ def transcode(data: bytes, target: str) -> tuple[bytes, str]:
         raise TranscodeError(f"cannot decode the stored transfer syntax {source}")
     try:
         if source not in NATIVE:
+            info = PixelInfo.of(ds)
+            check_decodable(info, generate_frames(ds.PixelData, number_of_frames=info.frames))
             ds.decompress(generate_instance_uid=False, as_rgb=True)
-        elif source == EXPLICIT_BE:
+        elif source == EXPLICIT_BE or target not in NATIVE_LE:
+            check_decodable(PixelInfo.of(ds))  # the pixels are decoded or encoded
+        if source == EXPLICIT_BE:
             ds.PixelData = _native_bytes(ds.pixel_array, int(ds.BitsAllocated))
         if target in NATIVE_LE:
             return _write(ds, target), target
@@ -360,6 +381,8 @@ class FrameSource:
         """Frame ``index`` decoded (colour as RGB), with the decoder's pixel attributes."""
         if self.transfer_syntax not in READABLE:
             raise TranscodeError(f"cannot decode transfer syntax {self.transfer_syntax}")
+        encapsulated = self.transfer_syntax not in NATIVE
+        check_decodable(self.info, [self.stored(index)] if encapsulated else [])
         try:
             options: Any = {"as_rgb": True}
             arr, meta = get_decoder(self.transfer_syntax).as_array(self.ds, index=index, **options)

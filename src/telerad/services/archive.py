@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from telerad.dicom.part10 import InvalidInstance, check_instance
+from telerad.dicom.part10 import InvalidInstance, check_instance, normalise_preamble
 from telerad.domain.modalities import InstanceOrigin
 from telerad.domain.model import (
     ConflictingHierarchy,
@@ -28,6 +29,27 @@ log = logging.getLogger(__name__)
 #: one kept wins and the newcomer is refused, so nothing stored is ever silently
 #: replaced. An identical re-send is a success without a second copy.
 DUPLICATE_POLICY = "reject-different"
+
+
+#: SQLite's SQLITE_FULL message and PostgreSQL's disk_full SQLSTATE.
+_DATABASE_FULL = ("database or disk is full", "53100")
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says the storage is full: ENOSPC or
+    EDQUOT from the file system, or a database that could not grow its files."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = f"{current} {getattr(current, 'sqlstate', '') or ''}"
+        if any(marker in text for marker in _DATABASE_FULL):
+            return True
+        orig = getattr(current, "orig", None)  # SQLAlchemy wraps the driver's error
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
 
 
 @dataclass
@@ -149,6 +171,8 @@ class Archive:
         self, facility_id: int, data: bytes, origin: InstanceOrigin
     ) -> _Pending | StoreResult:
         """Write the bytes (their fsync starts) and read the header; a refusal as a result."""
+        # Whatever came in the preamble (an executable header, say) is not kept.
+        data = normalise_preamble(data)
         # The bytes go to disk first; parsing runs while the fsync is under way.
         try:
             staged = self.blobs.stage(facility_id, data)

@@ -17,11 +17,14 @@ others. Failure Reason codes (PS3.18 Table 10.5.3-2 and PS3.4 B.2.3):
            belongs elsewhere) or an unexpected error while storing
 ``0xA700`` Refused, out of resources: the disk could not take the object
 =========  ==============================================================
+
+The response is 200 when every part was stored, 202 when some were, 409 when
+none was, and 507 (Insufficient Storage) when none was and some failed for want
+of space.
 """
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -33,8 +36,9 @@ from pydicom import dcmread
 from telerad.adapters.dicomweb.dicomjson import instance_path, store_response
 from telerad.adapters.dicomweb.multipart import Buffer, MediaType, MultipartError, Part
 from telerad.dicom import pixelscan
-from telerad.dicom.part10 import PREAMBLE
+from telerad.dicom.part10 import normalise_preamble
 from telerad.domain.model import StoreOutcome, StoreResult
+from telerad.services.archive import out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +81,6 @@ class StowResult:
 
 #: Stores Part 10 objects as it takes them: per object its result or what stopped it.
 StoreBatch = Callable[[Iterable[bytes]], list[StoreResult | Exception]]
-
-
-def with_preamble(data: bytes) -> bytes:
-    """Part 10 bytes with the 128-byte preamble and 'DICM' (PS3.10 7.1).
-
-    Some clients (dicomweb-client writing a plain Dataset) send the File Meta
-    group without the preamble; the object is the same, so it is completed here.
-    """
-    if data[128:132] != b"DICM" and data[:2] == b"\x02\x00" and data[4:6].isalpha():
-        return PREAMBLE + data
-    return data
 
 
 _MEDIA_CLASS, _SOP_CLASS, _STUDY = 0x00020002, 0x00080016, 0x0020000D
@@ -134,7 +127,9 @@ def _checked(
     if len(part) == 0:
         return {"failure_reason": CANNOT_UNDERSTAND, "reason": f"part {number} is empty"}, b""
     with memoryview(body) as view:  # one copy of the part, whatever holds the body
-        data = with_preamble(bytes(view[part.start : part.end]))
+        # File Meta without a preamble (dicomweb-client writes a plain Dataset so)
+        # gets one; a preamble that holds anything is zeroed.
+        data = normalise_preamble(bytes(view[part.start : part.end]))
     failure = _precheck(data, study)
     if failure is not None:
         entry = {
@@ -148,11 +143,16 @@ def _checked(
 
 def _outcome(result: StoreResult | Exception, number: int) -> dict[str, Any]:
     """The response entry of a part the archive was given."""
+    if isinstance(result, Exception) and out_of_space(result):
+        log.error("STOW-RS: part %d not stored: out of storage space", number)
+        reason = f"part {number}: not stored, the archive is out of storage space"
+        return {"failure_reason": OUT_OF_RESOURCES, "reason": reason}
     if isinstance(result, OSError):
         log.error("STOW-RS: storing part %d failed", number, exc_info=result)
-        full = result.errno in (errno.ENOSPC, errno.EDQUOT)
-        code = OUT_OF_RESOURCES if full else PROCESSING_FAILURE
-        return {"failure_reason": code, "reason": f"part {number}: could not be written"}
+        return {
+            "failure_reason": PROCESSING_FAILURE,
+            "reason": f"part {number}: could not be written",
+        }
     if isinstance(result, Exception):
         log.error("STOW-RS: storing part %d failed", number, exc_info=result)
         return {
@@ -233,6 +233,8 @@ def store_parts(
     only_study = study or (next(iter(studies)) if len(studies) == 1 else None)
     study_url = f"{base}/studies/{only_study}" if only_study and referenced else None
     status = 200 if not failed else (202 if referenced else 409)
+    if status == 409 and any(entry["failure_reason"] == OUT_OF_RESOURCES for entry in failed):
+        status = 507  # nothing stored, for want of space: worth sending again later
     return StowResult(
         status, store_response(referenced, failed, study_url), len(referenced), len(failed)
     )

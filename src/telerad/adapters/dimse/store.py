@@ -35,6 +35,7 @@ from telerad.domain.audit import Action, EventID
 from telerad.domain.modalities import InstanceOrigin
 from telerad.domain.model import StoreOutcome
 from telerad.domain.uids import is_valid_uid
+from telerad.services.archive import out_of_space
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,11 @@ class StoreSCP:
         try:
             return self._store(event)
         except Exception as exc:  # never let an unexpected error look like success
+            if out_of_space(exc):
+                log.error("C-STORE refused: the archive is out of storage space")
+                return failure(
+                    OUT_OF_RESOURCES, "out of storage space: the instance was not stored"
+                )
             log.error("C-STORE failed unexpectedly: %s", type(exc).__name__)
             return failure(OUT_OF_RESOURCES, "the archive could not store the instance")
 

@@ -48,6 +48,7 @@ from telerad.adapters.dicomweb.stow import (
 )
 from telerad.bootstrap import Platform
 from telerad.dicom import transcode as tx
+from telerad.dicom.palette import PaletteError
 from telerad.dicom.render import (
     RenderError,
     RenderOptions,
@@ -61,6 +62,7 @@ from telerad.domain.identity import Permission, Principal, origin_of
 from telerad.domain.model import Facility, InstanceLocation, Level, StoreResult
 from telerad.domain.query import QueryError
 from telerad.services.access_audit import Actor
+from telerad.services.archive import out_of_space
 from telerad.services.ports import IntegrityError
 from telerad.web.auth import authenticate, authorise, client_address
 
@@ -77,6 +79,9 @@ def _http_errors() -> Iterator[None]:
     try:
         yield
     except (QueryError, RenderError, MultipartError, ValueError) as exc:
+        if isinstance(exc, (tx.ImageTooLarge, PaletteError)):
+            # The stored object, not the request, is beyond what is decoded or rendered.
+            raise HTTPException(422, str(exc)) from exc
         if isinstance(exc, (NotAcceptable, tx.TranscodeError)):
             raise HTTPException(406, str(exc)) from exc
         if isinstance(exc, UnsupportedMediaType):
@@ -207,14 +212,21 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                     if pending_size >= _SPOOL_WRITE:
                         await run_in_threadpool(spool.writelines, pending)
                         pending, pending_size = [], 0
-        except ClientDisconnect as exc:
+            if spool is not None:
+                await run_in_threadpool(spool.writelines, pending)
+                spool.flush()
+        except BaseException as exc:
             if spool is not None:
                 spool.close()
-            raise MultipartError("the client disconnected before the body was complete") from exc
+            if isinstance(exc, ClientDisconnect):
+                raise MultipartError(
+                    "the client disconnected before the body was complete"
+                ) from exc
+            if out_of_space(exc):
+                raise HTTPException(507, "no space left to receive the request body") from exc
+            raise
         if spool is None:
             return buf, lambda: None  # no copy: parts are sliced out of it
-        await run_in_threadpool(spool.writelines, pending)
-        spool.flush()
         mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
 
         def close() -> None:
