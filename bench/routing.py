@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as clock
 
+from telerad.simulation.fifo import fifo_next
 from telerad.workflow.eligibility import eligible
 from telerad.workflow.engine import Roster, assign
-from telerad.workflow.fifo import fifo_next
 from telerad.workflow.model import (
     Priority,
     Reader,

@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 
-from telerad.workflow import simulation
-from telerad.workflow.model import Priority, Reader, ReadKind, Shift, WeeklyShift
-from telerad.workflow.rules import Rules
-from telerad.workflow.scenario import Arrival, Scenario
-from telerad.workflow.simulation import (
+from telerad.simulation import replay
+from telerad.simulation.figures import figures, percentile, report
+from telerad.simulation.replay import (
     Cover,
     IneligibleAssignment,
     Policy,
@@ -20,7 +18,9 @@ from telerad.workflow.simulation import (
     shift_intervals,
     simulate,
 )
-from telerad.workflow.simulation_metrics import figures, percentile, report
+from telerad.simulation.scenario import Arrival, Scenario
+from telerad.workflow.model import Priority, Reader, ReadKind, Shift, WeeklyShift
+from telerad.workflow.rules import Rules
 
 DAY = datetime(2025, 3, 4, tzinfo=UTC)
 RULES = Rules()
@@ -137,7 +137,7 @@ def test_the_engine_spreads_work_that_fifo_gives_to_whoever_is_free() -> None:
 
 
 def test_an_ineligible_assignment_stops_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(simulation, "eligible", lambda *_, **__: (False, ["not licensed"]))
+    monkeypatch.setattr(replay, "eligible", lambda *_, **__: (False, ["not licensed"]))
     scenario = day(arrival("a", 0), readers=(reader(1),))
     for policy in Policy:
         with pytest.raises(IneligibleAssignment, match="study a went to reader 1: not licensed"):

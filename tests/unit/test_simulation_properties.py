@@ -17,12 +17,12 @@ from datetime import UTC, datetime, time, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telerad.simulation.replay import Policy, Run, simulate
+from telerad.simulation.scenario import Arrival, Scenario
 from telerad.workflow.eligibility import qualified
 from telerad.workflow.engine import Roster, assign
 from telerad.workflow.model import Priority, Reader, ReadKind, Shift, WeeklyShift
 from telerad.workflow.rules import Rules
-from telerad.workflow.scenario import Arrival, Scenario
-from telerad.workflow.simulation import Policy, Run, simulate
 from telerad.workflow.worklist import Worklist
 
 DAY = datetime(2025, 3, 4, tzinfo=UTC)

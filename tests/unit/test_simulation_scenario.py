@@ -11,10 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from telerad.workflow.eligibility import qualified
-from telerad.workflow.model import Priority, ReadingStudy, WeeklyShift
-from telerad.workflow.rules import Rules
-from telerad.workflow.scenario import (
+from telerad.simulation.scenario import (
     AROUND_THE_CLOCK,
     DAY,
     DEFAULT_READERS,
@@ -29,6 +26,9 @@ from telerad.workflow.scenario import (
     make_facilities,
     make_readers,
 )
+from telerad.workflow.eligibility import qualified
+from telerad.workflow.model import Priority, ReadingStudy, WeeklyShift
+from telerad.workflow.rules import Rules
 
 
 @pytest.fixture(scope="module")

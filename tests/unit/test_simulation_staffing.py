@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telerad.simulation.staffing import DAY_MINUTES, Need, overlap, staff, subtract
 from telerad.workflow.eligibility import qualified
 from telerad.workflow.model import Priority, Reader, ReadingStudy, ReadKind, WeeklyShift
-from telerad.workflow.staffing import DAY_MINUTES, Need, overlap, staff, subtract
 
 DAY = datetime(2025, 3, 4, tzinfo=UTC)
 CT_NEURO = Need(7, "US-CA", "CT", "neuro", ReadKind.FINAL)

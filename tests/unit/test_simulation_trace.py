@@ -6,11 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from telerad.workflow.model import Priority, ReadKind, Shift, WeeklyShift
-from telerad.workflow.rules import Rules
-from telerad.workflow.scenario import generate
-from telerad.workflow.simulation import Policy, simulate
-from telerad.workflow.trace import (
+from telerad.simulation.replay import Policy, simulate
+from telerad.simulation.scenario import generate
+from telerad.simulation.trace import (
     TraceError,
     arrivals_csv,
     load_scenario,
@@ -18,6 +16,8 @@ from telerad.workflow.trace import (
     parse_roster,
     roster_csv,
 )
+from telerad.workflow.model import Priority, ReadKind, Shift, WeeklyShift
+from telerad.workflow.rules import Rules
 
 RULES = Rules()
 ARRIVALS = """uid,facility_id,jurisdiction,ready_at,priority,modality,rvu

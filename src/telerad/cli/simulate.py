@@ -1,8 +1,8 @@
 """``telerad simulate``: a reading day through the routing engine, beside the FIFO baseline.
 
-The day is generated from a seed (``telerad.workflow.scenario``) or read from two
-CSV files (``telerad.workflow.trace``); both policies replay the same arrivals and
-roster (``telerad.workflow.simulation``). The table (or, with ``--json``, one JSON
+The day is generated from a seed (``telerad.simulation.scenario``) or read from two
+CSV files (``telerad.simulation.trace``); both policies replay the same arrivals and
+roster (``telerad.simulation.replay``). The table (or, with ``--json``, one JSON
 object on stdout) compares SLA breaches, turnaround percentiles per tier and
 utilisation. ``--plots DIR`` writes PNG charts of the day; ``--export-csv DIR``
 writes the day as CSV, the format ``--arrivals``/``--roster`` read back.
@@ -21,9 +21,9 @@ from rich.table import Table
 from telerad.cli.common import console, err, fail
 
 if TYPE_CHECKING:
+    from telerad.simulation.figures import Figures, TierFigures
+    from telerad.simulation.scenario import Scenario
     from telerad.workflow.rules import Rules
-    from telerad.workflow.scenario import Scenario
-    from telerad.workflow.simulation_metrics import Figures, TierFigures
 
 SeedOpt = Annotated[int, typer.Option(help="Seed of the generated day")]
 
@@ -54,9 +54,9 @@ def simulate(
     ] = None,
 ) -> None:
     """Replay a reading day through the routing engine and a FIFO worklist, side by side."""
+    from telerad.simulation.scenario import DEFAULT_READERS, DEFAULT_STUDIES, generate
+    from telerad.simulation.trace import TraceError
     from telerad.workflow.rules import RulesError, default_rules, load_rules
-    from telerad.workflow.scenario import DEFAULT_READERS, DEFAULT_STUDIES, generate
-    from telerad.workflow.trace import TraceError
 
     try:
         network = load_rules(rules) if rules else default_rules()
@@ -83,7 +83,7 @@ def simulate(
         _export(scenario, network, export_csv)
 
     engine, fifo, seconds = _run(scenario, network)
-    from telerad.workflow.simulation_metrics import report
+    from telerad.simulation.figures import report
 
     result: dict[str, object] = {
         "source": source,
@@ -106,7 +106,7 @@ def simulate(
 
 
 def _load(arrivals: Path, roster: Path) -> Scenario:
-    from telerad.workflow.trace import load_scenario
+    from telerad.simulation.trace import load_scenario
 
     return load_scenario(
         arrivals.read_text(encoding="utf-8"),
@@ -117,7 +117,7 @@ def _load(arrivals: Path, roster: Path) -> Scenario:
 
 
 def _export(scenario: Scenario, rules: Rules, folder: Path) -> None:
-    from telerad.workflow.trace import arrivals_csv, roster_csv
+    from telerad.simulation.trace import arrivals_csv, roster_csv
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "arrivals.csv").write_text(arrivals_csv(scenario, rules), encoding="utf-8")
@@ -137,8 +137,8 @@ def _run(scenario: Scenario, rules: Rules) -> tuple[Figures, Figures, dict[str, 
     from rich.progress import TaskID
 
     from telerad.cli.progress import file_progress
-    from telerad.workflow.simulation import IneligibleAssignment, Policy, simulate
-    from telerad.workflow.simulation_metrics import figures
+    from telerad.simulation.figures import figures
+    from telerad.simulation.replay import IneligibleAssignment, Policy, simulate
 
     results = {}
     seconds = {}
@@ -173,14 +173,14 @@ def _minutes(value: object) -> str:
 
 def _causes(tier: TierFigures) -> str:
     """A tier's breaches by cover: reader on duty / none on duty in time / nobody qualified."""
-    from telerad.workflow.simulation import Cover
+    from telerad.simulation.replay import Cover
 
     by = tier.breached_by_cover
     return f"{by[Cover.ON_DUTY]} / {by[Cover.OFF_DUTY]} / {by[Cover.NOBODY]}"
 
 
 def _unread(f: Figures) -> str:
-    from telerad.workflow.simulation import Cover
+    from telerad.simulation.replay import Cover
 
     unread = f.studies - f.read
     nobody = f.unread_by_cover[Cover.NOBODY]

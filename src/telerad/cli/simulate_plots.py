@@ -11,7 +11,7 @@ from telerad.workflow.model import Priority
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from telerad.workflow.simulation_metrics import Figures
+    from telerad.simulation.figures import Figures
 
 COLOURS = {"engine": "#1f77b4", "fifo": "#d62728"}
 

@@ -25,9 +25,9 @@ from datetime import datetime, time
 from typing import TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
+from telerad.simulation.scenario import Arrival, Scenario
 from telerad.workflow.model import Priority, Reader, ReadKind, Shift, WeeklyShift
 from telerad.workflow.rules import Rules
-from telerad.workflow.scenario import Arrival, Scenario
 
 ARRIVAL_COLUMNS = (
     "uid", "facility_id", "jurisdiction", "ready_at", "priority", "modality", "rvu",

@@ -14,7 +14,7 @@ so a seed names a day. The model (docs/routing.md, "Simulation"):
 * a follow-the-sun roster: US day, evening and night shifts, Australian and British
   readers covering the other hemisphere's night, Indian readers day and night;
   licences, privileges, modalities, subspecialties and reading speeds;
-* staffed for the day it reads (:func:`staff_roster`, ``workflow/staffing.py``): every
+* staffed for the day it reads (:func:`staff_roster`, ``simulation/staffing.py``): every
   kind of study the arrivals bring has a qualified reader on the roster, and every kind
   of stroke and trauma study a facility sends has one on shift at every minute.
 """
@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 from zoneinfo import ZoneInfo
 
+from telerad.simulation.staffing import Need, Staffing, staff
 from telerad.workflow.model import (
     Contract,
     Priority,
@@ -39,7 +40,6 @@ from telerad.workflow.model import (
     patient_key,
 )
 from telerad.workflow.rules import Rules
-from telerad.workflow.staffing import Need, Staffing, staff
 
 #: The default day: a Tuesday, midnight UTC.
 DAY = datetime(2025, 3, 4, tzinfo=UTC)
@@ -493,7 +493,7 @@ def _cover(
     return [by_id[r.user_id] for r in readers]
 
 
-# -- staffing: the roster a network would run for the day (workflow/staffing.py) -----
+# -- staffing: the roster a network would run for the day (simulation/staffing.py) -----
 
 #: Tiers the contracts promise in minutes: a qualified reader on shift around the clock
 #: for every kind of study of these tiers a facility sends.

@@ -13,7 +13,7 @@ either policy).
   (:meth:`Worklist.order <telerad.workflow.worklist.Worklist.order>`) and completes
   it when the read is done.
 * ``fifo``: an open worklist in arrival order; a free reader takes the oldest study
-  they are eligible for (:func:`~telerad.workflow.fifo.fifo_next`), and a new study
+  they are eligible for (:func:`~telerad.simulation.fifo.fifo_next`), and a new study
   goes to the reader who has been idle longest among those eligible for it.
 
 Every assignment is checked against :func:`~telerad.workflow.eligibility.eligible`
@@ -31,13 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from telerad.simulation.fifo import fifo_next
+from telerad.simulation.scenario import Scenario
 from telerad.workflow.coverage import Span, duty, shift_intervals
 from telerad.workflow.eligibility import eligible
 from telerad.workflow.engine import Roster
-from telerad.workflow.fifo import fifo_next
 from telerad.workflow.model import Priority, ReadingStudy
 from telerad.workflow.rules import EscalationAction, Rules
-from telerad.workflow.scenario import Scenario
 from telerad.workflow.worklist import Assigned, Escalated, Reassigned, Worklist
 
 __all__ = [

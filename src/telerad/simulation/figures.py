@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from telerad.simulation.replay import Cover, Outcome, Run
 from telerad.workflow.model import Priority
-from telerad.workflow.simulation import Cover, Outcome, Run
 
 PERCENTILES = (50, 90, 99)
 #: Issue 4's targets on the default day.
