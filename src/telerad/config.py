@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # assigned to this facility (the demo/clinic default).
     default_facility: str = "DEFAULT"
     cors_origins: list[str] = Field(default_factory=list)
+    # Hard caps on HTTP request bodies, decoded ones included (web/body_limit.py):
+    # STOW-RS takes whole studies, everything else (FHIR, REST, forms) small JSON.
+    stow_max_body: int = 2 * 1024 * 1024 * 1024
+    http_max_body: int = 1024 * 1024
     # fsync blobs and (SQLite) commits: only acknowledged data survives a crash, all of it.
     fsync: bool = True
     # The unmodified OHIF Viewer build (`make install` unpacks it into vendor/ohif).

@@ -18,6 +18,7 @@ from telerad import __version__
 from telerad.bootstrap import Platform
 from telerad.web.access_log import AccessLog
 from telerad.web.auth import SESSION_COOKIE, SignInRequired
+from telerad.web.body_limit import BodyLimit, limits_by_route
 from telerad.web.leader import ToLeader
 
 
@@ -116,6 +117,10 @@ def create_app(platform: Platform) -> FastAPI:
     app.add_middleware(worklist.ReaderActivity, reading=platform.reading)
     # What the deciding process answers is forwarded to it from the others.
     app.add_middleware(ToLeader, leadership=platform.leadership, verify=_internal_ca(platform))
+    settings = platform.settings
+    app.add_middleware(
+        BodyLimit, limit_for=limits_by_route(settings.http_max_body, settings.stow_max_body)
+    )
     app.add_middleware(AccessLog)  # outermost: it times and logs everything
     return app
 

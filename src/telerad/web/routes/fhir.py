@@ -42,7 +42,15 @@ from telerad.services.access_audit import Actor
 from telerad.web.auth import authorise, client_address
 from telerad.web.routes.orders import origin_of
 
-_ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict"}
+_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    409: "conflict",
+    413: "too-long",
+    415: "not-supported",
+}
 _BODY = {
     "requestBody": {
         "required": True,
