@@ -145,6 +145,7 @@ class AuthService:
         audit: AuditService,
         policy: AuthPolicy | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        hasher: PasswordHasher | None = None,
     ) -> None:
         self.identity = identity
         self.audit = audit
@@ -154,7 +155,8 @@ class AuthService:
         fernet_key = hashlib.sha256(b"telerad-totp\0" + secret).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(fernet_key))
         self._derive_root = hashlib.sha256(b"telerad-derive\0" + secret).digest()
-        self._hasher = PasswordHasher()
+        # argon2-cffi's defaults; tests pass cheaper parameters (a default hash takes ~0.4 s).
+        self._hasher = hasher or PasswordHasher()
         self._dummy_hash = self._hasher.hash(secrets.token_hex(8))
         self._cache: dict[int, _Cached] = {}
         self._users_known: tuple[float, bool] = (0.0, False)
