@@ -34,6 +34,7 @@ from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
 from telerad.services.leadership import Leadership
+from telerad.services.mpps import MppsService
 from telerad.services.orders import OrderService
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
@@ -66,8 +67,10 @@ class Platform:
     access: AccessLog
     orders: OrderService
     reconciler: Reconciler
-    #: The reading worklist (routing, holds, history); its ticker runs under `telerad serve`.
+    #: The reading worklist (routing, holds, history); its clock runs under `telerad serve`.
     reading: ReadingService
+    #: Performed procedure steps (MPPS) and the orders they move.
+    mpps: MppsService
     #: Syncs the blob directories (and the SQLite WAL) every few seconds.
     syncer: IndexSyncer
     listeners: dict[str, bool] = field(default_factory=dict)
@@ -189,8 +192,9 @@ def bootstrap(settings: Settings | None = None) -> Platform:
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     auth = AuthService(identity, secret, audit, policy)
     access = AccessLog(audit, lambda fid: f.name if (f := facilities(fid)) else str(fid))
+    order_store = SqlOrders(engine)  # orders, stations, slots and performed steps
     orders = OrderService(
-        SqlOrders(engine),
+        order_store,
         audit,
         load_catalogue(settings.procedures_file),
         lambda fid: f.name if (f := facilities(fid)) else str(fid),
@@ -235,6 +239,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         orders,
         reconciler,
         reading=reading,
+        mpps=MppsService(order_store, orders, audit),
         syncer=syncer,
         oidc=oidc,
         keys=keys,
