@@ -31,6 +31,7 @@ from telerad.domain.reading_entries import (
     AlertRow,
     EntryChange,
     EntryEvent,
+    EntryState,
     FinishedRead,
     History,
     OpenEntry,
@@ -172,12 +173,25 @@ class FakeReading:
             if u.role == Role.RADIOLOGIST.value and not u.disabled
         ]
 
-    def live_sessions(self, seen_since: datetime, created_since: datetime) -> frozenset[int]:
-        return frozenset(
+    def live_sessions(
+        self, seen_since: datetime, created_since: datetime, tokens_since: datetime | None = None
+    ) -> frozenset[int]:
+        sessions = {
             s.user_id
             for s in self.identity.sessions.values()
             if s.last_seen >= seen_since and s.created_at >= created_since
-        )
+        }
+        tokens = {
+            u.id
+            for u in self.identity.users.values()
+            if tokens_since is not None
+            and u.token_seen_at is not None
+            and u.token_seen_at >= tokens_since
+        }
+        return frozenset(sessions | tokens)
+
+    def note_token_use(self, user_id: int, at: datetime | None) -> None:
+        self.identity.update_user(user_id, token_seen_at=at)
 
     # -- entries ----------------------------------------------------------------------------
     def add_entry(self, study: ReadingStudy) -> int:
@@ -185,7 +199,7 @@ class FakeReading:
         row = dict.fromkeys(ENTRY_COLUMNS)
         row.update(
             study_uid=study.uid, facility_id=study.facility_id, **_facts(study),
-            ready_at=study.ready_at, deadline=study.deadline, state="open", why="",
+            ready_at=study.ready_at, deadline=study.deadline, state=EntryState.OPEN.value, why="",
         )  # fmt: skip
         self.entries[pk] = row
         return pk
@@ -240,7 +254,7 @@ class FakeReading:
 
     def reopen(self, study: ReadingStudy) -> Reopened | None:
         latest = self._latest(study.uid)
-        if latest is None or latest[1]["state"] != "withdrawn":
+        if latest is None or latest[1]["state"] != EntryState.WITHDRAWN:
             return None
         pk, row = latest
         reopened = Reopened(
@@ -252,16 +266,24 @@ class FakeReading:
             self._recorded(pk),
         )
         row.update(
-            state="open", closed_at=None, assigned_to=None, assigned_at=None, claimed_at=None,
-            why="", **_facts(study),
+            state=EntryState.OPEN.value, closed_at=None, assigned_to=None, assigned_at=None,
+            claimed_at=None, why="", **_facts(study),
         )  # fmt: skip
         return reopened
 
     def open_entries(self) -> list[OpenEntry]:
         return [
-            OpenEntry(pk, _study(e), e["assigned_to"], e["claimed_at"], self._recorded(pk))
+            OpenEntry(
+                pk,
+                _study(e),
+                e["assigned_to"],
+                e["claimed_at"],
+                self._recorded(pk),
+                e["assigned_at"],
+                e["why"],
+            )
             for pk, e in sorted(self.entries.items())
-            if e["state"] == "open"
+            if e["state"] == EntryState.OPEN
         ]
 
     def history(self, study_uid: str) -> History | None:
@@ -274,7 +296,7 @@ class FakeReading:
             for _, e in sorted(self.events.items())
             if e["entry_id"] == pk
         ]
-        return History(pk, row["facility_id"], row["state"], events)
+        return History(pk, row["facility_id"], EntryState(row["state"]), events)
 
     def read_states(self, study_uids: Sequence[str]) -> dict[str, ReadState]:
         found = {}
@@ -283,10 +305,11 @@ class FakeReading:
             if latest is None:
                 continue
             row = latest[1]
-            reader = row["completed_by"] if row["state"] == "completed" else row["assigned_to"]
+            done = row["state"] == EntryState.COMPLETED
+            reader = row["completed_by"] if done else row["assigned_to"]
             user = self.identity.users.get(reader) if reader is not None else None
             name = (user.display_name or user.username) if user is not None else ""
-            opened = row["state"] == "open" and row["claimed_at"] is not None
+            opened = row["state"] == EntryState.OPEN and row["claimed_at"] is not None
             found[uid] = ReadState(row["state"], name, opened)
         return found
 
@@ -303,7 +326,7 @@ class FakeReading:
                 e["first_assigned_at"],
             )
             for _, e in sorted(self.entries.items())
-            if e["state"] == "completed"
+            if e["state"] == EntryState.COMPLETED
             and e["completed_at"] >= since
             and (facility_ids is None or e["facility_id"] in facility_ids)
         ]

@@ -11,7 +11,7 @@ from tests.fakes.world import Stores
 
 from telerad.domain.identity import Role
 from telerad.domain.readers import ReaderProfile, once_rule, weekly_rule
-from telerad.domain.reading_entries import AlertChange, AlertKind, EntryChange
+from telerad.domain.reading_entries import AlertChange, AlertKind, EntryChange, EntryState
 from telerad.workflow.model import Priority, ReadingStudy, ReadKind
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -108,6 +108,13 @@ def test_live_sessions_by_last_use_and_age(stores: Stores, clock: Clock) -> None
     identity.add_session("b" * 64, ben.id, now - timedelta(minutes=40), "")
     assert reading.live_sessions(now - timedelta(minutes=30), now - timedelta(hours=12)) == {ana.id}
     assert reading.live_sessions(now - timedelta(hours=2), now - timedelta(minutes=50)) == {ben.id}
+    idle, young = now - timedelta(minutes=30), now - timedelta(minutes=10)
+    reading.note_token_use(ben.id, now - timedelta(minutes=5))
+    assert reading.live_sessions(idle, young) == frozenset()  # a token counts when asked
+    assert reading.live_sessions(idle, young, now - timedelta(minutes=10)) == {ben.id}
+    assert reading.live_sessions(idle, young, now - timedelta(minutes=1)) == frozenset()
+    reading.note_token_use(ben.id, None)  # signed out: forgotten
+    assert reading.live_sessions(idle, young, now - timedelta(days=1)) == frozenset()
 
 
 def test_entries_keep_their_facts_values_and_history(stores: Stores) -> None:
@@ -129,7 +136,8 @@ def test_entries_keep_their_facts_values_and_history(stores: Stores) -> None:
     later = T0 + timedelta(minutes=5)
     reading.save(
         [
-            EntryChange(one, {"assigned_to": 7, "assigned_at": T0, "first_assigned_at": T0}),
+            EntryChange(one, {"assigned_to": 7, "assigned_at": T0, "why": "reads CT"}),
+            EntryChange(one, {"first_assigned_at": T0}),
             EntryChange(one, {"claimed_at": later}, [event("assigned", 7, "why")]),
             EntryChange(
                 two, {"breached_at": T0}, [event("breached"), event("escalated", None, "x")]
@@ -144,9 +152,12 @@ def test_entries_keep_their_facts_values_and_history(stores: Stores) -> None:
     )
     entries = {e.id: e for e in reading.open_entries()}
     assert (entries[one].assigned_to, entries[one].claimed_at) == (8, later)
+    assert (entries[one].assigned_at, entries[one].why) == (T0, "reads CT")
+    assert (entries[two].assigned_at, entries[two].why) == (None, "")
     assert entries[two].recorded == frozenset({"breached:", "escalated:x"})
     history = reading.history("1.1")
-    assert (history.entry_id, history.facility_id, history.state) == (one, fid, "open")
+    assert (history.entry_id, history.facility_id, history.state) == (one, fid, EntryState.OPEN)
+    assert type(history.state) is EntryState
     assert [(e.kind, e.reader_id, e.detail, e.at) for e in history.events] == [
         ("assigned", 7, "why", T0),
         ("claimed", 8, "", T0),
@@ -192,7 +203,12 @@ def test_a_withdrawn_entry_is_taken_up_again_with_its_clock(stores: Stores) -> N
     )
     assert back.recorded == frozenset({"escalated:widen-pool"})
     [entry] = reading.open_entries()
-    assert (entry.assigned_to, entry.claimed_at) == (None, None)
+    assert (entry.assigned_to, entry.claimed_at, entry.assigned_at, entry.why) == (
+        None,
+        None,
+        None,
+        "",
+    )
     assert (entry.study.modality, entry.study.priority, entry.study.prior_readers) == (
         "MR",
         Priority.URGENT,
