@@ -144,6 +144,11 @@ class OrderService:
         (how a modality's performed procedure step names it besides the accession number)."""
         return self.store.by_requested(facility_id, requested_study_uid, requested_procedure_id)
 
+    def candidates(self, studies: Sequence[StudyFacts]) -> list[Order]:
+        """Open orders these studies may answer (their facility's, naming their accession
+        number, UID or patient): what reconciliation matches them against."""
+        return self.store.candidates(studies)
+
     def history(self, order: Order) -> list[OrderHistoryEntry]:
         assert order.id is not None
         return self.store.history(order.id)

@@ -125,7 +125,7 @@ class Reconciler:
             if not facts:
                 return counts
             known = self.states.states([f.pk for f in facts if f.pk is not None])
-            candidates = self.orders.store.candidates(facts)
+            candidates = self.orders.candidates(facts)
             found = {f.uid: self._order_of(f, known.get(f.pk or 0), candidates) for f in facts}
             matched = [f for f in facts if found[f.uid].order or _released(known.get(f.pk or 0))]
             series = self.states.series_of([f.pk for f in matched if f.pk is not None])

@@ -85,7 +85,7 @@ class ReconciliationQueue:
         )
         studies = {str(s["StudyInstanceUID"]): s for s in found}
         facts = [_facts(s) for s in states]
-        orders = self.orders.store.candidates(facts)
+        orders = self.orders.candidates(facts)
         rows = []
         for state, study_facts in zip(states, facts, strict=True):
             study = studies.get(state.study_uid, {})
