@@ -121,6 +121,19 @@ class Principal:
         return self.role is not Role.SERVICE
 
 
+@dataclass(frozen=True)
+class BreakGlassGrant:
+    """One study opened beyond an account's scope, with the reason given."""
+
+    id: int
+    user_id: int
+    username: str
+    study_instance_uid: str
+    reason: str
+    granted_at: datetime
+    expires_at: datetime
+
+
 #: Roles of the reading network itself (not of a facility).
 NETWORK_ROLES = frozenset({Role.RADIOLOGIST, Role.NETWORK_ADMIN, Role.AUDITOR})
 

@@ -34,6 +34,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from telerad.domain.audit import EventID, Outcome
 from telerad.domain.identity import (
     OPEN_ACCESS,
+    BreakGlassGrant,
     LockoutPolicy,
     Permission,
     Principal,
@@ -102,6 +103,7 @@ class IdentityStore(Protocol):
         self, user_id: int, study_uid: str, reason: str, now: datetime, expires: datetime
     ) -> None: ...
     def active_break_glass(self, user_id: int, now: datetime) -> frozenset[str]: ...
+    def break_glass_grants(self, since: datetime) -> list[BreakGlassGrant]: ...
 
 
 @dataclass(frozen=True)
@@ -528,6 +530,11 @@ class AuthService:
             detail=f"break-glass until {expires.isoformat(timespec='seconds')}: {reason.strip()}",
         )
         return expires
+
+    def break_glass_report(self, days: int) -> list[BreakGlassGrant]:
+        """Every break-glass grant of the last ``days`` (1 to 3660), for the auditors."""
+        since = self.clock() - timedelta(days=max(1, min(days, 3660)))
+        return self.identity.break_glass_grants(since)
 
 
 _SCOPES = {p.value for p in Permission}

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 
 from telerad import __version__
-from telerad.bootstrap import Platform
+from telerad.services.platform import Platform
 from telerad.web.access_log import AccessLog
 from telerad.web.auth import SESSION_COOKIE, SignInRequired
 from telerad.web.body_limit import BodyLimit, limits_by_route

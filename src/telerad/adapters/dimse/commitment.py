@@ -32,8 +32,8 @@ from telerad.adapters.dimse.status import (
     SUCCESS,
     failure,
 )
-from telerad.bootstrap import Platform
 from telerad.domain.uids import is_valid_uid
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,6 @@ from telerad.adapters.dimse.status import (
     UNABLE_TO_PROCESS,
     failure,
 )
-from telerad.bootstrap import Platform
 from telerad.domain.model import Level
 from telerad.domain.query import (
     ATTRIBUTES,
@@ -40,6 +39,7 @@ from telerad.domain.query import (
     QueryError,
     parse_match,
 )
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

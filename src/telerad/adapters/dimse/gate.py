@@ -28,7 +28,7 @@ from pynetdicom.acse import ACSE
 from telerad.adapters.dimse.engine import TunedRequestHandler
 from telerad.adapters.peers import calls_as_registered
 from telerad.adapters.tls import peer_fingerprint
-from telerad.bootstrap import Platform
+from telerad.services.platform import Platform
 from telerad.domain.audit import EventID, Outcome
 from telerad.services.access_audit import Actor
 

@@ -25,10 +25,10 @@ from telerad.adapters.dimse.status import (
     SUCCESS,
     failure,
 )
-from telerad.bootstrap import Platform
 from telerad.domain.mpps import Refused, StepRefused
 from telerad.domain.uids import is_valid_uid
 from telerad.services.orders import Origin
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

@@ -39,9 +39,9 @@ from telerad.adapters.dimse.status import (
     PENDING,
     failure,
 )
-from telerad.bootstrap import Platform
 from telerad.domain.audit import EventID
 from telerad.domain.model import InstanceLocation, Level
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from telerad.adapters.dimse.gate import peer_of
-from telerad.bootstrap import Platform
+from telerad.services.platform import Platform
 
 
 def facility_scope(platform: Platform, assoc: Any) -> frozenset[int] | None:

@@ -29,7 +29,7 @@ from telerad.adapters.dimse.retrieve import handle_get, handle_move
 from telerad.adapters.dimse.status import SUCCESS
 from telerad.adapters.dimse.store import StoreSCP
 from telerad.adapters.dimse.worklist import handle_worklist
-from telerad.bootstrap import Platform
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

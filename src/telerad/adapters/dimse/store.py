@@ -29,13 +29,13 @@ from telerad.adapters.dimse.status import (
     SUCCESS,
     failure,
 )
-from telerad.bootstrap import Platform
 from telerad.dicom.part10 import build_part10
 from telerad.domain.audit import Action, EventID
 from telerad.domain.modalities import InstanceOrigin
 from telerad.domain.model import StoreOutcome
 from telerad.domain.uids import is_valid_uid
 from telerad.services.archive import out_of_space
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

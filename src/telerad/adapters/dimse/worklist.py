@@ -36,7 +36,6 @@ from telerad.adapters.dimse.status import (
     UNABLE_TO_PROCESS,
     failure,
 )
-from telerad.bootstrap import Platform
 from telerad.domain.orders import Order, OrderFilter
 from telerad.domain.query import Exact, Match, QueryError, Range
 from telerad.domain.worklist_query import (
@@ -54,6 +53,7 @@ from telerad.domain.worklist_query import (
     worklist_item,
 )
 from telerad.services.orders import Origin
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

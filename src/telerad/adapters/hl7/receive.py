@@ -39,9 +39,9 @@ from telerad.adapters.hl7.handling import apply_orders, apply_patients
 from telerad.adapters.hl7.mllp import MllpServer, Peer, start_mllp_server
 from telerad.adapters.hl7.orders import Hl7Error, read_orders, read_patients
 from telerad.adapters.peers import calls_as_registered
-from telerad.bootstrap import Platform
 from telerad.domain.audit import Action, EventID, Outcome
 from telerad.services.orders import Origin
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 

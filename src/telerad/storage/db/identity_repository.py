@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from telerad.domain.identity import Role, User
+from telerad.domain.identity import BreakGlassGrant, Role, User
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
 
@@ -36,17 +36,6 @@ class SessionRow:
     created_at: datetime
     last_seen: datetime
     auth_time: datetime
-
-
-@dataclass(frozen=True)
-class BreakGlassGrant:
-    id: int
-    user_id: int
-    username: str
-    study_instance_uid: str
-    reason: str
-    granted_at: datetime
-    expires_at: datetime
 
 
 class SqlIdentity:

@@ -22,10 +22,10 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from telerad.bootstrap import Platform
 from telerad.domain.identity import Principal
 from telerad.domain.reading_entries import AlertRow
 from telerad.services.access_audit import Actor
+from telerad.services.platform import Platform
 from telerad.services.reading import Board, WorklistError
 from telerad.services.reading_context import ReadingContext
 from telerad.web.auth import client_address

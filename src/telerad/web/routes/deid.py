@@ -17,12 +17,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from telerad.adapters.dicomweb import retrieve as wado
 from telerad.adapters.dicomweb.multipart import encode_multipart, new_boundary, related_content_type
-from telerad.bootstrap import Platform
 from telerad.domain.audit import EventID, Outcome
 from telerad.domain.deid import Keys, Option, Profile, ProfileError
 from telerad.domain.identity import Permission
 from telerad.services.access_audit import Actor
 from telerad.services.deid import SECRET_FILE, deidentify_instances, load_secret
+from telerad.services.platform import Platform
 from telerad.web.auth import authorise, client_address
 
 

@@ -46,7 +46,6 @@ from telerad.adapters.dicomweb.stow import (
     boundary_of,
     store_parts,
 )
-from telerad.bootstrap import Platform
 from telerad.dicom import transcode as tx
 from telerad.dicom.palette import PaletteError
 from telerad.dicom.render import (
@@ -63,6 +62,7 @@ from telerad.domain.model import Facility, InstanceLocation, Level, StoreResult
 from telerad.domain.query import QueryError
 from telerad.services.access_audit import Actor
 from telerad.services.archive import out_of_space
+from telerad.services.platform import Platform
 from telerad.services.ports import IntegrityError
 from telerad.web.auth import authenticate, authorise, client_address
 

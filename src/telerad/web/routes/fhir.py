@@ -34,11 +34,11 @@ from telerad.adapters.fhir.service_request import (
     service_request,
     to_order,
 )
-from telerad.bootstrap import Platform
 from telerad.domain.audit import Outcome
 from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import Order, OrderError, OrderFilter
 from telerad.services.access_audit import Actor
+from telerad.services.platform import Platform
 from telerad.web.auth import authorise, client_address
 from telerad.web.routes.orders import origin_of
 

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from telerad.adapters.oidc import OidcError, OidcProvider
-from telerad.bootstrap import Platform
 from telerad.services.auth import Forbidden
+from telerad.services.platform import Platform
 from telerad.web.auth import client_address, set_session_cookie
 from telerad.web.routes.account import TEMPLATES, safe_next
 

@@ -19,7 +19,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from telerad.bootstrap import Platform
 from telerad.domain.audit import Outcome
 from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import (
@@ -33,6 +32,7 @@ from telerad.domain.orders import (
 )
 from telerad.services.access_audit import Actor
 from telerad.services.orders import Origin
+from telerad.services.platform import Platform
 from telerad.services.scheduling import NoSuchSlot, Scheduling, StationTaken, working_hours, zone
 from telerad.web.auth import authorise, client_address
 from telerad.web.schemas.orders import (

@@ -22,12 +22,12 @@ from fastapi import APIRouter, Body, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from telerad.bootstrap import Platform
 from telerad.domain.audit import Action, EventID
 from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import OrderError
 from telerad.domain.readiness import ReadingState
 from telerad.services.orders import Origin
+from telerad.services.platform import Platform
 from telerad.services.reconciliation_queue import ARRIVING_SHOWN, ReconciliationQueue
 from telerad.web.auth import authenticate, authorise, client_address
 from telerad.web.routes.ui import TEMPLATES, dicom_date, person_name, viewer_url

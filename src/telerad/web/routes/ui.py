@@ -17,7 +17,7 @@ from fastapi import Query as QueryParam
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from telerad.bootstrap import Platform
+from telerad.services.platform import Platform
 from telerad.services.study_list import StudyList, StudySearch
 from telerad.web.auth import authenticate
 

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Match
 from starlette.staticfiles import StaticFiles
 
-from telerad.bootstrap import Platform
+from telerad.services.platform import Platform
 
 #: Paths of the platform that the viewer's files must never take over.
 RESERVED = frozenset(

@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from telerad import config
-from telerad.bootstrap import Platform
 from telerad.domain.identity import Permission, Principal, Role
+from telerad.services.platform import Platform
 from telerad.services.reading import ReadingService, WorklistError
 from telerad.services.reading_context import ReadingContext
 from telerad.web.auth import authenticate

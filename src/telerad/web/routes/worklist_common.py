@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 from fastapi import HTTPException, Query, Request
 
-from telerad.bootstrap import Platform
 from telerad.domain.identity import Permission, Principal, Role
+from telerad.services.platform import Platform
 from telerad.services.reading import Item, ReadingService
 from telerad.services.reading_context import ReadingContext, StudyContext
 from telerad.web.auth import authenticate

@@ -1,0 +1,72 @@
+"""The platform as its edges see it: services and ports, typed by what they do.
+
+Adapters (DIMSE, MLLP) and the web app are given a :class:`Platform`; they never
+import the wiring (``telerad.bootstrap``) nor the storage layer, so they can be
+read, and tested, against this contract alone. ``bootstrap.Platform`` is its
+one implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from telerad.config import Settings
+from telerad.domain.model import Facility
+from telerad.services.access_audit import AccessLog
+from telerad.services.archive import Archive
+from telerad.services.audit import AuditService
+from telerad.services.auth import AuthService
+from telerad.services.leadership import Leadership
+from telerad.services.mpps import MppsService
+from telerad.services.orders import OrderService
+from telerad.services.ports import Index
+from telerad.services.reading import ReadingService
+from telerad.services.reconcile import Reconciler
+
+
+class Platform(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def index(self) -> Index: ...
+
+    @property
+    def archive(self) -> Archive: ...
+
+    @property
+    def audit(self) -> AuditService: ...
+
+    @property
+    def auth(self) -> AuthService: ...
+
+    @property
+    def access(self) -> AccessLog: ...
+
+    @property
+    def orders(self) -> OrderService: ...
+
+    @property
+    def reconciler(self) -> Reconciler: ...
+
+    @property
+    def reading(self) -> ReadingService: ...
+
+    @property
+    def mpps(self) -> MppsService: ...
+
+    @property
+    def leadership(self) -> Leadership: ...
+
+    @property
+    def oidc(self) -> Any:
+        """The OpenID Connect provider (``adapters.oidc.OidcProvider``) when configured."""
+
+    @property
+    def listeners(self) -> dict[str, bool]:
+        """Each listener's name and whether it is up (``/healthz``)."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    def default_facility(self) -> Facility: ...
