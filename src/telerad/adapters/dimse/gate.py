@@ -28,9 +28,9 @@ from pynetdicom.acse import ACSE
 from telerad.adapters.dimse.engine import TunedRequestHandler
 from telerad.adapters.peers import calls_as_registered
 from telerad.adapters.tls import peer_fingerprint
-from telerad.services.platform import Platform
 from telerad.domain.audit import EventID, Outcome
 from telerad.services.access_audit import Actor
+from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
 
