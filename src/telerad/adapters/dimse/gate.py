@@ -18,7 +18,9 @@ handlers read the facility and the scope from it (see :mod:`scope`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from pynetdicom import evt
 from pynetdicom.acse import ACSE
 
 from telerad.adapters.dimse.engine import TunedRequestHandler
+from telerad.adapters.dimse.limits import REJECT_LIMIT, AssociationLimits
 from telerad.adapters.peers import calls_as_registered
 from telerad.adapters.tls import peer_fingerprint
 from telerad.domain.audit import EventID, Outcome
@@ -46,6 +49,8 @@ class Peer:
     store_facility_id: int
     #: Facility ids it may query and retrieve; None: every facility (a reading hub).
     scope: frozenset[int] | None
+    #: False for an unknown AE title admitted only because the platform is open.
+    registered: bool = True
 
 
 def admit(platform: Platform, calling_ae: str, address: str, cert: str | None) -> Peer | None:
@@ -67,15 +72,20 @@ def admit(platform: Platform, calling_ae: str, address: str, cert: str | None) -
     if platform.auth.has_users():
         return None
     default = platform.default_facility().id
-    return Peer(ae, default, frozenset({default}))
+    return Peer(ae, default, frozenset({default}), registered=False)
 
 
 class GatedACSE(ACSE):
-    """pynetdicom's ACSE, asking :func:`admit` before negotiating anything."""
+    """pynetdicom's ACSE, asking :func:`admit`, then the association limits
+    (:mod:`limits`), before negotiating anything."""
 
-    def __init__(self, assoc: Any, platform: Platform) -> None:
+    def __init__(
+        self, assoc: Any, platform: Platform, limits: AssociationLimits, key: object
+    ) -> None:
         super().__init__(assoc)
         self.platform = platform
+        self.limits = limits
+        self.key = key
 
     def _negotiate_as_acceptor(self) -> None:
         assoc: Any = self.assoc
@@ -98,6 +108,14 @@ class GatedACSE(ACSE):
             )
             log.warning("association from %s rejected (AE title not registered there)", address)
             self.send_reject(*REJECT_CALLING_AE)
+            evt.trigger(assoc, evt.EVT_REJECTED, {})
+            assoc.kill()
+            return
+        refusal = self.limits.admit(self.key, peer.ae_title, peer.registered)
+        if refusal is not None:
+            self.requestor.ae_title = calling
+            log.warning("association from %s at %s refused: %s", peer.ae_title, address, refusal)
+            self.send_reject(*REJECT_LIMIT)
             evt.trigger(assoc, evt.EVT_REJECTED, {})
             assoc.kill()
             return
@@ -131,13 +149,46 @@ def actor_of(assoc: Any) -> Actor:
     return actor
 
 
-def gated_handler(platform: Platform) -> type[TunedRequestHandler]:
-    """The listener's request handler: every association goes through :class:`GatedACSE`."""
+def gated_handler(platform: Platform, limits: AssociationLimits) -> type[TunedRequestHandler]:
+    """The listener's request handler: every connection is counted by ``limits``
+    from its accept to its end, and every association goes through :class:`GatedACSE`."""
 
     class GatedRequestHandler(TunedRequestHandler):
+        def handle(self) -> None:
+            key = self.request
+            self._telerad_assoc: Any = None
+            limits.connected(key, self._close_unadmitted)
+            self._telerad_started = False
+            try:
+                super().handle()  # a TLS handshake, then the association's own thread
+            finally:
+                if not self._telerad_started:
+                    limits.ended(key)
+
         def _create_association(self) -> Any:
             assoc = super()._create_association()
-            assoc.acse = GatedACSE(assoc, platform)
+            key = self.request
+            assoc.acse = GatedACSE(assoc, platform, limits, key)
+            run = assoc.run
+
+            def run_then_free() -> None:
+                try:
+                    run()
+                finally:
+                    limits.ended(key)
+
+            assoc.run = run_then_free  # type: ignore[method-assign]
+            self._telerad_started = True
+            self._telerad_assoc = assoc
             return assoc
+
+        def _close_unadmitted(self) -> None:
+            """Close a connection that has not been admitted, and end its association's
+            wait for an A-ASSOCIATE-RQ now rather than at the ACSE timeout."""
+            with contextlib.suppress(OSError):
+                self.request.shutdown(socket.SHUT_RDWR)
+            assoc = self._telerad_assoc
+            if assoc is not None:
+                assoc.dul.to_user_queue.put(None)
 
     return GatedRequestHandler

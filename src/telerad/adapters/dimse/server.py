@@ -24,6 +24,7 @@ from telerad.adapters.dimse.contexts import (
 from telerad.adapters.dimse.engine import TunedAE, TunedAssociationServer
 from telerad.adapters.dimse.find import handle_find
 from telerad.adapters.dimse.gate import gated_handler
+from telerad.adapters.dimse.limits import AssociationLimits
 from telerad.adapters.dimse.mpps import MppsSCP
 from telerad.adapters.dimse.retrieve import handle_get, handle_move
 from telerad.adapters.dimse.status import SUCCESS
@@ -47,6 +48,13 @@ def quiet_libraries() -> None:
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\..*)?$")
+
+
+class ListeningServer(TunedAssociationServer):
+    """The tuned server with room in its listen backlog for a burst of connections
+    (socketserver's 5 makes the kernel drop SYNs, and peers wait a second each)."""
+
+    request_queue_size = 128
 
 
 @dataclass
@@ -162,7 +170,9 @@ def start_dimse_server(
     quiet_libraries()
     ae = TunedAE(ae_title=settings.dicom_aet)
     ae.maximum_pdu_size = settings.dicom_max_pdu
-    ae.maximum_associations = settings.dicom_max_associations
+    limits = AssociationLimits(settings.dicom_max_associations)
+    # limits.py decides; pynetdicom's own check counts threads still negotiating too.
+    ae.maximum_associations = 1 << 30
     ae.acse_timeout = acse_timeout
     ae.network_timeout = network_timeout
     ae.dimse_timeout = dimse_timeout
@@ -197,8 +207,8 @@ def start_dimse_server(
         address,
         ssl_context=ssl_context,
         evt_handlers=handlers,
-        server_class=TunedAssociationServer,
-        request_handler=gated_handler(platform),
+        server_class=ListeningServer,
+        request_handler=gated_handler(platform, limits),
     )
     ae._servers.append(server)
     kind = "DIMSE" if ssl_context is None else "DICOM TLS"
