@@ -19,38 +19,17 @@ from telerad.domain.identity import Role, User
 
 
 @dataclass
-class UserRow:
-    id: int
-    username: str
-    role: str
-    facility_id: int | None = None
-    display_name: str = ""
+class Account:
+    """An account: the user the services see, and what only sign-in and the roster read."""
+
+    user: User
     password_hash: str | None = None
     totp_secret: str | None = None
-    failed_logins: int = 0
-    locked_until: datetime | None = None
-    disabled: int = 0
-    token_version: int = 0
-    oidc_subject: str | None = None
     token_seen_at: datetime | None = None
 
-    def user(self) -> User:
-        return User(
-            id=self.id,
-            username=self.username,
-            role=Role(self.role),
-            facility_id=self.facility_id,
-            display_name=self.display_name,
-            disabled=bool(self.disabled),
-            totp_enabled=self.totp_secret is not None,
-            token_version=self.token_version,
-            failed_logins=self.failed_logins,
-            locked_until=self.locked_until,
-            oidc_subject=self.oidc_subject,
-        )
 
-
-_COLUMNS = frozenset(f.name for f in fields(UserRow)) - {"id"}
+_USER_COLUMNS = frozenset(f.name for f in fields(User)) - {"id", "totp_enabled"}
+_OTHER_COLUMNS = frozenset({"password_hash", "totp_secret", "token_seen_at"})
 
 
 @dataclass(frozen=True)
@@ -75,7 +54,7 @@ class Grant:
 
 class FakeIdentity:
     def __init__(self) -> None:
-        self.users: dict[int, UserRow] = {}
+        self.users: dict[int, Account] = {}
         self._user_ids = ids()
         self._licences: dict[int, set[str]] = {}
         self._privileges: dict[int, set[int]] = {}
@@ -92,69 +71,69 @@ class FakeIdentity:
         password_hash: str | None = None,
         display_name: str = "",
     ) -> User:
-        if self._row(lambda r: r.username == username) is not None:
+        if self._find(lambda u: u.username == username) is not None:
             raise duplicate("app_user.username")
-        row = UserRow(
-            next(self._user_ids), username, role.value, facility_id, display_name, password_hash
-        )
-        self.users[row.id] = row
-        return row.user()
+        user = User(next(self._user_ids), username, role, facility_id, display_name)
+        self.users[user.id] = Account(user, password_hash)
+        return user
 
-    def _row(self, where: Callable[[UserRow], bool]) -> UserRow | None:
-        return next((r for r in self.users.values() if where(r)), None)
+    def _find(self, where: Callable[[User], bool]) -> User | None:
+        return next((a.user for a in self.users.values() if where(a.user)), None)
 
     def user_by_name(self, username: str) -> User | None:
-        row = self._row(lambda r: r.username == username)
-        return row.user() if row else None
+        return self._find(lambda u: u.username == username)
 
     def user_by_id(self, user_id: int) -> User | None:
-        row = self.users.get(user_id)
-        return row.user() if row else None
+        account = self.users.get(user_id)
+        return account.user if account else None
 
     def user_by_oidc_subject(self, subject: str) -> User | None:
-        row = self._row(lambda r: r.oidc_subject == subject)
-        return row.user() if row else None
+        return self._find(lambda u: u.oidc_subject == subject)
 
     def credentials(self, user_id: int) -> tuple[str | None, str | None]:
-        row = self.users[user_id]  # the SQL store's .one() fails on a missing account too
-        return row.password_hash, row.totp_secret
+        account = self.users[user_id]  # the SQL store's .one() fails on a missing one too
+        return account.password_hash, account.totp_secret
 
     def list_users(self) -> list[User]:
-        return [r.user() for r in sorted(self.users.values(), key=lambda r: r.username)]
+        return sorted((a.user for a in self.users.values()), key=lambda u: u.username)
 
     def count_users(self) -> int:
         return len(self.users)
 
     def update_user(self, user_id: int, **values: object) -> None:
-        unknown = set(values) - _COLUMNS
+        unknown = set(values) - _USER_COLUMNS - _OTHER_COLUMNS
         if unknown:
             raise ValueError(f"app_user has no column {sorted(unknown)}")
         subject = values.get("oidc_subject")
         if subject is not None:
-            other = self._row(lambda r: r.oidc_subject == subject and r.id != user_id)
+            other = self._find(lambda u: u.oidc_subject == subject and u.id != user_id)
             if other is not None:
                 raise duplicate("app_user.oidc_subject")
-        row = self.users.get(user_id)
-        if row is None:
+        account = self.users.get(user_id)
+        if account is None:
             return  # an UPDATE that matches no row changes nothing
         if "disabled" in values:
-            values["disabled"] = 1 if values["disabled"] else 0
-        self.users[user_id] = replace(row, **values)  # type: ignore[arg-type]
+            values["disabled"] = bool(values["disabled"])
+        kept = {k: v for k, v in values.items() if k in _OTHER_COLUMNS}
+        account = replace(account, **kept)  # type: ignore[arg-type]
+        changed = {k: v for k, v in values.items() if k in _USER_COLUMNS}
+        totp = account.totp_secret is not None
+        account.user = replace(account.user, **changed, totp_enabled=totp)  # type: ignore[arg-type]
+        self.users[user_id] = account
 
     def set_password(self, user_id: int, password_hash: str) -> None:
-        row = self.users[user_id]
         self.update_user(
             user_id,
             password_hash=password_hash,
-            token_version=row.token_version + 1,
+            token_version=self.users[user_id].user.token_version + 1,
             failed_logins=0,
             locked_until=None,
         )
 
     def revoke_tokens(self, user_id: int) -> None:
-        row = self.users.get(user_id)
-        if row is not None:
-            self.update_user(user_id, token_version=row.token_version + 1)
+        account = self.users.get(user_id)
+        if account is not None:
+            self.update_user(user_id, token_version=account.user.token_version + 1)
         for key in [k for k, s in self.sessions.items() if s.user_id == user_id]:
             del self.sessions[key]
 
@@ -199,7 +178,7 @@ class FakeIdentity:
     def add_break_glass(
         self, user_id: int, study_uid: str, reason: str, now: datetime, expires: datetime
     ) -> None:
-        username = self.users[user_id].username
+        username = self.users[user_id].user.username
         grant = Grant(next(self._grant_ids), user_id, username, study_uid, reason, now, expires)
         self.grants.append(grant)
 

@@ -3,19 +3,21 @@ history and alerts (the real one: storage.db.reading_repository.SqlReading and
 storage.db.worklist_alerts).
 
 It keeps what the SQL store keeps and answers as it does: one entry per read
-(a withdrawn entry is taken up again by :meth:`reopen`), ``first_assigned_at``
-and ``breached_at`` keep their first value, one live alert per entry and kind,
-entries, events and alerts listed by id, alerts and finished reads scoped by
-facility. Values go through the columns' forms (space-joined words, ``HH:MM``
-shift times, priority and read kind as text), so what comes back is what the
-SQL store would give back. The roster and the live sessions come from the
-accounts' fake (:class:`~tests.fakes.identity.FakeIdentity`), as the SQL store
-reads the accounts' tables.
+(a withdrawn entry is taken up again by :meth:`reopen`, with its facility, first
+readiness and deadline), ``first_assigned_at`` and ``breached_at`` keep their
+first value, one live alert per entry and kind, entries, events, shifts and
+alerts listed by id, alerts and finished reads scoped by facility. An entry
+keeps the study it was made of; :meth:`save` changes what commands change of it
+(who holds it, when, its state and deadline), not its routing facts. The roster,
+the live sessions and token use come from the accounts' fake
+(:class:`~tests.fakes.identity.FakeIdentity`), as the SQL store reads the
+accounts' tables.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +26,7 @@ from tests.fakes.identity import FakeIdentity
 
 from telerad.domain.identity import Role
 from telerad.domain.read_status import ReadState
-from telerad.domain.readers import ReaderProfile, ShiftRule, parse_clock
+from telerad.domain.readers import ReaderProfile, ShiftRule
 from telerad.domain.reading_entries import (
     AlertChange,
     AlertKind,
@@ -38,15 +40,14 @@ from telerad.domain.reading_entries import (
     Reopened,
     RosterRow,
 )
-from telerad.workflow.model import Priority, ReadingStudy, ReadKind
+from telerad.workflow.model import ReadingStudy
 
 #: Entry columns that keep their first value.
 KEPT_FIRST = frozenset({"first_assigned_at", "breached_at"})
+#: What commands change of an entry (its routing facts come from the study it was made of).
 ENTRY_COLUMNS = frozenset(
     {
-        "study_uid", "facility_id", "jurisdiction", "modality", "body_part", "subspecialty",
-        "priority", "read_kind", "rvu", "patient_key", "prior_readers", "ready_at", "deadline",
-        "state", "assigned_to", "assigned_at", "first_assigned_at", "claimed_at",
+        "deadline", "state", "assigned_to", "assigned_at", "first_assigned_at", "claimed_at",
         "completed_at", "completed_by", "breached_at", "why", "closed_at",
     }
 )  # fmt: skip
@@ -55,106 +56,40 @@ EVENT_COLUMNS = frozenset({"kind", "at", "reader_id", "to_reader", "detail"})
 RECORDED = ("escalated", "breached")
 
 
-def _join(values: Iterable[object]) -> str:
-    return " ".join(sorted(str(v) for v in values))
-
-
-def _facts(study: ReadingStudy) -> dict[str, Any]:
-    return {
-        "jurisdiction": study.jurisdiction,
-        "modality": study.modality,
-        "body_part": study.body_part,
-        "subspecialty": study.subspecialty,
-        "priority": study.priority.value,
-        "read_kind": study.read_kind.value,
-        "rvu": study.rvu,
-        "patient_key": study.patient_key,
-        "prior_readers": _join(study.prior_readers),
-    }
-
-
 def _study(row: dict[str, Any]) -> ReadingStudy:
-    return ReadingStudy(
-        uid=row["study_uid"],
-        facility_id=row["facility_id"],
-        jurisdiction=row["jurisdiction"],
-        modality=row["modality"],
-        priority=Priority(row["priority"]),
-        ready_at=row["ready_at"],
-        deadline=row["deadline"],
-        rvu=row["rvu"],
-        body_part=row["body_part"],
-        subspecialty=row["subspecialty"],
-        patient_key=row["patient_key"],
-        read_kind=ReadKind(row["read_kind"]),
-        prior_readers=frozenset(int(r) for r in row["prior_readers"].split()),
-    )
+    study: ReadingStudy = row["study"]
+    return replace(study, deadline=row["deadline"])
 
 
 class FakeReading:
     def __init__(self, identity: FakeIdentity) -> None:
         self.identity = identity
-        self.profiles: dict[int, dict[str, Any]] = {}
-        self.shifts: dict[int, dict[str, Any]] = {}
+        self.profiles: dict[int, ReaderProfile] = {}  # without their shifts
+        self.shifts: dict[int, tuple[int, ShiftRule]] = {}  # id → (user id, rule)
         self.entries: dict[int, dict[str, Any]] = {}
         self.events: dict[int, dict[str, Any]] = {}
         self.alerts: dict[int, dict[str, Any]] = {}
         self._ids = {name: ids() for name in ("shift", "entry", "event", "alert")}
 
     # -- profiles and shifts ----------------------------------------------------------------
-    def _shift_rules(self, user_id: int) -> tuple[ShiftRule, ...]:
-        rules = []
-        for pk, s in sorted(self.shifts.items()):
-            if s["user_id"] != user_id:
-                continue
-            if s["starts_at"] is not None:
-                rules.append(ShiftRule(starts_at=s["starts_at"], ends_at=s["ends_at"], id=pk))
-            else:
-                days = frozenset(int(d) for d in s["days"].split())
-                start, end = parse_clock(s["start_time"]), parse_clock(s["end_time"])
-                rules.append(ShiftRule(days=days, start=start, end=end, id=pk))
-        return tuple(rules)
-
     def profile(self, user_id: int) -> ReaderProfile | None:
-        row = self.profiles.get(user_id)
-        if row is None:
+        found = self.profiles.get(user_id)
+        if found is None:
             return None
-        return ReaderProfile(
-            user_id=user_id,
-            subspecialties=frozenset(row["subspecialties"].split()),
-            modalities=frozenset(row["modalities"].split()),
-            read_kinds=frozenset(ReadKind(k) for k in row["read_kinds"].split()),
-            rvu_per_hour=row["rvu_per_hour"],
-            queue_cap_rvu=row["queue_cap_rvu"],
-            tz=row["tz"],
-            shifts=self._shift_rules(user_id),
-        )
+        shifts = tuple(rule for _, (uid, rule) in sorted(self.shifts.items()) if uid == user_id)
+        return replace(found, shifts=shifts)
 
     def put_profile(self, profile: ReaderProfile, now: datetime) -> None:
-        self.profiles[profile.user_id] = {
-            "subspecialties": _join(profile.subspecialties),
-            "modalities": _join(profile.modalities),
-            "read_kinds": _join(k.value for k in profile.read_kinds),
-            "rvu_per_hour": profile.rvu_per_hour,
-            "queue_cap_rvu": profile.queue_cap_rvu,
-            "tz": profile.tz,
-            "updated_at": now,
-        }
+        self.profiles[profile.user_id] = replace(profile, shifts=())
 
     def add_shift(self, user_id: int, rule: ShiftRule) -> int:
-        row: dict[str, Any] = {"user_id": user_id, "days": "", "start_time": "", "end_time": ""}
-        row.update(starts_at=rule.starts_at, ends_at=rule.ends_at)
-        if rule.weekly:
-            assert rule.start is not None and rule.end is not None
-            row.update(days=_join(rule.days), start_time=f"{rule.start:%H:%M}")
-            row.update(end_time=f"{rule.end:%H:%M}")
         pk = next(self._ids["shift"])
-        self.shifts[pk] = row
+        self.shifts[pk] = (user_id, replace(rule, id=pk))
         return pk
 
     def remove_shift(self, user_id: int, shift_id: int) -> bool:
         found = self.shifts.get(shift_id)
-        if found is None or found["user_id"] != user_id:
+        if found is None or found[0] != user_id:
             return False
         del self.shifts[shift_id]
         return True
@@ -169,8 +104,8 @@ class FakeReading:
                 self.identity.privileges(u.id),
                 self.profile(u.id),
             )
-            for _, u in sorted(self.identity.users.items())
-            if u.role == Role.RADIOLOGIST.value and not u.disabled
+            for u in (a.user for _, a in sorted(self.identity.users.items()))
+            if u.role is Role.RADIOLOGIST and not u.disabled
         ]
 
     def live_sessions(
@@ -182,11 +117,11 @@ class FakeReading:
             if s.last_seen >= seen_since and s.created_at >= created_since
         }
         tokens = {
-            u.id
-            for u in self.identity.users.values()
+            a.user.id
+            for a in self.identity.users.values()
             if tokens_since is not None
-            and u.token_seen_at is not None
-            and u.token_seen_at >= tokens_since
+            and a.token_seen_at is not None
+            and a.token_seen_at >= tokens_since
         }
         return frozenset(sessions | tokens)
 
@@ -198,8 +133,8 @@ class FakeReading:
         pk = next(self._ids["entry"])
         row = dict.fromkeys(ENTRY_COLUMNS)
         row.update(
-            study_uid=study.uid, facility_id=study.facility_id, **_facts(study),
-            ready_at=study.ready_at, deadline=study.deadline, state=EntryState.OPEN.value, why="",
+            study=replace(study, assigned_to=None), deadline=study.deadline,
+            state=EntryState.OPEN.value, why="",
         )  # fmt: skip
         self.entries[pk] = row
         return pk
@@ -242,7 +177,7 @@ class FakeReading:
                         alert["cleared_at"] = change.at
 
     def _latest(self, study_uid: str) -> tuple[int, dict[str, Any]] | None:
-        found = [(pk, e) for pk, e in self.entries.items() if e["study_uid"] == study_uid]
+        found = [(pk, e) for pk, e in self.entries.items() if e["study"].uid == study_uid]
         return max(found, key=lambda f: f[0]) if found else None
 
     def _recorded(self, entry_id: int) -> frozenset[str]:
@@ -259,15 +194,18 @@ class FakeReading:
         pk, row = latest
         reopened = Reopened(
             pk,
-            row["ready_at"],
+            row["study"].ready_at,
             row["deadline"],
-            Priority(row["priority"]),
+            row["study"].priority,
             row["assigned_to"],
             self._recorded(pk),
         )
+        kept = row["study"]  # its facility and first readiness stay
         row.update(
+            study=replace(study, facility_id=kept.facility_id, ready_at=kept.ready_at,
+                          deadline=row["deadline"], assigned_to=None),
             state=EntryState.OPEN.value, closed_at=None, assigned_to=None, assigned_at=None,
-            claimed_at=None, why="", **_facts(study),
+            claimed_at=None, why="",
         )  # fmt: skip
         return reopened
 
@@ -296,7 +234,7 @@ class FakeReading:
             for _, e in sorted(self.events.items())
             if e["entry_id"] == pk
         ]
-        return History(pk, row["facility_id"], EntryState(row["state"]), events)
+        return History(pk, row["study"].facility_id, EntryState(row["state"]), events)
 
     def read_states(self, study_uids: Sequence[str]) -> dict[str, ReadState]:
         found = {}
@@ -307,7 +245,7 @@ class FakeReading:
             row = latest[1]
             done = row["state"] == EntryState.COMPLETED
             reader = row["completed_by"] if done else row["assigned_to"]
-            user = self.identity.users.get(reader) if reader is not None else None
+            user = self.identity.user_by_id(reader) if reader is not None else None
             name = (user.display_name or user.username) if user is not None else ""
             opened = row["state"] == EntryState.OPEN and row["claimed_at"] is not None
             found[uid] = ReadState(row["state"], name, opened)
@@ -318,9 +256,9 @@ class FakeReading:
     ) -> list[FinishedRead]:
         return [
             FinishedRead(
-                e["facility_id"],
-                Priority(e["priority"]),
-                e["ready_at"],
+                e["study"].facility_id,
+                e["study"].priority,
+                e["study"].ready_at,
                 e["deadline"],
                 e["completed_at"],
                 e["first_assigned_at"],
@@ -328,18 +266,18 @@ class FakeReading:
             for _, e in sorted(self.entries.items())
             if e["state"] == EntryState.COMPLETED
             and e["completed_at"] >= since
-            and (facility_ids is None or e["facility_id"] in facility_ids)
+            and (facility_ids is None or e["study"].facility_id in facility_ids)
         ]
 
     # -- alerts -----------------------------------------------------------------------------
     def _alert_row(self, pk: int, a: dict[str, Any]) -> AlertRow:
-        entry = self.entries[a["entry_id"]]
+        study = self.entries[a["entry_id"]]["study"]
         return AlertRow(
             id=pk,
             entry_id=a["entry_id"],
-            study_uid=entry["study_uid"],
-            facility_id=entry["facility_id"],
-            priority=Priority(entry["priority"]),
+            study_uid=study.uid,
+            facility_id=study.facility_id,
+            priority=study.priority,
             kind=AlertKind(a["kind"]),
             raised_at=a["raised_at"],
             detail=a["detail"],
@@ -348,7 +286,9 @@ class FakeReading:
         )
 
     def _in_scope(self, a: dict[str, Any], facility_ids: frozenset[int] | None) -> bool:
-        return facility_ids is None or self.entries[a["entry_id"]]["facility_id"] in facility_ids
+        return facility_ids is None or self.entries[a["entry_id"]]["study"].facility_id in (
+            facility_ids
+        )
 
     def live_alerts(self, facility_ids: frozenset[int] | None) -> list[AlertRow]:
         return [

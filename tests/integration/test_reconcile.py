@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydicom.uid import generate_uid
+from tests.fakes.world import Queue
 
 from telerad.bootstrap import Platform
 from telerad.domain.modalities import InstanceOrigin, modality_problem
@@ -15,21 +15,9 @@ from telerad.domain.orders import Order, OrderError, OrderStatus, PatientDemogra
 from telerad.domain.readiness import Readiness
 from telerad.services.orders import Origin
 from telerad.synthetic import StudySpec, ct_series, measurement_report, tiny_instance, to_bytes
-from telerad.workflow.model import Priority, ReadingStudy
+from telerad.workflow.model import Priority
 
 RIS = Origin("HL7", "RIS")
-
-
-@dataclass
-class Queue:
-    enqueued: list[ReadingStudy] = field(default_factory=list)
-    withdrawn: list[str] = field(default_factory=list)
-
-    def enqueue(self, study: ReadingStudy, now: datetime) -> None:
-        self.enqueued.append(study)
-
-    def withdraw(self, study_uid: str, now: datetime) -> None:
-        self.withdrawn.append(study_uid)
 
 
 class Clock:
