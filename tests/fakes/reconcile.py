@@ -36,7 +36,7 @@ class FakeReadingStates:
     def __init__(self, index: FakeIndex, orders: FakeOrders) -> None:
         self.index = index
         self.orders = orders
-        #: study pk → the state as stored (without the study's facts, joined on reading).
+        #: study pk → the state as last put (its study's facts are joined on reading).
         self.rows: dict[int, ReadingState] = {}
 
     def _changed(self, study: StudyRow, orders_since: datetime | None) -> bool:
@@ -152,18 +152,5 @@ class FakeReadingStates:
         self.put_all([state])
 
     def put_all(self, states: Sequence[ReadingState]) -> None:
-        for state in states:  # only the table's own columns are kept
-            self.rows[state.study_pk] = ReadingState(
-                study_pk=state.study_pk,
-                study_uid="",
-                facility_id=state.facility_id,
-                state=state.state,
-                last_change=state.last_change,
-                instances=state.instances,
-                acquired=state.acquired,
-                order_id=state.order_id,
-                matched_by=state.matched_by,
-                problems=tuple(state.problems),
-                ready_at=state.ready_at,
-                released_as=state.released_as,
-            )
+        for state in states:  # the study's facts in it are read again from the index
+            self.rows[state.study_pk] = state

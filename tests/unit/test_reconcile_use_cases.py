@@ -6,6 +6,7 @@ fake index as headers; time moves by the fakes' clock."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from tests.fakes.world import World, world
 
 from telerad.domain.modalities import InstanceOrigin, modality_problem
 from telerad.domain.orders import Order, OrderError, OrderStatus, PatientDemographics
-from telerad.domain.readiness import Readiness
+from telerad.domain.readiness import Readiness, ReadingState
 from telerad.domain.reconciliation import MatchedBy
 from telerad.services.orders import Origin
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
@@ -65,10 +66,18 @@ class Site:
         values.update(kw)
         return self.w.orders.place(Order(**values), RIS)  # type: ignore[arg-type]
 
-    def state(self, uid: str) -> Readiness:
+    def after(self, **delta: float) -> Counter[str]:
+        """Time passes, then reconciliation makes a pass: how many studies ended in each state."""
+        self.w.clock.after(**delta)
+        return self.reconciler.run()
+
+    def known(self, uid: str) -> ReadingState:
         found = self.reconciler.states.by_uid(uid)
         assert found is not None
-        return found.state
+        return found
+
+    def state(self, uid: str) -> Readiness:
+        return self.known(uid).state
 
     def order(self, placed: Order) -> Order:
         found = self.w.orders.get(placed.id or 0)
@@ -89,8 +98,7 @@ def test_a_study_with_its_order_becomes_ready_once_stable(site: Site) -> None:
     assert site.state("1.1") == Readiness.ARRIVING
     assert site.order(placed).study_instance_uid == "1.1"  # matched by its accession
     assert site.w.queue.enqueued == []
-    site.w.clock.after(minutes=3)
-    assert site.reconciler.run()["ready"] == 1
+    assert site.after(minutes=3)["ready"] == 1
     assert site.order(placed).status == OrderStatus.READY
     [reading] = site.w.queue.enqueued
     assert (reading.uid, reading.priority, reading.modality, reading.subspecialty) == (
@@ -101,8 +109,7 @@ def test_a_study_with_its_order_becomes_ready_once_stable(site: Site) -> None:
     )
     assert (reading.ready_at, reading.rvu) == (site.w.clock(), placed.procedure.rvu)
     assert reading.deadline == site.w.reading.deadline(site.fid, Priority.STAT, reading.ready_at)
-    site.w.clock.after(minutes=1)
-    assert site.reconciler.run().total() == 0  # nothing changed: nothing looked at again
+    assert site.after(minutes=1).total() == 0  # nothing changed: nothing looked at again
     history = [h.event for h in site.w.orders.history(site.order(placed))]
     assert history == ["placed", "matched", "ready"]
 
@@ -110,34 +117,29 @@ def test_a_study_with_its_order_becomes_ready_once_stable(site: Site) -> None:
 def test_more_images_after_ready_withdraw_the_study_and_reopen_its_order(site: Site) -> None:
     placed = site.place("ACC1")
     site.scan("1.1")
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
+    site.after(minutes=3)
     assert site.state("1.1") == Readiness.READY
     site.scan("1.1", [1, 2], series="1.1.2")  # a late series of the same study
     site.reconciler.run()
     assert site.w.queue.withdrawn == ["1.1"]
     assert site.state("1.1") == Readiness.ARRIVING
     assert site.order(placed).status == OrderStatus.IN_PROGRESS
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
+    site.after(minutes=3)
     assert site.state("1.1") == Readiness.READY
     assert [s.uid for s in site.w.queue.enqueued] == ["1.1", "1.1"]
 
 
 def test_unmatched_studies_wait_and_match_when_the_order_comes(site: Site) -> None:
     site.scan("1.1", accession="LATE1")
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
-    waiting = site.reconciler.states.by_uid("1.1")
-    assert waiting is not None and waiting.state == Readiness.UNMATCHED
+    site.after(minutes=3)
+    waiting = site.known("1.1")
+    assert waiting.state == Readiness.UNMATCHED
     assert waiting.problems == ("no open order with accession number LATE1",)
     assert [w.study_uid for w in site.reconciler.waiting(None)] == ["1.1"]
     assert site.reconciler.waiting(frozenset({site.fid + 1})) == []  # scoped by facility
-    site.w.clock.after(seconds=5)
-    assert site.reconciler.run().total() == 0  # no order changed: not looked at again
+    assert site.after(seconds=5).total() == 0  # no order changed: not looked at again
     site.place("LATE1")  # the order after the images (common in teleradiology)
-    site.w.clock.after(seconds=5)
-    site.reconciler.run()
+    site.after(seconds=5)
     assert site.state("1.1") == Readiness.READY
     assert [s.uid for s in site.w.queue.enqueued] == ["1.1"]
     assert site.reconciler.waiting(None) == []
@@ -146,18 +148,15 @@ def test_unmatched_studies_wait_and_match_when_the_order_comes(site: Site) -> No
 def test_gaps_hold_the_study_until_the_hold_limit(site: Site) -> None:
     site.place("ACC1")
     site.scan("1.1", [1, 2, 3, 5, 6, 7, 8])
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
-    held = site.reconciler.states.by_uid("1.1")
-    assert held is not None and held.state == Readiness.INCOMPLETE
+    site.after(minutes=3)
+    held = site.known("1.1")
+    assert held.state == Readiness.INCOMPLETE
     assert held.problems == ("series 1 (CT): instance 4 missing",)
     assert [w.study_uid for w in site.reconciler.waiting(None)] == ["1.1"]
     assert site.w.queue.enqueued == []
-    site.w.clock.after(minutes=30)
-    site.reconciler.run()
+    site.after(minutes=30)
     assert site.state("1.1") == Readiness.READY  # read, with the gap shown
-    ready = site.reconciler.states.by_uid("1.1")
-    assert ready is not None and "instance 4 missing" in " ".join(ready.problems)
+    assert "instance 4 missing" in " ".join(site.known("1.1").problems)
 
 
 def test_a_performed_step_in_progress_holds_and_its_completion_releases(site: Site) -> None:
@@ -165,8 +164,7 @@ def test_a_performed_step_in_progress_holds_and_its_completion_releases(site: Si
     site.scan("1.1")
     steps = site.w.stores.orders
     steps.put_mpps("5.1", site.fid, placed.id, "IN PROGRESS", "1.1", "{}", site.w.clock())
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
+    site.after(minutes=3)
     assert site.state("1.1") == Readiness.INCOMPLETE
     performed = {
         "00400340": {
@@ -182,8 +180,7 @@ def test_a_performed_step_in_progress_holds_and_its_completion_releases(site: Si
     steps.put_mpps(
         "5.1", site.fid, placed.id, "COMPLETED", "1.1", json.dumps(performed), site.w.clock()
     )
-    site.w.clock.after(seconds=5)
-    site.reconciler.run()
+    site.after(seconds=5)
     assert site.state("1.1") == Readiness.READY
     [reading] = site.w.queue.enqueued
     assert reading.modality == "CT" and modality_problem(reading.modality) is None
@@ -192,8 +189,7 @@ def test_a_performed_step_in_progress_holds_and_its_completion_releases(site: Si
 def test_a_person_assigns_an_order_or_releases_a_study_at_a_tier(site: Site) -> None:
     site.scan("1.1", accession="", patient_id="Q1")
     site.scan("1.2", accession="", patient_id="Q2")
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
+    site.after(minutes=3)
     assert site.state("1.1") == site.state("1.2") == Readiness.UNMATCHED
     other = site.w.stores.index.add_facility("OTHER").id
     foreign = site.w.orders.place(
@@ -215,8 +211,7 @@ def test_a_person_assigns_an_order_or_releases_a_study_at_a_tier(site: Site) -> 
     with pytest.raises(OrderError, match="already matched to another order"):
         site.reconciler.assign("1.1", site.place("MAN2", "Q9"), CLERK)
     site.reconciler.release("1.2", Priority.URGENT)
-    site.w.clock.after(seconds=5)
-    site.reconciler.run()
+    site.after(seconds=5)
     assert site.state("1.1") == site.state("1.2") == Readiness.READY
     tiers = {s.uid: s.priority for s in site.w.queue.enqueued}
     assert tiers == {"1.1": Priority.STAT, "1.2": Priority.URGENT}
@@ -231,8 +226,7 @@ def test_objects_made_while_reading_never_withdraw_a_ready_study(site: Site) -> 
     """Issue 9, fault 1: an SR saved from the viewer withdrew a STAT CT from the worklist."""
     site.place("ACC1")
     site.scan("1.1")
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
+    site.after(minutes=3)
     assert site.state("1.1") == Readiness.READY
     reading = InstanceOrigin.READING.value
     # The measurement report a radiologist saves in the viewer…
@@ -245,8 +239,8 @@ def test_objects_made_while_reading_never_withdraw_a_ready_study(site: Site) -> 
     site.scan("1.1", [1], series="1.1.902", Modality="OT", SOPClassUID=SC, origin=reading)
     site.reconciler.run()
     assert site.w.queue.withdrawn == [] and len(site.w.queue.enqueued) == 1
-    kept = site.reconciler.states.by_uid("1.1")
-    assert kept is not None and (kept.state, kept.instances) == (Readiness.READY, 9)
+    kept = site.known("1.1")
+    assert (kept.state, kept.instances) == (Readiness.READY, 9)
     site.scan("1.1", [7, 8])  # later images of the examination still do
     site.reconciler.run()
     assert site.w.queue.withdrawn == ["1.1"]
@@ -256,12 +250,10 @@ def test_a_study_read_without_an_order_is_routed_by_its_images_modality(site: Si
     """Issue 9, fault 2: "read as is" stored the modality as "/CT/", which nobody reads."""
     site.scan("1.1", accession="")
     site.scan("1.1", [1], series="1.1.900", Modality="SR", SOPClassUID=COMPREHENSIVE_3D_SR)
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
+    site.after(minutes=3)
     assert site.state("1.1") == Readiness.UNMATCHED
     site.reconciler.release("1.1", Priority.URGENT)
-    site.w.clock.after(seconds=5)
-    site.reconciler.run()
+    site.after(seconds=5)
     [reading] = site.w.queue.enqueued
     assert (reading.modality, reading.priority, reading.subspecialty) == ("CT", Priority.URGENT, "")
 
@@ -271,8 +263,7 @@ def test_an_order_s_modality_the_router_does_not_know_gives_way_to_the_images(si
     procedure = site.w.orders.catalogue.resolve("LOCAL-123", "Local CT code", modality="RAD")
     site.place("ACC9", procedure=procedure)
     site.scan("1.1", accession="ACC9")
-    site.w.clock.after(minutes=3)
-    site.reconciler.run()
+    site.after(minutes=3)
     [reading] = site.w.queue.enqueued
     assert reading.modality == "CT"
 
