@@ -24,12 +24,14 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from telerad.adapters.oidc import OidcProvider
+from telerad.adapters.peers import calls_as_registered
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.model import Facility
 from telerad.domain.procedures import load_catalogue
 from telerad.runtime import Runtime, loops_of
 from telerad.services.access_audit import AccessLog
+from telerad.services.admission import Admission
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
@@ -71,6 +73,8 @@ class Platform:
     reading: ReadingService
     #: Performed procedure steps (MPPS) and the orders they move.
     mpps: MppsService
+    #: Which facility a write belongs to, for every way data comes in.
+    admission: Admission = field(init=False)
     #: Syncs the blob directories (and the SQLite WAL) every few seconds.
     syncer: IndexSyncer
     listeners: dict[str, bool] = field(default_factory=dict)
@@ -85,6 +89,9 @@ class Platform:
     _closed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
+        self.admission = Admission(
+            self.index, self.default_facility, self.auth.has_users, calls_as_registered
+        )
         self.leadership = Leadership(SqlLeases(self.engine), self.settings.resolved_advertise_url)
         # A process that starts or stops deciding starts from what the database holds.
         self.leadership.on_gain.append(self.reading.reset)

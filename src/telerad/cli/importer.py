@@ -71,10 +71,8 @@ def find_files(paths: Iterable[Path], summary: Summary) -> Iterator[Path]:
 
 
 def facility_for(platform: Platform, name: str | None) -> Facility:
-    if not name:
-        return platform.default_facility()
-    found = platform.index.facility_by_name(name)
-    return found if found is not None else platform.index.add_facility(name)
+    """The facility the files are for (the admission rule: named, else the default)."""
+    return platform.admission.named(name)
 
 
 def import_paths(

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from telerad.config import Settings
 from telerad.domain.model import Facility
 from telerad.services.access_audit import AccessLog
+from telerad.services.admission import Admission
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthService
@@ -36,6 +37,9 @@ class Platform(Protocol):
 
     @property
     def audit(self) -> AuditService: ...
+
+    @property
+    def admission(self) -> Admission: ...
 
     @property
     def auth(self) -> AuthService: ...

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import evt
@@ -29,10 +28,10 @@ from pynetdicom.acse import ACSE
 
 from telerad.adapters.dimse.engine import TunedRequestHandler
 from telerad.adapters.dimse.limits import REJECT_LIMIT, AssociationLimits
-from telerad.adapters.peers import calls_as_registered
 from telerad.adapters.tls import peer_fingerprint
 from telerad.domain.audit import EventID, Outcome
 from telerad.services.access_audit import Actor
+from telerad.services.admission import Peer
 from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -41,38 +40,10 @@ log = logging.getLogger(__name__)
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)
 
 
-@dataclass(frozen=True)
-class Peer:
-    """An admitted peer: where its C-STOREs go and what it may query and retrieve."""
-
-    ae_title: str
-    store_facility_id: int
-    #: Facility ids it may query and retrieve; None: every facility (a reading hub).
-    scope: frozenset[int] | None
-    #: False for an unknown AE title admitted only because the platform is open.
-    registered: bool = True
-
-
 def admit(platform: Platform, calling_ae: str, address: str, cert: str | None) -> Peer | None:
-    """The peer this association is, or None to reject it."""
-    ae = calling_ae.strip()
-    index = platform.index
-    facility = index.facility_by_ae(ae)
-    if facility is not None:
-        if not calls_as_registered(facility.host, facility.cert_sha256, address, cert):
-            return None
-        return Peer(ae, facility.id, frozenset({facility.id}))
-    node = index.node_by_ae(ae)
-    if node is not None:
-        if not calls_as_registered(node.host, node.cert_sha256, address, cert):
-            return None
-        if node.facility_id is not None:
-            return Peer(ae, node.facility_id, frozenset({node.facility_id}))
-        return Peer(ae, platform.default_facility().id, None)
-    if platform.auth.has_users():
-        return None
-    default = platform.default_facility().id
-    return Peer(ae, default, frozenset({default}), registered=False)
+    """The peer this association is, or None to reject it (the admission rule:
+    :meth:`~telerad.services.admission.Admission.peer`)."""
+    return platform.admission.peer(calling_ae, address, cert)
 
 
 class GatedACSE(ACSE):

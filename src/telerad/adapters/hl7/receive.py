@@ -38,7 +38,6 @@ from telerad.adapters.hl7.ack import (
 from telerad.adapters.hl7.handling import apply_orders, apply_patients
 from telerad.adapters.hl7.mllp import MllpServer, Peer, start_mllp_server
 from telerad.adapters.hl7.orders import Hl7Error, read_orders, read_patients
-from telerad.adapters.peers import calls_as_registered
 from telerad.domain.audit import Action, EventID, Outcome
 from telerad.services.orders import Origin
 from telerad.services.platform import Platform
@@ -136,10 +135,8 @@ def facility_handler(platform: Platform) -> Handler:
     def handle(message: Message) -> Verdict:
         header, peer = message.header, message.peer
         name = header.facility_name
-        facility = platform.index.facility_by_name(name) if name else None
-        admitted = facility is not None and calls_as_registered(
-            facility.host, facility.cert_sha256, peer.address, peer.cert_sha256
-        )
+        facility = platform.admission.sender(name, peer.address, peer.cert_sha256)
+        admitted = facility is not None
         actor = header.sending_application.split(header.encoding_characters[0])[0] or "HL7"
         transport = "MLLP over TLS" if peer.tls else "MLLP"
         if not admitted:

@@ -61,6 +61,7 @@ from telerad.domain.identity import Permission, Principal, origin_of
 from telerad.domain.model import Facility, InstanceLocation, Level, StoreResult
 from telerad.domain.query import QueryError
 from telerad.services.access_audit import Actor
+from telerad.services.admission import FacilityNeeded, NoSuchFacility
 from telerad.services.archive import out_of_space
 from telerad.services.platform import Platform
 from telerad.services.ports import IntegrityError
@@ -236,29 +237,14 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         return mapped, close
 
     def stow_facility(request: Request, study: str | None, facility_name: str | None) -> Facility:
-        """Where a STOW-RS request stores: the facility route's, the study's, or the caller's."""
+        """Where a STOW-RS request stores (the admission rule decides)."""
         who = authorise(request, Permission.WRITE)
-        if facility_name is not None:
-            facility = index.facility_by_name(facility_name)
-            if facility is None or not who.sees(facility.id):
-                raise wado.NotFound(f"no facility named {facility_name}")
-            return facility
-        if study is not None:
-            owner = index.study_facility(study)
-            if owner is not None and who.sees(owner, study):
-                found = index.facility_by_id(owner)
-                assert found is not None
-                return found
-        if who.facility_ids is None:
-            return platform.default_facility()
-        if len(who.facility_ids) == 1:
-            found = index.facility_by_id(next(iter(who.facility_ids)))
-            assert found is not None
-            return found
-        raise QueryError(
-            "this account stores for several facilities: "
-            "POST to /dicom-web/facilities/{name}/studies"
-        )
+        try:
+            return platform.admission.account(who, facility_name, study)
+        except NoSuchFacility as exc:
+            raise wado.NotFound(str(exc)) from None
+        except FacilityNeeded as exc:
+            raise QueryError(str(exc)) from None
 
     async def stow(request: Request, study: str | None, facility_name: str | None) -> Response:
         with _http_errors():
