@@ -97,6 +97,15 @@ class LiveServer:
     def dicomweb(self) -> str:
         return self.http_url + "/dicom-web"
 
+    def stop(self) -> None:
+        """Terminate the server (killed if it takes more than 10 s)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
     def telerad(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run the CLI against this server's data dir."""
         return subprocess.run(
@@ -181,12 +190,7 @@ def server_factory() -> Iterator[Callable[..., LiveServer]]:
 
     yield factory
     for server in started:
-        if server.process.poll() is None:
-            server.process.terminate()
-            try:
-                server.process.wait(10)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -196,11 +200,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     data_dir.mkdir()
     server = start_server(data_dir)
     yield server
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    server.stop()
 
 
 def require_tool(name: str) -> str:

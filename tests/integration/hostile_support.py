@@ -16,11 +16,6 @@ from dataclasses import dataclass, field
 
 import psutil
 from pydicom.uid import generate_uid
-from pynetdicom import build_context
-from pynetdicom.pdu import A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
-from pynetdicom.sop_class import Verification
-from pynetdicom.transport import AddressInformation
 
 from telerad.dicom.part10 import PREAMBLE, file_meta_bytes
 
@@ -140,26 +135,6 @@ def pe_preamble() -> bytes:
     struct.pack_into("<HH", dos, 0x44, 0x014C, 1)  # machine i386, one section
     dos[0x4E:0x76] = b"This program cannot be run in DOS mode.\r"
     return bytes(dos)
-
-
-def associate_rq(calling: str) -> bytes:
-    """An A-ASSOCIATE-RQ for Verification from ``calling``, as bytes for the wire."""
-    primitive = A_ASSOCIATE()
-    primitive.calling_ae_title = calling
-    primitive.called_ae_title = "TELERAD"
-    primitive.application_context_name = "1.2.840.10008.3.1.1.1"
-    address = AddressInformation.from_tuple(("127.0.0.1", 104))
-    primitive.calling_presentation_address = address
-    primitive.called_presentation_address = address
-    context = build_context(Verification)
-    context.context_id = 1
-    primitive.presentation_context_definition_list = [context]
-    item = MaximumLengthNotification()
-    item.maximum_length_received = 16384
-    primitive.user_information = [item]
-    rq = A_ASSOCIATE_RQ()
-    rq.from_primitive(primitive)
-    return bytes(rq.encode())
 
 
 @dataclass

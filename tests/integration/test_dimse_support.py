@@ -20,11 +20,15 @@ import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, evt
+from pynetdicom import AE, build_context, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu import A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import AddressInformation
 
-from telerad.storage.db.engine import make_engine
-from telerad.storage.db.repository import SqlIndex
+from telerad.storage.db.database import make_engine
+from telerad.storage.db.index_repository import SqlIndex
 from telerad.synthetic import StudySpec, ct_series, to_bytes
 
 #: pydicom's sample files and the storescu option that proposes their transfer syntax.
@@ -246,3 +250,23 @@ def send_raw_c_store(
         assoc._reactor_checkpoint.set()
     assert rsp is not None, "no C-STORE response"
     return int(rsp.Status), str(getattr(rsp, "ErrorComment", "") or "")
+
+
+def associate_rq(calling: str = "PLAIN") -> bytes:
+    """An A-ASSOCIATE-RQ for Verification from ``calling``, as bytes for the wire."""
+    primitive = A_ASSOCIATE()
+    primitive.calling_ae_title = calling
+    primitive.called_ae_title = "TELERAD"
+    primitive.application_context_name = "1.2.840.10008.3.1.1.1"
+    address = AddressInformation.from_tuple(("127.0.0.1", 104))
+    primitive.calling_presentation_address = address
+    primitive.called_presentation_address = address
+    context = build_context(Verification)
+    context.context_id = 1
+    primitive.presentation_context_definition_list = [context]
+    item = MaximumLengthNotification()
+    item.maximum_length_received = 16384
+    primitive.user_information = [item]
+    rq = A_ASSOCIATE_RQ()
+    rq.from_primitive(primitive)
+    return bytes(rq.encode())

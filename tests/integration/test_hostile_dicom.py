@@ -305,10 +305,11 @@ def _jpeg(width: int, height: int) -> bytes:
     return bytes(frame)
 
 
-def _image(ids: Ids, rows: int, columns: int, frame: bytes) -> bytes:
-    pixel_module = (
+def _pixel_module(rows: int, columns: int, photometric: str) -> bytes:
+    """Image Pixel attributes of an 8-bit, one-sample image."""
+    return (
         element(0x0028, 0x0002, b"US", us(1))
-        + element(0x0028, 0x0004, b"CS", text("MONOCHROME2"))
+        + element(0x0028, 0x0004, b"CS", text(photometric))
         + element(0x0028, 0x0010, b"US", us(rows))
         + element(0x0028, 0x0011, b"US", us(columns))
         + element(0x0028, 0x0100, b"US", us(8))
@@ -316,6 +317,10 @@ def _image(ids: Ids, rows: int, columns: int, frame: bytes) -> bytes:
         + element(0x0028, 0x0102, b"US", us(7))
         + element(0x0028, 0x0103, b"US", us(0))
     )
+
+
+def _image(ids: Ids, rows: int, columns: int, frame: bytes) -> bytes:
+    pixel_module = _pixel_module(rows, columns, "MONOCHROME2")
     pixels = (
         header(0x7FE0, 0x0010, b"OB", UNDEFINED)
         + encapsulate([frame])  # an empty offset table, then the frame's item
@@ -381,16 +386,7 @@ def test_images_too_large_to_decode_answer_422_at_once(
 # -- palettes ---------------------------------------------------------------------------
 def _palette_image(ids: Ids, palette: bytes, values: np.ndarray) -> bytes:
     rows, columns = values.shape
-    pixel_module = (
-        element(0x0028, 0x0002, b"US", us(1))
-        + element(0x0028, 0x0004, b"CS", text("PALETTE COLOR"))
-        + element(0x0028, 0x0010, b"US", us(rows))
-        + element(0x0028, 0x0011, b"US", us(columns))
-        + element(0x0028, 0x0100, b"US", us(8))
-        + element(0x0028, 0x0101, b"US", us(8))
-        + element(0x0028, 0x0102, b"US", us(7))
-        + element(0x0028, 0x0103, b"US", us(0))
-    )
+    pixel_module = _pixel_module(rows, columns, "PALETTE COLOR")
     pixels = element(0x7FE0, 0x0010, b"OW", values.astype(np.uint8).tobytes())
     return part10(head(ids) + tail(ids) + pixel_module + palette + pixels, ids)
 

@@ -42,8 +42,8 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import CTImageStorage, Verification
 from sqlalchemy.exc import OperationalError
 from tests.conftest import LiveServer, start_server
-from tests.integration.hostile_support import MIB, associate_rq
-from tests.integration.test_dimse_support import read_index
+from tests.integration.hostile_support import MIB
+from tests.integration.test_dimse_support import associate_rq, read_index
 
 from telerad import synthetic as syn
 from telerad.adapters.dicomweb.multipart import encode_multipart
@@ -59,15 +59,6 @@ SHARE = LIMIT - LIMIT // 4  # what one peer, or all unregistered peers, may hold
 ATTEMPTS = 200
 
 
-def _stop(server: LiveServer) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-
-
 def _telerad(server: LiveServer, *args: str, input: bytes | None = None) -> None:
     done = server.telerad(*args, input=input)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -81,7 +72,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     _telerad(server, "facility", "add", "Echo Clinic", "--ae", "ECHOER", "--host", "127.0.0.1")
     _telerad(server, "facility", "add", "Flood Clinic", "--ae", "FLOOD", "--host", "127.0.0.1")
     yield server
-    _stop(server)
+    server.stop()
 
 
 def _associate(port: int, ae_title: str, contexts: list[Any] | None = None) -> Association:
@@ -314,7 +305,7 @@ def test_a_full_disk_answers_0xa700_and_507_and_recovers(small_disk: Path) -> No
             kept = (data_dir / "blobs" / location.blob_key).read_bytes()
             assert kept == data if data in stow_objects else _uid(kept) == _uid(data)
     finally:
-        _stop(server)
+        server.stop()
 
 
 class _FullDiskOS:

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import LiveServer, free_port, start_server
+from tests.conftest import LiveServer, free_port
 from tests.integration.hostile_support import MIB, rss_peak
 from tests.integration.test_fhir import service_request
 
@@ -34,16 +34,6 @@ from telerad.web.app import create_app
 STOW = 'multipart/related; type="application/dicom"; boundary=hostile'
 FHIR_JSON = "application/fhir+json"
 GIB4 = 4 * 1024 * 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("hostile-http") / "data"
-    data_dir.mkdir()
-    live = start_server(data_dir)
-    yield live
-    live.process.terminate()
-    live.process.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +82,14 @@ def _status_and_json(answer: bytes) -> tuple[int, dict]:
     ids=["stow-rs", "fhir"],
 )
 def test_a_4_gib_content_length_is_refused_before_the_body_is_read(
-    server: LiveServer, path: str, content_type: str
+    live_server: LiveServer, path: str, content_type: str
 ) -> None:
-    port = int(server.http_url.rsplit(":", 1)[1])
+    port = int(live_server.http_url.rsplit(":", 1)[1])
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {GIB4}\r\n\r\n"
     )
-    with rss_peak(server.process.pid) as peak:
+    with rss_peak(live_server.process.pid) as peak:
         status, body = _status_and_json(_raw_request(port, head, b"--hostile\r\n" + bytes(65536)))
     assert status == 413
     if path.startswith("/fhir"):
@@ -110,7 +100,7 @@ def test_a_4_gib_content_length_is_refused_before_the_body_is_read(
         reason = body["detail"]
     assert "larger than the" in reason
     assert peak.growth < 32 * MIB, f"the server grew {peak.growth / MIB:.0f} MiB"
-    assert httpx.get(server.http_url + "/healthz", timeout=10).status_code == 200
+    assert httpx.get(live_server.http_url + "/healthz", timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -119,13 +109,13 @@ def test_a_4_gib_content_length_is_refused_before_the_body_is_read(
     ids=["stow-rs", "fhir"],
 )
 def test_a_gzip_bomb_is_refused_after_a_few_mib_of_inflating(
-    server: LiveServer, gzip_bomb: bytes, path: str, content_type: str
+    live_server: LiveServer, gzip_bomb: bytes, path: str, content_type: str
 ) -> None:
     """1 MiB of Content-Encoding: gzip that would be 1 GiB: 413, and the server's
     memory grows by a few MiB, not by the gigabyte."""
     headers = {"Content-Type": content_type, "Content-Encoding": "gzip"}
-    with rss_peak(server.process.pid) as peak:
-        r = httpx.post(server.http_url + path, content=gzip_bomb, headers=headers, timeout=60)
+    with rss_peak(live_server.process.pid) as peak:
+        r = httpx.post(live_server.http_url + path, content=gzip_bomb, headers=headers, timeout=60)
     assert r.status_code == 413, r.text[:300]
     text = r.text
     assert "inflates more than 200 times" in text or "larger than the" in text
@@ -225,7 +215,7 @@ def recorder() -> Iterator[int]:
 
 
 def test_fhir_xml_with_a_dtd_is_refused_and_nothing_is_fetched(
-    server: LiveServer, recorder: int
+    live_server: LiveServer, recorder: int
 ) -> None:
     """An XML ServiceRequest with an external DTD, an external entity and a billion
     laughs: refused by its media type (FHIR XML is not taken), or as not JSON when
@@ -240,7 +230,7 @@ def test_fhir_xml_with_a_dtd_is_refused_and_nothing_is_fetched(
         '<ServiceRequest xmlns="http://hl7.org/fhir"><status value="&xxe;"/>'
         '<note><text value="&l9;"/></note></ServiceRequest>'
     )
-    url = server.http_url + "/fhir/r4/ServiceRequest"
+    url = live_server.http_url + "/fhir/r4/ServiceRequest"
     for content_type, expected in (
         ("application/fhir+xml", 415),
         ("application/xml", 415),

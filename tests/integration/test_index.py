@@ -8,6 +8,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from telerad.bootstrap import Platform
+from telerad.dicom.part10 import normalise_preamble
 from telerad.domain.model import Level, StoreOutcome
 from telerad.domain.query import Query, QueryError, parse_match
 from telerad.synthetic import StudySpec, ct_series, mr_series, tiny_instance, to_bytes
@@ -112,7 +113,11 @@ def test_duplicates_and_conflicts(any_platform: Platform) -> None:
     result = p.archive.store(fac.id, bytes(changed))
     assert result.outcome is StoreOutcome.CONFLICT and "different object" in result.reason
     [location] = p.archive.locate(Level.IMAGE, [result.sop_instance_uid or ""])
-    assert p.archive.read(location) == data  # the first one kept is untouched
+    # The first one is kept untouched but for its preamble (a TIFF header in this
+    # sample), which the archive zeroes in what it keeps (PS3.10 7.1).
+    assert data[:4] == b"II*\x00"
+    assert p.archive.read(location) == normalise_preamble(data)
+    assert p.archive.read(location)[128:] == data[128:]
     assert p.index.counts()["instances"] == 1
     blobs = [f for f in p.settings.blob_dir.rglob("*") if f.is_file()]
     assert len(blobs) == 1

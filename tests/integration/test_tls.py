@@ -28,15 +28,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydicom.uid import ExplicitVRLittleEndian
-from pynetdicom import AE, build_context
+from pynetdicom import AE
 from pynetdicom.dimse_messages import C_ECHO_RQ
 from pynetdicom.dimse_primitives import C_ECHO
-from pynetdicom.pdu import A_ASSOCIATE_RQ, A_RELEASE_RQ, P_DATA_TF
-from pynetdicom.pdu_primitives import A_ASSOCIATE, A_RELEASE, MaximumLengthNotification
+from pynetdicom.pdu import A_RELEASE_RQ, P_DATA_TF
+from pynetdicom.pdu_primitives import A_RELEASE
 from pynetdicom.sop_class import CTImageStorage, Verification
-from pynetdicom.transport import AddressInformation
 from tests.conftest import LiveServer, free_port, require_tool, start_server
-from tests.integration.test_dimse_support import ct_study, dcmtk, read_index, storescu
+from tests.integration.test_dimse_support import (
+    associate_rq,
+    ct_study,
+    dcmtk,
+    read_index,
+    storescu,
+)
 
 from telerad.adapters.dimse.server import start_dimse_server
 from telerad.adapters.tls import (
@@ -313,7 +318,7 @@ def test_pdus_sharing_one_tls_record_are_all_served(tls_server: LiveServer, pki:
     release.from_primitive(A_RELEASE())
     raw = socket.create_connection(("127.0.0.1", tls_port(tls_server)), timeout=10)
     with client_context(pki).wrap_socket(raw, server_hostname="localhost") as tls:
-        tls.sendall(_associate_rq())
+        tls.sendall(associate_rq())
         assert _read_pdu(tls)[:1] == b"\x02"  # A-ASSOCIATE-AC
         tls.sendall(pdata + release.encode())  # one write, one record
         assert _read_pdu(tls)[:1] == b"\x04"  # the C-ECHO-RSP
@@ -412,26 +417,6 @@ def test_peer_fingerprint_of_a_dimse_association(platform: Platform, pki: PKI) -
 # --------------------------------------------------------------------------- hostile peers
 
 
-def _associate_rq() -> bytes:
-    """A valid A-ASSOCIATE-RQ for Verification, as bytes for the wire."""
-    primitive = A_ASSOCIATE()
-    primitive.calling_ae_title = "PLAIN"
-    primitive.called_ae_title = "TELERAD"
-    primitive.application_context_name = "1.2.840.10008.3.1.1.1"
-    address = AddressInformation.from_tuple(("127.0.0.1", 104))
-    primitive.calling_presentation_address = address
-    primitive.called_presentation_address = address
-    cx = build_context(Verification)
-    cx.context_id = 1
-    primitive.presentation_context_definition_list = [cx]
-    item = MaximumLengthNotification()
-    item.maximum_length_received = 16384
-    primitive.user_information = [item]
-    rq = A_ASSOCIATE_RQ()
-    rq.from_primitive(primitive)
-    return bytes(rq.encode())
-
-
 def _read_until_closed(sock: socket.socket, limit: float = 10) -> bytes:
     sock.settimeout(limit)
     data = b""
@@ -446,7 +431,7 @@ def _read_until_closed(sock: socket.socket, limit: float = 10) -> bytes:
 def test_plain_associate_rq_on_the_tls_port_gets_no_association(
     tls_server: LiveServer, pki: PKI
 ) -> None:
-    rq = _associate_rq()
+    rq = associate_rq()
     # Control: the same bytes in clear on the plain port are accepted (A-ASSOCIATE-AC, 0x02).
     with socket.create_connection(("127.0.0.1", tls_server.dicom_port), timeout=10) as s:
         s.sendall(rq)
