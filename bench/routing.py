@@ -26,7 +26,6 @@ from datetime import time as clock
 
 from telerad.simulation.fifo import fifo_next
 from telerad.workflow.eligibility import eligible
-from telerad.workflow.engine import Roster, assign
 from telerad.workflow.model import (
     Priority,
     Reader,
@@ -35,6 +34,7 @@ from telerad.workflow.model import (
     WeeklyShift,
     patient_key,
 )
+from telerad.workflow.routing import Roster, assign
 from telerad.workflow.rules import Rules, default_rules
 from telerad.workflow.worklist import Worklist
 

@@ -45,13 +45,13 @@ from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.blobs.keys import FacilityKeys, load_master_key
 from telerad.storage.blobs.protected import ProtectedBlobStore
 from telerad.storage.db.audit_repository import SqlAuditRepository
-from telerad.storage.db.engine import make_engine, migrate, sqlite_path
+from telerad.storage.db.database import make_engine, migrate, sqlite_path
 from telerad.storage.db.identity_repository import SqlIdentity
+from telerad.storage.db.index_repository import SqlIndex
 from telerad.storage.db.lease_repository import SqlLeases
 from telerad.storage.db.order_repository import SqlOrders
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
-from telerad.storage.db.repository import SqlIndex
 from telerad.storage.db.syncer import IndexSyncer, claim, release
 from telerad.storage.secret import load_or_create_secret
 

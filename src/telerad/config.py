@@ -91,6 +91,7 @@ class Settings(BaseSettings):
         scheme = "https" if self.tls_cert and self.tls_key else "http"
         host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
         return f"{scheme}://{host}:{self.http_port}"
+
     # The time zone (IANA name) the modality worklist gives scheduled dates and times in.
     worklist_tz: str = "UTC"
 

@@ -1,4 +1,4 @@
-"""An in-memory archive index (the real one: storage.db.repository.SqlIndex).
+"""An in-memory archive index (the real one: storage.db.index_repository.SqlIndex).
 
 Facilities, nodes, and the patient → study → series → instance rows that
 :meth:`add_instance` brings, with the SQL writer's rules: a SOP Instance UID is

@@ -28,9 +28,9 @@ from telerad.config import Settings
 from telerad.domain.audit import EventID
 from telerad.domain.orders import Order, OrderEvent, OrderFilter, OrderStatus
 from telerad.services.orders import Origin
-from telerad.storage.db.engine import make_engine
+from telerad.storage.db.database import make_engine
+from telerad.storage.db.index_repository import SqlIndex
 from telerad.storage.db.order_repository import SqlOrders
-from telerad.storage.db.repository import SqlIndex
 from telerad.workflow.model import Priority
 
 FACILITY = "North Hospital"

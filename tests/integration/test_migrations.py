@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from telerad.storage.db.engine import make_engine, migrate
+from telerad.storage.db.database import make_engine, migrate
 from telerad.storage.db.tables import metadata
 
 PG_ONLY = {"ix_patient_pid_pattern", "ix_patient_name_pattern"}

@@ -22,8 +22,8 @@ from tests.fakes import FindEvent
 from tests.integration.test_dimse_support import association, dcmtk
 
 from telerad.adapters.dimse.contexts import MODALITY_WORKLIST_FIND
+from telerad.adapters.dimse.mwl import handle_worklist
 from telerad.adapters.dimse.server import DimseServer, start_dimse_server
-from telerad.adapters.dimse.worklist import handle_worklist
 from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.audit import EventID

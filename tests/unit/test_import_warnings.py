@@ -9,7 +9,7 @@ def test_quoted_values_are_left_out() -> None:
     assert without_values("Invalid value for VR DA: '19801301x'.") == (
         "Invalid value for VR DA: '…'."
     )
-    assert without_values('Invalid value for VR PN: "DOE^JANE" and \'x\'') == (
+    assert without_values("Invalid value for VR PN: \"DOE^JANE\" and 'x'") == (
         "Invalid value for VR PN: '…' and '…'"
     )
     message = "The value length (70) exceeds the maximum length of 64 allowed for VR LO."

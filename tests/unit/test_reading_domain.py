@@ -18,8 +18,8 @@ from telerad.domain.readers import (
     weekly_rule,
 )
 from telerad.domain.turnaround import Read, per_facility, per_tier, percentile
-from telerad.workflow.engine import Roster
 from telerad.workflow.model import Priority, ReadKind, WeeklyShift
+from telerad.workflow.routing import Roster
 from telerad.workflow.worklist import Assigned, Worklist, WorklistError
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, time
 from tests.unit.test_routing_support import NOW, make_reader, make_study, minutes
 
 from telerad.workflow.coverage import LATE
-from telerad.workflow.engine import Roster
 from telerad.workflow.model import Priority, Shift, WeeklyShift
+from telerad.workflow.routing import Roster
 
 
 def _roster(*shifts: Shift | WeeklyShift) -> Roster:

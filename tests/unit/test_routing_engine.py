@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from tests.unit.test_routing_support import NOW, RULES, make_reader, make_study, minutes
 
-from telerad.workflow.engine import Roster, Workload, assign, reading_order, start_in
 from telerad.workflow.model import Priority, ReadKind, Shift, patient_key
+from telerad.workflow.routing import Roster, Workload, assign, reading_order, start_in
 from telerad.workflow.rules import Rules, Weights
 
 

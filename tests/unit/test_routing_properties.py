@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from tests.unit.test_routing_support import NOW
 
 from telerad.workflow.eligibility import eligible
-from telerad.workflow.engine import EPSILON, Roster, Workload, assign, score_reader
 from telerad.workflow.model import (
     Priority,
     Reader,
@@ -28,6 +27,7 @@ from telerad.workflow.model import (
     WeeklyShift,
     patient_key,
 )
+from telerad.workflow.routing import EPSILON, Roster, Workload, assign, score_reader
 from telerad.workflow.rules import EscalationAction, EscalationStep, Rules
 from telerad.workflow.worklist import Assigned, Worklist, WorklistError
 

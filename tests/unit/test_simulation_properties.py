@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from telerad.simulation.replay import Policy, Run, simulate
 from telerad.simulation.scenario import Arrival, Scenario
 from telerad.workflow.eligibility import qualified
-from telerad.workflow.engine import Roster, assign
 from telerad.workflow.model import Priority, Reader, ReadKind, Shift, WeeklyShift
+from telerad.workflow.routing import Roster, assign
 from telerad.workflow.rules import Rules
 from telerad.workflow.worklist import Worklist
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from tests.unit.test_routing_support import NOW, RULES, make_reader, make_study, minutes
 
-from telerad.workflow.engine import Roster
 from telerad.workflow.model import Priority
+from telerad.workflow.routing import Roster
 from telerad.workflow.worklist import (
     Assigned,
     NoReader,

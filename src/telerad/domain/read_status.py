@@ -16,7 +16,7 @@ class ReadState:
 
 
 def read_status(read: ReadState | None) -> str:
-    """"not on worklist", "waiting", "assigned to Dr X", "opened by Dr X", "read by Dr X",
+    """ "not on worklist", "waiting", "assigned to Dr X", "opened by Dr X", "read by Dr X",
     "withdrawn" (more images came after it was queued; it is queued again once stable)."""
     if read is None:
         return "not on worklist"

@@ -130,9 +130,7 @@ class AlertKind(enum.StrEnum):
 
 _ALERT_RANK = {kind: i for i, kind in enumerate(AlertKind)}
 #: Alerts whose cause goes once someone holds the study.
-CLEARED_BY_ASSIGNMENT = frozenset(
-    {AlertKind.NO_READER, AlertKind.READER_AWAY, AlertKind.ESCALATED}
-)
+CLEARED_BY_ASSIGNMENT = frozenset({AlertKind.NO_READER, AlertKind.READER_AWAY, AlertKind.ESCALATED})
 
 
 @dataclass(frozen=True)
@@ -184,4 +182,3 @@ class EntryChange:
     values: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[AlertChange] = field(default_factory=list)
-

@@ -118,7 +118,5 @@ def per_facility(reads: Iterable[Read]) -> list[FacilitySla]:
             if of_tier:
                 tiers[tier] = (sum(r.met for r in of_tier), len(of_tier))
         met = sum(r.met for r in group)
-        out.append(
-            FacilitySla(facility_id, len(group), met, tiers, sum(not r.done for r in group))
-        )
+        out.append(FacilitySla(facility_id, len(group), met, tiers, sum(not r.done for r in group)))
     return out

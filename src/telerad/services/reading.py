@@ -63,8 +63,8 @@ from telerad.services.reading_views import (
     ReaderLoad,
     ReadingViews,
 )
-from telerad.workflow.engine import GAVE_IT_BACK, Roster, assign
 from telerad.workflow.model import Priority, Reader, ReadingStudy
+from telerad.workflow.routing import GAVE_IT_BACK, Roster, assign
 from telerad.workflow.rules import Rules, RulesSource, default_rules
 from telerad.workflow.worklist import (
     Assigned,

@@ -22,9 +22,9 @@ from telerad.domain.reading_entries import (
     SlaStatus,
 )
 from telerad.domain.turnaround import FacilitySla, Read, TierTat, per_facility, per_tier
-from telerad.workflow.engine import assign
 from telerad.workflow.explain import nobody
 from telerad.workflow.model import Reader, ReadingStudy, minute_of
+from telerad.workflow.routing import assign
 from telerad.workflow.rules import EscalationAction
 from telerad.workflow.worklist import Worklist
 

@@ -35,8 +35,8 @@ from telerad.simulation.fifo import fifo_next
 from telerad.simulation.scenario import Scenario
 from telerad.workflow.coverage import Span, duty, shift_intervals
 from telerad.workflow.eligibility import eligible
-from telerad.workflow.engine import Roster
 from telerad.workflow.model import Priority, ReadingStudy
+from telerad.workflow.routing import Roster
 from telerad.workflow.rules import EscalationAction, Rules
 from telerad.workflow.worklist import Assigned, Escalated, Reassigned, Worklist
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from telerad.workflow.engine import Decision
+    from telerad.workflow.routing import Decision
 
 
 def span(delta: timedelta) -> str:

@@ -21,15 +21,15 @@ import heapq
 from dataclasses import replace
 from datetime import datetime
 
-from telerad.workflow.engine import (
+from telerad.workflow.explain import nobody
+from telerad.workflow.model import Reader, ReadingStudy
+from telerad.workflow.routing import (
     EPSILON,
     Decision,
     Roster,
     assign,
     score_reader,
 )
-from telerad.workflow.explain import nobody
-from telerad.workflow.model import Reader, ReadingStudy
 from telerad.workflow.worklist_events import (
     Assigned,
     Breached,

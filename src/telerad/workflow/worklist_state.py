@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from telerad.workflow.engine import (
+from telerad.workflow.explain import summary
+from telerad.workflow.model import Reader, ReadingStudy, minute_of
+from telerad.workflow.routing import (
     EPSILON,
     Decision,
     QualificationKey,
@@ -26,8 +28,6 @@ from telerad.workflow.engine import (
     reading_order,
     start_in,
 )
-from telerad.workflow.explain import summary
-from telerad.workflow.model import Reader, ReadingStudy, minute_of
 from telerad.workflow.rules import EscalationAction, Rules
 from telerad.workflow.worklist_events import (
     Assigned,

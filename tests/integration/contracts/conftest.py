@@ -15,10 +15,10 @@ from telerad.bootstrap import Platform
 from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.db.audit_repository import SqlAuditRepository
 from telerad.storage.db.identity_repository import SqlIdentity
+from telerad.storage.db.index_repository import SqlIndex
 from telerad.storage.db.order_repository import SqlOrders
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
-from telerad.storage.db.repository import SqlIndex
 
 
 @pytest.fixture

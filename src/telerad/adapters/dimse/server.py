@@ -26,10 +26,10 @@ from telerad.adapters.dimse.find import handle_find
 from telerad.adapters.dimse.gate import gated_handler
 from telerad.adapters.dimse.limits import AssociationLimits
 from telerad.adapters.dimse.mpps import MppsSCP
+from telerad.adapters.dimse.mwl import handle_worklist
 from telerad.adapters.dimse.retrieve import handle_get, handle_move
 from telerad.adapters.dimse.status import SUCCESS
 from telerad.adapters.dimse.store import StoreSCP
-from telerad.adapters.dimse.worklist import handle_worklist
 from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from telerad.storage.db.engine import refresh_statistics, sync_sqlite
+from telerad.storage.db.database import refresh_statistics, sync_sqlite
 
 SYNCED_MARKER = ".index-synced"
 

@@ -28,7 +28,7 @@ def viewer_url(uid: str) -> str:
 
 
 def time_left(delta: timedelta) -> str:
-    """"12 min", "3.5 h", or "5 min overdue"."""
+    """ "12 min", "3.5 h", or "5 min overdue"."""
     text = span(abs(delta))
     return f"{text} overdue" if delta < timedelta(0) else text
 

@@ -1,4 +1,4 @@
-"""Alembic environment: the engine is handed in by telerad.storage.db.engine.migrate."""
+"""Alembic environment: the engine is handed in by telerad.storage.db.database.migrate."""
 
 from __future__ import annotations
 

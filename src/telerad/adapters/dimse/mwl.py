@@ -1,7 +1,7 @@
 """Modality Worklist Information Model – FIND SCP (PS3.4 K.6; IHE SWF RAD-5).
 
 A modality asks for its scheduled procedures; each order of the *calling*
-facility that the worklist offers (see :mod:`telerad.domain.worklist_query`)
+facility that the worklist offers (see :mod:`telerad.domain.mwl_query`)
 and that matches the identifier is answered with a Pending response holding
 exactly the requested keys plus Specific Character Set. A peer registered
 without a facility (a reading hub) is no modality: its worklist is empty.
@@ -36,9 +36,7 @@ from telerad.adapters.dimse.status import (
     UNABLE_TO_PROCESS,
     failure,
 )
-from telerad.domain.orders import Order, OrderFilter
-from telerad.domain.query import Exact, Match, QueryError, Range
-from telerad.domain.worklist_query import (
+from telerad.domain.mwl_query import (
     ITEMS,
     OFFERED_STATUSES,
     TOP,
@@ -52,6 +50,8 @@ from telerad.domain.worklist_query import (
     parse_key,
     worklist_item,
 )
+from telerad.domain.orders import Order, OrderFilter
+from telerad.domain.query import Exact, Match, QueryError, Range
 from telerad.services.orders import Origin
 from telerad.services.platform import Platform
 

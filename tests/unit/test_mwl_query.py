@@ -7,9 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from telerad.domain.orders import Order, OrderStatus, PatientDemographics, Procedure
-from telerad.domain.query import Exact, QueryError, Range, UidList, Wildcard
-from telerad.domain.worklist_query import (
+from telerad.domain.mwl_query import (
     CODE,
     STEP,
     TOP,
@@ -23,6 +21,8 @@ from telerad.domain.worklist_query import (
     value_matches,
     worklist_item,
 )
+from telerad.domain.orders import Order, OrderStatus, PatientDemographics, Procedure
+from telerad.domain.query import Exact, QueryError, Range, UidList, Wildcard
 from telerad.workflow.model import Priority
 
 
