@@ -431,3 +431,89 @@ runtime_lease = Table(
     Column("address", String(255), nullable=False, server_default=""),  # where it serves HTTP
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- reporting (migration 0009) ---------------------------------------------------------
+# Templates an administrator imported (the shipped ones are package data); the body
+# is the template as JSON (domain/template_codec.py), kept with the file it came from.
+report_template = Table(
+    "report_template",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version", String(16), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("source_format", String(8), nullable=False),  # mrrt, toml, json
+    Column("source", Text, nullable=False, server_default=""),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("imported_by", String(128), nullable=False, server_default=""),
+)
+# A study's report (one per accession): its current status; the versions keep the rest.
+report = Table(
+    "report",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("study_instance_uid", String(64), nullable=False),
+    Column("accession_number", String(16), nullable=False, server_default=""),
+    Column("patient_id", String(64), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),  # the current version's number
+    Column("difference", String(8)),  # final vs preliminary: none, minor, major
+    Column("preliminary_by", Integer),
+    Column("final_by", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("signed_at", DateTime(timezone=True)),  # the newest signature
+    UniqueConstraint("study_instance_uid", "accession_number", name="uq_report_study_accession"),
+)
+Index("ix_report_status", report.c.status, report.c.updated_at)
+Index("ix_report_patient", report.c.facility_id, report.c.patient_id)
+# Every state of every report, never updated: content and overrides as JSON.
+report_version = Table(
+    "report_version",
+    metadata,
+    Column("report_id", ForeignKey("report.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("event", String(24), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("author_id", Integer, nullable=False),
+    Column("author", String(324), nullable=False, server_default=""),
+    Column("made_at", DateTime(timezone=True), nullable=False),
+    Column("signed", Integer, nullable=False, server_default="0"),
+    Column("addendum", Text, nullable=False, server_default=""),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("overrides", Text, nullable=False, server_default=""),
+)
+# Where a facility takes its results: HL7 MLLP, a FHIR server, its PACS (C-STORE).
+results_endpoint = Table(
+    "results_endpoint",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facility_id", ForeignKey("facility.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),  # hl7, fhir, dicom
+    Column("address", String(255), nullable=False),  # host:port, a base URL, AE@host:port
+    Column("tls", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("facility_id", "kind", name="uq_results_endpoint_kind"),
+)
+# The durable outbox: what is to be delivered where, in order per facility and channel.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("facility_id", ForeignKey("facility.id"), nullable=False),
+    Column("report_id", ForeignKey("report.id"), nullable=False),
+    Column("report_version", Integer, nullable=False),
+    Column("channel", String(8), nullable=False),  # hl7, fhir, dicom
+    Column("message_id", String(64), nullable=False, unique=True),  # MSH-10, a UID, ...
+    Column("payload", Text, nullable=False),
+    Column("state", String(8), nullable=False),  # pending, sent, dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("answer", Text, nullable=False, server_default=""),  # the peer's last answer
+)
+Index("ix_outbox_due", outbox.c.state, outbox.c.facility_id, outbox.c.channel, outbox.c.id)
+Index("ix_outbox_report", outbox.c.report_id)
