@@ -22,13 +22,13 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
 from tests.integration.test_dimse_support import SAMPLES, dataset_bytes, sample_path
 
-from telerad.adapters.dimse.fastdimse import (
+from telerad.adapters.dimse.store import Identity, peek_identity
+from telerad.adapters.dimse.tuned_dimse import (
     FastDIMSE,
     command_of,
     decode_command,
     p_data,
 )
-from telerad.adapters.dimse.store import Identity, peek_identity
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 UID = "2.25.339115236725946542426046426815419212183"
@@ -200,7 +200,7 @@ def test_fragments_fit_the_pdu_and_reassemble(max_pdu: int) -> None:
 
 
 def test_retired_command_elements_are_left_to_pynetdicom() -> None:
-    from telerad.adapters.dimse.fastdimse import Unsupported, encode_command
+    from telerad.adapters.dimse.tuned_dimse import Unsupported, encode_command
 
     command = encode_command({0x0100: ("US", 0x0030), 0x0850: ("US", 1)})  # NumberOfMatches
     with pytest.raises(Unsupported):

@@ -26,8 +26,8 @@ from typing import Any
 from pynetdicom import evt
 from pynetdicom.acse import ACSE
 
-from telerad.adapters.dimse.engine import TunedRequestHandler
 from telerad.adapters.dimse.limits import REJECT_LIMIT, AssociationLimits
+from telerad.adapters.dimse.tuned_transport import TunedRequestHandler
 from telerad.adapters.tls import peer_fingerprint
 from telerad.domain.audit import EventID, Outcome
 from telerad.services.access_audit import Actor

@@ -21,7 +21,6 @@ from telerad.adapters.dimse.contexts import (
     follow_requestor_order,
     supported_contexts,
 )
-from telerad.adapters.dimse.engine import TunedAE, TunedAssociationServer
 from telerad.adapters.dimse.find import handle_find
 from telerad.adapters.dimse.gate import gated_handler
 from telerad.adapters.dimse.limits import AssociationLimits
@@ -30,6 +29,8 @@ from telerad.adapters.dimse.mwl import handle_worklist
 from telerad.adapters.dimse.retrieve import handle_get, handle_move
 from telerad.adapters.dimse.status import SUCCESS
 from telerad.adapters.dimse.store import StoreSCP
+from telerad.adapters.dimse.tuned_ae import TunedAE
+from telerad.adapters.dimse.tuned_transport import TunedAssociationServer
 from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)

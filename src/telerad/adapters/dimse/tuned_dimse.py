@@ -1,4 +1,5 @@
-"""DIMSE command sets encoded and decoded directly, without a pydicom Dataset.
+"""pynetdicom's DIMSE provider, tuned: command sets encoded and decoded directly,
+without a pydicom Dataset, and C-STOREs served where they are decoded.
 
 pynetdicom turns every command set into a pydicom Dataset and back: about
 1 ms to encode a C-STORE-RSP and 0.4 ms to decode a C-STORE-RQ, more than
@@ -12,6 +13,16 @@ pynetdicom's own path unchanged.
 Two small liberties, both standard: a message's command and the first
 fragment of its dataset travel in one P-DATA-TF when they fit, and received
 dataset fragments are collected without copying them twice.
+
+Overrides :class:`pynetdicom.dimse.DIMSEServiceProvider` (pynetdicom 3.0.4, see
+:mod:`telerad.adapters.dimse.upstream`): ``__init__`` (the state of a message
+being assembled, the inline ``store_handler``), ``send_msg`` (a message's
+P-DATA primitives built from :func:`command_of` and :func:`p_data`) and
+``receive_primitive`` (fragments assembled by :meth:`FastDIMSE._receive_pdv`);
+new is ``receive_pdata_tf``, which the tuned DUL
+(:mod:`telerad.adapters.dimse.tuned_dul`) calls with a P-DATA-TF's body. It
+also reads pynetdicom's message tables (``_MESSAGE_TYPES``,
+``_COMMAND_SET_KEYWORDS``, ``_DATASET_KEYWORDS``, ``_MSG_TO_PRIMITVE``).
 """
 
 from __future__ import annotations
@@ -37,6 +48,8 @@ from pynetdicom.dimse_messages import (
 from pynetdicom.dimse_primitives import C_CANCEL, C_STORE, N_EVENT_REPORT
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.utils import make_target
+
+from telerad.adapters.dimse.tuned_dul import P_DATA_TF_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +82,6 @@ COMMAND_ELEMENTS: dict[int, tuple[str, str]] = {
 }
 BY_KEYWORD: dict[str, tuple[int, str]] = {kw: (el, vr) for el, (kw, vr) in COMMAND_ELEMENTS.items()}
 NO_DATASET = 0x0101
-P_DATA_TF_TYPE = 0x04
 _ITEM_LENGTH = struct.Struct(">L")
 #: A command set holds a few short elements; more than this is not a command.
 MAX_COMMAND_SET = 64 * 1024
