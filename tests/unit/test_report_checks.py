@@ -146,3 +146,10 @@ def test_overrides_with_a_reason_resolve_their_check_only() -> None:
         Override("out-of-range", "Joint space (mm): 35 mm is above 20 mm", "post-operative spacer"),
     )
     assert [f.check for f in unresolved(findings, given)] == [Check.IMPRESSION]
+
+
+def test_numbers_as_radiologists_type_them() -> None:
+    assert check(TEMPLATE, sound(gap="12,5"), LEFT_KNEE) == []  # a decimal comma
+    for wrong in ("1e4", "nan", "12 mm", "1_0"):
+        [found] = check(TEMPLATE, sound(gap=wrong), LEFT_KNEE)
+        assert found.message.endswith("is not a number"), wrong

@@ -2,10 +2,10 @@
 numbers with units and ranges, default text), which template fits a study, and macros.
 
 A template is what a radiologist fills in; it is imported from MRRT / RadReport
-HTML or from a TOML/JSON form an administrator writes (``domain/template_import``)
-and stored as data, never as code. Sections carry the CID 7001 headings (LOINC),
-so every output (HL7 ORU OBX, FHIR DiagnosticReport, DICOM SR TID 2000) names a
-section the same way.
+HTML (``domain/mrrt``) or from a TOML/JSON form an administrator writes
+(``domain/template_codec``) and stored as data, never as code. Sections carry the
+CID 7001 headings (LOINC), so every output (HL7 ORU OBX, FHIR DiagnosticReport,
+DICOM SR TID 2000) names a section the same way.
 """
 
 from __future__ import annotations
@@ -166,6 +166,8 @@ class Field:
     maximum: float | None = None
     default: str = ""
     normal: str = ""  # the value of a normal study (the "normal" button)
+    step: float | None = None  # for numbers: the precision entered (MRRT ``step``)
+    group: str = ""  # the part of its section it belongs to (an organ, "Nodule 1")
 
     def option(self, value: str) -> Option | None:
         for option in self.options:
@@ -180,9 +182,8 @@ class Field:
         if not value:
             return None
         if self.kind is FieldKind.NUMBER:
-            try:
-                number = float(value)
-            except ValueError:
+            number = as_number(value)
+            if number is None:
                 return f"{self.label}: {value!r} is not a number"
             unit = f" {self.unit}" if self.unit else ""
             if self.minimum is not None and number < self.minimum:
@@ -205,6 +206,16 @@ class Field:
 
     def values(self) -> list[str]:
         return [o.value for o in self.options]
+
+
+def as_number(value: str) -> float | None:
+    """A number as radiologists type it: ``12.5``, or ``12,5`` with a decimal comma."""
+    text = value.strip()
+    if text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", text):
+        return None  # not "1e4", "nan", "inf" or "1_000", which float() would take
+    return float(text)
 
 
 def split_values(value: str) -> list[str]:
@@ -272,6 +283,8 @@ class Template:
     macros: Mapping[str, str] = field(default_factory=dict)  # keyword → snippet
     code: Code | None = None  # the template's own code (RadReport RPT id, LOINC)
     fallback: bool = False  # offered when no other template fits
+    #: The modalities whose studies get it when their procedure code is mapped to none.
+    default_for: frozenset[str] = frozenset()
 
     def section(self, heading: Heading) -> Section | None:
         for section in self.sections:
@@ -314,12 +327,21 @@ def validate(template: Template) -> Template:
                 raise TemplateError(f"{at}: a pick list without options")
             if f.minimum is not None and f.maximum is not None and f.minimum > f.maximum:
                 raise TemplateError(f"{at}: minimum {f.minimum:g} above maximum {f.maximum:g}")
+            if f.step is not None and f.step <= 0:
+                raise TemplateError(f"{at}: a step must be above 0, not {f.step:g}")
             for value, what in ((f.default, "default"), (f.normal, "normal value")):
                 problem = f.problem(value)
                 if problem is not None:
                     raise TemplateError(f"{at}: the {what} is wrong: {problem}")
     if template.section(Heading.IMPRESSION) is None:
         raise TemplateError(f"{where}: no impression section (LOINC 19005-8)")
+    low, high = template.availability.min_age, template.availability.max_age
+    if low is not None and high is not None and low > high:
+        raise TemplateError(f"{where}: min_age {low} is above max_age {high}")
+    modalities = template.availability.modalities
+    if modalities and not template.default_for <= modalities:
+        extra = ", ".join(sorted(template.default_for - modalities))
+        raise TemplateError(f"{where}: the default for {extra}, which it is not available for")
     for keyword in template.macros:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", keyword):
             raise TemplateError(f"{where}: macro keyword {keyword!r} is not a short word")
@@ -341,21 +363,35 @@ def choose(
     sex: str = "",
     age: int | None = None,
 ) -> Choice:
-    """The template for a study: the one mapped to its procedure code, else the one
-    for its modality (most specific availability first), else the fallback. Only
-    templates that fit the patient are chosen."""
+    """The template for a study, among those that fit the patient (the first of
+    ``templates`` wins a tie, so list the preferred ones first):
+
+    1. the one mapped to its procedure code;
+    2. the one that is the default for its modality (mammography for MG);
+    3. one for its modality that is mapped to no procedure code (a template for
+       all of a modality's studies; most specific availability first);
+    4. the fallback.
+
+    A template mapped to some procedures of a modality (CT head) is not chosen for
+    its other procedures (CT cervical spine): those get the fallback."""
     fitting = [t for t in templates if t.availability.fits(modality, sex, age) is None]
     code = procedure_code.strip()
     if code:
         for t in fitting:
             if code in t.procedure_codes:
                 return Choice(t, f"mapped to procedure {code}")
+    modality = modality.strip().upper()
+    for t in fitting:
+        if modality and modality in t.default_for:
+            return Choice(t, f"the default for {modality}")
     by_modality = [
-        t for t in fitting if not t.fallback and modality.upper() in t.availability.modalities
+        t
+        for t in fitting
+        if not t.fallback and not t.procedure_codes and modality in t.availability.modalities
     ]
     if by_modality:
-        best = min(by_modality, key=lambda t: (len(t.availability.modalities), t.id))
-        return Choice(best, f"for {modality.upper()}")
+        best = min(by_modality, key=lambda t: len(t.availability.modalities))
+        return Choice(best, f"for {modality}")
     for t in fitting:
         if t.fallback:
             return Choice(t, "no template for this procedure: the general one")
@@ -376,3 +412,10 @@ def expand_macros(text: str, macros: Mapping[str, str]) -> str:
     """``text`` with each ``.keyword`` of a known macro replaced by its snippet
     (unknown keywords stay as typed)."""
     return _MACRO.sub(lambda m: macros.get(m.group(1), m.group(0)), text)
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A template version as it orders: ``"1.10"`` after ``"1.9"``, ``"2"`` after
+    ``"1.4"``, numbers before words (``"2022"`` before ``"draft"``)."""
+    parts = re.split(r"[.\-_ ]+", version.strip().lower())
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts if p)
