@@ -7,17 +7,12 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
 from pydicom import dcmread
-from pydicom.data import get_testdata_file, get_testdata_files
+from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
+from tests.support import sample_files
 
-from telerad import synthetic as syn
 from telerad.adapters.dicomweb import dicomjson as dj
-from telerad.adapters.dicomweb.multipart import parse_media_type, split_parts
-from telerad.bootstrap import Platform
-from telerad.web.app import create_app
 
 
 def reference(ds: Dataset, path: str) -> dict[str, Any]:
@@ -59,7 +54,7 @@ def differences(a: Any, b: Any, where: str = "") -> Iterator[str]:
 
 def test_fast_metadata_equals_pydicom_on_every_sample() -> None:
     compared = 0
-    for path in sorted(set(get_testdata_files("*.dcm"))):
+    for path in sample_files():
         with open(path, "rb") as f:
             data = f.read()
         try:
@@ -80,32 +75,3 @@ def test_implicit_and_explicit_give_the_same_metadata() -> None:
     a.pop("7FE00010")
     b.pop("7FE00010")
     assert list(differences(a, b)) == []
-
-
-@pytest.fixture
-def client(platform: Platform) -> Iterator[TestClient]:
-    with TestClient(create_app(platform)) as c:
-        yield c
-
-
-def test_bulk_data_inside_a_sequence(client: TestClient, platform: Platform) -> None:
-    ds = next(syn.ct_series(syn.StudySpec(), slices=1, rows=8, cols=8))
-    item = Dataset()
-    item.CodeValue = "X"
-    blob = bytes(range(256)) * 8  # 2 KiB: over the inline threshold
-    item.add_new(0x00091010, "OB", blob)
-    ds.add_new(0x00091001, "LO", "TELERAD TEST")  # private creator for (0009,10xx)
-    ds.AnatomicRegionSequence = [item]
-    result = platform.archive.store(platform.default_facility().id, syn.to_bytes(ds))
-    assert result.ok
-    base = (
-        f"/dicom-web/studies/{result.study_instance_uid}/series/"
-        f"{result.series_instance_uid}/instances/{result.sop_instance_uid}"
-    )
-    [meta] = client.get(f"{base}/metadata").json()
-    uri = meta["00082218"]["Value"][0]["00091010"]["BulkDataURI"]
-    assert uri == f"http://testserver{base}/bulkdata/00082218/0/00091010"
-    r = client.get(uri.replace("http://testserver", ""))
-    media = parse_media_type(r.headers["content-type"])
-    [part] = split_parts(r.content, media.params["boundary"])
-    assert r.content[part.start : part.end] == blob

@@ -9,6 +9,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.pixels import get_decoder
+from tests.support import sample_files
 
 from telerad.dicom import transcode as tx
 from telerad.dicom.render import RenderError, Window, parse_viewport, parse_window, window
@@ -174,13 +175,12 @@ def test_render_parameter_parsing() -> None:
 
 def test_header_walk_finds_the_same_frames_as_pydicom() -> None:
     """Every pydicom sample with pixel data: frames as stored equal pydicom's view of them."""
-    from pydicom.data import get_testdata_files
     from pydicom.encaps import get_frame
 
     from telerad.dicom import pixelscan
 
     walked = 0
-    for path in sorted(set(get_testdata_files("*.dcm"))):
+    for path in sample_files():
         with open(path, "rb") as f:
             data = f.read()
         layout = pixelscan.scan(data)

@@ -23,6 +23,7 @@ from telerad.domain.orders import (
 from telerad.domain.procedures import load_catalogue, parse_catalogue
 from telerad.workflow.model import Priority
 
+DATA = Path(__file__).parents[1] / "data"
 CT_HEAD = Procedure("70450", "CT head", "CPT", "CT", "HEAD", 0.85, "neuro")
 
 
@@ -134,12 +135,11 @@ def test_the_default_catalogue_knows_common_codes_and_falls_back_by_modality() -
     assert (unknown.modality, unknown.rvu, unknown.subspecialty) == ("MR", 1.5, "")
 
 
-def test_catalogue_errors_name_the_entry(tmp_path: Path) -> None:
+def test_catalogue_errors_name_the_entry() -> None:
     with pytest.raises(OrderError, match="procedure 'X1': rvu"):
         parse_catalogue({"procedure": {"X1": {"rvu": -1}}})
     with pytest.raises(OrderError, match="unknown field"):
         parse_catalogue({"procedure": {"X1": {"rvus": 1}}})
-    bad = tmp_path / "bad.toml"
-    bad.write_text("[procedure\n")
+    bad = DATA / "catalogues" / "bad.toml"  # "[procedure" and nothing more
     with pytest.raises(OrderError, match="bad.toml: not valid TOML"):
         load_catalogue(bad)

@@ -8,6 +8,7 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from tests.support import sample_files
 
 from telerad.dicom.part10 import IMPLEMENTATION_VERSION, build_part10, file_meta_bytes, read
 
@@ -66,12 +67,10 @@ def test_every_truncation_of_every_sample_file_is_refused() -> None:
     refused, whatever its transfer syntax, encapsulation or sequences."""
     from pathlib import Path
 
-    from pydicom.data import get_testdata_files
-
     from telerad.dicom.part10 import InvalidInstance, parse_instance
 
     accepted, missed = 0, []
-    for name in get_testdata_files("*.dcm"):
+    for name in sample_files():
         data = Path(name).read_bytes()
         try:
             parse_instance(data)
@@ -97,12 +96,10 @@ def test_walked_header_equals_pydicoms_on_every_sample() -> None:
     and refuses exactly what it refuses."""
     from pathlib import Path
 
-    from pydicom.data import get_testdata_files
-
     from telerad.dicom.part10 import InvalidInstance, check_instance, parse_instance
     from telerad.synthetic import StudySpec, ct_series, tiny_instance, to_bytes
 
-    samples = [Path(name).read_bytes() for name in get_testdata_files("*.dcm")]
+    samples = [Path(name).read_bytes() for name in sample_files()]
     spec = StudySpec(patient_name="Müller^Jörg")
     samples += [to_bytes(ds) for ds in ct_series(spec, slices=2, rows=32, cols=32)]
     samples += [to_bytes(tiny_instance(StudySpec(), "1.2.3", 1))]

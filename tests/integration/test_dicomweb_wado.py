@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
 from pydicom.pixels import get_decoder
 
@@ -238,6 +239,29 @@ def test_metadata_of_sequences_and_inline_binary(client: TestClient, platform: P
     [region] = meta["00082218"]["Value"]
     assert region["00080100"]["Value"] == ["T-D3000"]
     assert region["00091010"]["InlineBinary"] == "AQI="
+
+
+def test_bulk_data_inside_a_sequence(client: TestClient, platform: Platform) -> None:
+    ds = next(syn.ct_series(syn.StudySpec(), slices=1, rows=8, cols=8))
+    item = Dataset()
+    item.CodeValue = "X"
+    blob = bytes(range(256)) * 8  # 2 KiB: over the inline threshold
+    item.add_new(0x00091010, "OB", blob)
+    ds.add_new(0x00091001, "LO", "TELERAD TEST")  # private creator for (0009,10xx)
+    ds.AnatomicRegionSequence = [item]
+    result = platform.archive.store(platform.default_facility().id, syn.to_bytes(ds))
+    assert result.ok
+    base = (
+        f"/dicom-web/studies/{result.study_instance_uid}/series/"
+        f"{result.series_instance_uid}/instances/{result.sop_instance_uid}"
+    )
+    [meta] = client.get(f"{base}/metadata").json()
+    uri = meta["00082218"]["Value"][0]["00091010"]["BulkDataURI"]
+    assert uri == f"http://testserver{base}/bulkdata/00082218/0/00091010"
+    r = client.get(uri.replace("http://testserver", ""))
+    media = parse_media_type(r.headers["content-type"])
+    [part] = split_parts(r.content, media.params["boundary"])
+    assert r.content[part.start : part.end] == blob
 
 
 def test_bulkdata_path_that_does_not_exist(client: TestClient, platform: Platform) -> None:
