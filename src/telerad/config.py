@@ -51,15 +51,19 @@ class Settings(BaseSettings):
     mllp_max_frame: int = 1024 * 1024  # longest message accepted, in bytes
     mllp_idle_timeout: float = 60.0  # seconds without a byte before a connection is closed
     mllp_max_connections: int = 64
-    # Calling AE titles that are not registered nodes are accepted and
-    # assigned to this facility (the demo/clinic default).
+    # The facility of writes that name no other (services/admission.py): any calling AE
+    # title while the platform has no account (it listens on loopback only then; once an
+    # account exists unregistered AE titles are rejected), a reading hub's C-STOREs (a node
+    # registered for no facility), a network-wide account's STOW-RS, `telerad import`.
     default_facility: str = "DEFAULT"
     cors_origins: list[str] = Field(default_factory=list)
     # Hard caps on HTTP request bodies, decoded ones included (web/body_limit.py):
     # STOW-RS takes whole studies, everything else (FHIR, REST, forms) small JSON.
     stow_max_body: int = 2 * 1024 * 1024 * 1024
     http_max_body: int = 1024 * 1024
-    # fsync blobs and (SQLite) commits: only acknowledged data survives a crash, all of it.
+    # fsync each blob before its store is acknowledged, and the blob directories every 2 s;
+    # false: an acknowledged object may be lost in a crash. (The SQLite index's WAL is
+    # synced every 2 s either way, and recovered from the blobs after an unclean stop.)
     fsync: bool = True
     # The unmodified OHIF Viewer build (`make install` unpacks it into vendor/ohif).
     viewer_dir: Path | None = Field(

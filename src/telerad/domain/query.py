@@ -67,13 +67,6 @@ ATTRIBUTES: dict[str, Attribute] = {
 }
 BY_TAG: dict[int, Attribute] = {a.tag: a for a in ATTRIBUTES.values()}
 
-UNIQUE_KEYS = {
-    Level.PATIENT: "PatientID",
-    Level.STUDY: "StudyInstanceUID",
-    Level.SERIES: "SeriesInstanceUID",
-    Level.IMAGE: "SOPInstanceUID",
-}
-
 #: The attributes returned by default at each level (QIDO-RS PS3.18 Table 10.6.3-3..5).
 DEFAULT_RETURN: dict[Level, tuple[str, ...]] = {
     Level.PATIENT: (
