@@ -35,12 +35,17 @@ from telerad.services.admission import Admission
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
+from telerad.services.deid import SECRET_FILE
+from telerad.services.deid_export import DeidExport
 from telerad.services.leadership import Leadership
+from telerad.services.messages import Messages
 from telerad.services.mpps import MppsService
+from telerad.services.mwl import ModalityWorklist
 from telerad.services.orders import OrderService
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
+from telerad.services.studies import Studies
 from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.blobs.keys import FacilityKeys, load_master_key
 from telerad.storage.blobs.protected import ProtectedBlobStore
@@ -75,6 +80,14 @@ class Platform:
     mpps: MppsService
     #: Which facility a write belongs to, for every way data comes in.
     admission: Admission = field(init=False)
+    #: The archive's studies within each caller's scope, every access audited.
+    studies: Studies = field(init=False)
+    #: A stored study de-identified for research or teaching.
+    deid: DeidExport = field(init=False)
+    #: HL7 v2 messages admitted, their receipts audited.
+    messages: Messages = field(init=False)
+    #: The modality worklist (DICOM MWL C-FIND).
+    mwl: ModalityWorklist = field(init=False)
     #: Syncs the blob directories (and the SQLite WAL) every few seconds.
     syncer: IndexSyncer
     listeners: dict[str, bool] = field(default_factory=dict)
@@ -90,8 +103,17 @@ class Platform:
 
     def __post_init__(self) -> None:
         self.admission = Admission(
-            self.index, self.default_facility, self.auth.has_users, calls_as_registered
+            self.index,
+            self.default_facility,
+            self.auth.has_users,
+            calls_as_registered,
+            audit=self.audit,
         )
+        self.studies = Studies(self.archive, self.access)
+        secret = self.settings.data_dir / SECRET_FILE
+        self.deid = DeidExport(self.studies, self.index, self.access, self.audit, secret)
+        self.messages = Messages(self.admission, self.audit)
+        self.mwl = ModalityWorklist(self.orders, self.access)
         self.leadership = Leadership(SqlLeases(self.engine), self.settings.resolved_advertise_url)
         # A process that starts or stops deciding starts from what the database holds.
         self.leadership.on_gain.append(self.reading.reset)
@@ -205,6 +227,7 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         audit,
         load_catalogue(settings.procedures_file),
         lambda fid: f.name if (f := facilities(fid)) else str(fid),
+        access=access,
     )
     reading = ReadingService(
         SqlReading(engine),

@@ -23,12 +23,14 @@ from tests.fakes.reading import FakeReading
 from tests.fakes.reconcile import FakeReadingStates
 
 from telerad.domain.procedures import Catalogue, load_catalogue
+from telerad.services.access_audit import AccessLog
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthPolicy, AuthService
 from telerad.services.orders import OrderService
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
+from telerad.services.studies import Studies
 from telerad.workflow.model import ReadingStudy
 
 #: argon2id at its cheapest: the same hashes and checks, in microseconds, not 0.4 s.
@@ -92,7 +94,10 @@ class World:
     clock: Clock
     stores: Stores
     audit: AuditService
+    #: The access log every service shares (repeats within its window folded).
+    access: AccessLog
     archive: Archive
+    studies: Studies
     auth: AuthService
     orders: OrderService
     reading: ReadingService
@@ -109,7 +114,8 @@ def world(clock: Clock | None = None, policy: AuthPolicy | None = None) -> World
         found = stores.index.facility_by_id(facility_id)
         return found.name if found is not None else str(facility_id)
 
-    orders = OrderService(stores.orders, audit, catalogue(), names, clock=clock)
+    access = AccessLog(audit, names, clock=lambda: clock().timestamp())
+    orders = OrderService(stores.orders, audit, catalogue(), names, clock=clock, access=access)
     reading = ReadingService(stores.reading, clock=clock, audit=audit, facility_name=names)
     queue = Queue()
     reconciler = Reconciler(
@@ -121,11 +127,14 @@ def world(clock: Clock | None = None, policy: AuthPolicy | None = None) -> World
         queue=queue,
         clock=clock,
     )
+    archive = Archive(stores.index, stores.blobs)
     return World(
         clock=clock,
         stores=stores,
         audit=audit,
-        archive=Archive(stores.index, stores.blobs),
+        access=access,
+        archive=archive,
+        studies=Studies(archive, access),
         auth=AuthService(stores.identity, SECRET, audit, policy, clock, hasher=CHEAP_HASHER),
         orders=orders,
         reading=reading,

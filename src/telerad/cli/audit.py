@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 from telerad.cli.common import DataDir, DbUrl, console, err, platform_from
-from telerad.domain.audit import AuditRecord, EventID
+from telerad.domain.audit import AuditRecord
+from telerad.services.access_audit import Actor
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, export it")
 
@@ -68,18 +69,19 @@ def export(
 
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     count = 0
+    # Reading the trail is itself audited (DICOM "Audit Log Used"), by the service.
+    lines = platform.audit.export(
+        formatter,
+        start,
+        by=Actor(getpass.getuser()),
+        format_name=format.value,
+        since_asked=since or "",
+    )
     try:
-        for line in platform.audit.export(formatter, start):
+        for line in lines:
             out.write(line + "\n")
             count += 1
     finally:
         if output:
             out.close()
-    # Reading the trail is itself audited (DICOM "Audit Log Used").
-    platform.audit.record(
-        EventID.AUDIT_LOG_USED,
-        getpass.getuser(),
-        actor_is_user=True,
-        detail=f"export format={format.value} since={since or '-'} records={count}",
-    )
     err.print(f"{count} audit records exported")

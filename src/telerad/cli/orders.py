@@ -161,16 +161,15 @@ def order_list(
     """List orders, oldest first (no patient names: identifiers only)."""
     platform = platform_from(data_dir, database_url)
     only = frozenset({_facility_id(platform, facility)}) if facility else None
-    found = platform.orders.find(
+    found = platform.orders.search(
+        Actor(cli_actor(), source="cli"),
         OrderFilter(
             facility_ids=only,
             statuses=frozenset(status) if status else None,
             accession_number=accession,
             limit=limit,
-        )
-    )
-    platform.access.query(
-        Actor(cli_actor(), source="cli"), f"orders ({len(found)} found) from the command line"
+        ),
+        "CLI",
     )
     table = Table("id", "facility", "accession", "status", "priority", "procedure", "scheduled")
     for o in found:

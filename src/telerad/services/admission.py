@@ -5,7 +5,8 @@
   stores go to the default facility and who may query every facility) — and it
   must call from where it was registered (address, network or host name, TLS
   certificate pin). Until the platform has its first account, any AE is admitted
-  for the default facility (it listens on loopback only then).
+  for the default facility (it listens on loopback only then). A rejected
+  association goes into the audit trail as a security alert.
 * HL7 v2 (MLLP): MSH-4 names a registered facility that may send from the
   sender's address.
 * STOW-RS: the facility the path names (one the caller sees), else the facility
@@ -20,12 +21,17 @@ exists when the caller may not see it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from telerad.domain.audit import EventID, Outcome
 from telerad.domain.identity import Principal
 from telerad.domain.model import Facility
+from telerad.services.audit import AuditService
 from telerad.services.ports import Index
+
+log = logging.getLogger(__name__)
 
 #: Whether a peer calling from an address with a certificate matches its registration:
 #: (registered host, certificate pin, address, certificate) → bool (adapters.peers).
@@ -59,11 +65,33 @@ class Admission:
         default_facility: Callable[[], Facility],
         has_users: Callable[[], bool],
         calls_as_registered: PeerCheck,
+        audit: AuditService | None = None,
     ) -> None:
         self.index = index
         self.default_facility = default_facility
         self.has_users = has_users
         self.calls_as_registered = calls_as_registered
+        #: Where refused associations are reported (a security alert each).
+        self.audit = audit
+
+    def association(self, calling_ae: str, address: str, cert: str | None) -> Peer | None:
+        """The peer an association is (:meth:`peer`), or None to reject it, reported as
+        a security alert. When the rule cannot be checked (the index is unreachable) the
+        association is refused rather than guessed at."""
+        try:
+            peer = self.peer(calling_ae, address, cert)
+        except Exception:
+            log.exception("peer check failed; association rejected")
+            peer = None
+        if peer is None and self.audit is not None:
+            self.audit.record(
+                EventID.SECURITY_ALERT,
+                calling_ae.strip()[:64] or "?",
+                source_address=address,
+                outcome=Outcome.MINOR_FAILURE,
+                detail="association rejected: calling AE title not registered for this address",
+            )
+        return peer
 
     def peer(self, calling_ae: str, address: str, cert: str | None) -> Peer | None:
         """The DICOM peer an association is, or None to reject it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from telerad.domain.audit import (
     Action,
@@ -21,6 +21,10 @@ from telerad.domain.audit import (
     Verdict,
     verify,
 )
+
+if TYPE_CHECKING:  # these build on this module
+    from telerad.services.access_audit import Actor
+    from telerad.services.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,16 @@ Formatter = Callable[[AuditRecord], str]
 
 
 class AuditService:
-    def __init__(self, repository: AuditRepository, forwarders: list[Forwarder] | None = None):
+    def __init__(
+        self,
+        repository: AuditRepository,
+        forwarders: list[Forwarder] | None = None,
+        unit_of_work: UnitOfWork | None = None,
+    ):
         self.repository = repository
         self.forwarders: list[Forwarder] = list(forwarders or [])
+        #: A record written in a unit of work is forwarded once the unit commits.
+        self.unit_of_work = unit_of_work
 
     def record(
         self,
@@ -62,8 +73,10 @@ class AuditService:
     ) -> AuditRecord:
         """Append an event to the trail, then hand it to the forwarders (syslog…).
 
-        The record is committed before forwarding; a forwarder that fails is logged
-        (event and sequence only: no PHI) and never undoes or fails the record.
+        The record is committed before forwarding (written in a unit of work, it is
+        forwarded once the unit commits, and never when it rolls back); a forwarder that
+        fails is logged (event and sequence only: no PHI) and never undoes or fails the
+        record.
         """
         stored = self.repository.append(
             AuditEvent(
@@ -81,17 +94,47 @@ class AuditService:
                 detail=detail,
             )
         )
+        if self.unit_of_work is None:
+            self._forward(stored)
+        elif self.forwarders:
+            self.unit_of_work.after_commit(lambda: self._forward(stored))
+        return stored
+
+    def _forward(self, stored: AuditRecord) -> None:
         for forward in self.forwarders:
             try:
                 forward(stored)
             except Exception:
-                log.exception("audit record %d (%s) not forwarded", stored.sequence, event.code)
-        return stored
+                sequence, event = stored.sequence, stored.event_id
+                log.exception("audit record %d (%s) not forwarded", sequence, event)
 
     def verify(self) -> Verdict:
         return verify(self.repository.records())
 
-    def export(self, formatter: Formatter, since: datetime | None = None) -> Iterator[str]:
-        """The trail (from ``since`` on), one formatted record at a time, in sequence order."""
+    def export(
+        self,
+        formatter: Formatter,
+        since: datetime | None = None,
+        *,
+        by: Actor | None = None,
+        format_name: str = "",
+        since_asked: str = "",
+    ) -> Iterator[str]:
+        """The trail (from ``since`` on), one formatted record at a time, in sequence order.
+
+        Reading the trail is itself audited (DICOM "Audit Log Used") once every record
+        was handed over, when ``by`` says who reads it (``format_name`` and
+        ``since_asked``, the time as they gave it, say how)."""
+        count = 0
         for record in self.repository.records(since=since):
             yield formatter(record)
+            count += 1
+        if by is not None:
+            self.record(
+                EventID.AUDIT_LOG_USED,
+                by.id,
+                actor_role=by.role,
+                actor_is_user=by.is_user,
+                source_address=by.source,
+                detail=f"export format={format_name} since={since_asked or '-'} records={count}",
+            )

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pydicom.uid import generate_uid
 
-from telerad.domain.audit import Action, EventID
+from telerad.domain.audit import Action, EventID, Outcome
 from telerad.domain.orders import (
     Order,
     OrderError,
@@ -30,6 +30,7 @@ from telerad.domain.orders import (
 )
 from telerad.domain.procedures import Catalogue
 from telerad.domain.readiness import StudyFacts
+from telerad.services.access_audit import AccessLog, Actor
 from telerad.services.audit import AuditService
 
 
@@ -116,12 +117,15 @@ class OrderService:
         catalogue: Catalogue,
         facility_name: Callable[[int], str] = str,
         clock: Callable[[], datetime] = utcnow,
+        access: AccessLog | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
         self.catalogue = catalogue
         self.facility_name = facility_name
         self.clock = clock
+        #: Searches and lookups go into the trail through it (repeats folded).
+        self.access = access or AccessLog(audit, facility_name)
 
     # -- reading ----------------------------------------------------------------------
     def get(self, order_id: int, facility_ids: frozenset[int] | None = None) -> Order | None:
@@ -152,6 +156,46 @@ class OrderService:
     def history(self, order: Order) -> list[OrderHistoryEntry]:
         assert order.id is not None
         return self.store.history(order.id)
+
+    def lookup(
+        self, actor: Actor, ref: str, facility_ids: frozenset[int] | None, source: str = "REST"
+    ) -> Order | None:
+        """The order ``ref`` (its id, as the caller wrote it) names within ``facility_ids``;
+        None, audited as a failed query, when there is none there (another facility's
+        answers like none at all)."""
+        order = self.get(int(ref), facility_ids) if ref.isdigit() else None
+        if order is None:
+            asked = f"FHIR ServiceRequest/{ref[:64]}" if source == "FHIR" else f"order {ref}"
+            self.access.query(actor, asked, Outcome.MINOR_FAILURE)
+        return order
+
+    def search(
+        self,
+        actor: Actor,
+        f: OrderFilter,
+        source: str = "REST",
+        terms: str = "",
+        *,
+        shown: int | None = None,
+        one: bool = False,
+    ) -> list[Order]:
+        """The orders ``f`` finds (its facility scope is the caller's), audited as a Query
+        naming ``terms``, the request's query string: how many were found, or (``one``:
+        the caller asked for the one order with an accession number) a failed query when
+        that is not one. ``shown``: at most this many are answered (a page)."""
+        found = self.store.find(f)
+        if one and len(found) != 1:
+            self.access.query(actor, f"order by accession: {terms}", Outcome.MINOR_FAILURE)
+            return found
+        count = len(found) if shown is None else min(len(found), shown)
+        if source == "CLI":
+            asked = f"orders ({count} found) from the command line"
+        elif source == "FHIR":
+            asked = f"FHIR ServiceRequest ({count} found): {terms or 'all'}"
+        else:
+            asked = f"orders ({count} found): {terms or 'all'}"
+        self.access.query(actor, asked)
+        return found
 
     def viewed(self, order: Order, origin: Origin) -> None:
         """Record that someone read the order (REST, FHIR): Order Record, action R."""

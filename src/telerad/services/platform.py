@@ -3,7 +3,9 @@
 Adapters (DIMSE, MLLP) and the web app are given a :class:`Platform`; they never
 import the wiring (``telerad.bootstrap``) nor the storage layer, so they can be
 read, and tested, against this contract alone. ``bootstrap.Platform`` is its
-one implementation.
+one implementation. The edges write no audit record of their own: they hand the
+actor and the request's facts to a service, which decides what is recorded
+(``tests/unit/test_edges_write_no_audit.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -12,17 +14,20 @@ from typing import Any, Protocol
 
 from telerad.config import Settings
 from telerad.domain.model import Facility
-from telerad.services.access_audit import AccessLog
 from telerad.services.admission import Admission
 from telerad.services.archive import Archive
 from telerad.services.audit import AuditService
 from telerad.services.auth import AuthService
+from telerad.services.deid_export import DeidExport
 from telerad.services.leadership import Leadership
+from telerad.services.messages import Messages
 from telerad.services.mpps import MppsService
+from telerad.services.mwl import ModalityWorklist
 from telerad.services.orders import OrderService
 from telerad.services.ports import Index
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import Reconciler
+from telerad.services.studies import Studies
 
 
 class Platform(Protocol):
@@ -36,7 +41,15 @@ class Platform(Protocol):
     def archive(self) -> Archive: ...
 
     @property
-    def audit(self) -> AuditService: ...
+    def studies(self) -> Studies:
+        """Storing, searching and retrieving within the caller's scope, audited."""
+
+    @property
+    def deid(self) -> DeidExport: ...
+
+    @property
+    def audit(self) -> AuditService:
+        """The trail: verified and exported here; records are the services' to write."""
 
     @property
     def admission(self) -> Admission: ...
@@ -45,10 +58,14 @@ class Platform(Protocol):
     def auth(self) -> AuthService: ...
 
     @property
-    def access(self) -> AccessLog: ...
+    def orders(self) -> OrderService: ...
 
     @property
-    def orders(self) -> OrderService: ...
+    def messages(self) -> Messages:
+        """HL7 v2 messages admitted and their receipts audited."""
+
+    @property
+    def mwl(self) -> ModalityWorklist: ...
 
     @property
     def reconciler(self) -> Reconciler: ...

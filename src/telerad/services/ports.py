@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 from telerad.domain.model import (
@@ -28,6 +29,64 @@ from telerad.domain.reading_entries import (
 )
 from telerad.services.readers import ProfileStore
 from telerad.workflow.model import ReadingStudy
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the stores a use case writes: all of its writes are kept, or
+    none is (storage.db.unit_of_work.SqlUnitOfWork; tests/fakes: FakeUnitOfWork).
+
+    ``with unit:`` opens it on this thread, commits when the block ends and rolls every
+    write of the block back when it raises. Opened again inside (a use case calling
+    another), it nests: the inner block's writes are undone alone when it raises and
+    the outer goes on. Stores written on this thread inside the block write in it;
+    outside any, each store write commits on its own. A unit costs nothing until it
+    writes.
+
+    Lock order: a use case takes its own locks *before* opening a unit, never inside
+    one, so that no thread holding such a lock waits on the unit's transaction while
+    the unit waits on that lock.
+    """
+
+    def __enter__(self) -> object: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once the unit open on this thread is committed (at once when none
+        is open; never when it rolls back): for what must not happen for writes that may
+        still be undone, such as forwarding an audit record."""
+        ...
+
+    def on_rollback(self, action: Callable[[], object]) -> None:
+        """Run ``action`` when the innermost unit open on this thread rolls back (nothing
+        when none is open): to forget what memory holds of the writes undone."""
+        ...
+
+
+class Immediate:
+    """No unit of work: each store write commits on its own, as outside any unit."""
+
+    def __enter__(self) -> Immediate:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        action()
+
+    def on_rollback(self, action: Callable[[], object]) -> None:
+        return None
 
 
 class BlobStore(Protocol):

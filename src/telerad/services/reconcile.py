@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from telerad.domain.audit import Action, EventID
 from telerad.domain.modalities import modality_problem, primary_modality
 from telerad.domain.model import Facility
 from telerad.domain.orders import Order, OrderError, OrderEvent
@@ -35,6 +36,8 @@ from telerad.domain.readiness import (
     assess,
 )
 from telerad.domain.reconciliation import MatchedBy, match
+from telerad.services.access_audit import Actor
+from telerad.services.audit import AuditService
 from telerad.services.orders import OrderService, Origin, utcnow
 from telerad.workflow.model import Priority, ReadingStudy, patient_key
 
@@ -102,6 +105,7 @@ class Reconciler:
         policy: ReadinessPolicy | None = None,
         queue: ReadingQueue | None = None,
         clock: Callable[[], datetime] = utcnow,
+        audit: AuditService | None = None,
     ) -> None:
         self.states = states
         self.orders = orders
@@ -110,6 +114,7 @@ class Reconciler:
         self.policy = policy or ReadinessPolicy()
         self.queue = queue
         self.clock = clock
+        self.audit = audit or orders.audit
         self._lock = threading.Lock()
         self._orders_seen: datetime | None = None
 
@@ -252,10 +257,17 @@ class Reconciler:
         )
 
     # -- what people decide -----------------------------------------------------------
-    def waiting(self, facility_ids: frozenset[int] | None) -> list[ReadingState]:
-        """The reconciliation queue: unmatched and held studies, oldest first."""
+    def waiting(
+        self, facility_ids: frozenset[int] | None, by: Actor | None = None
+    ) -> list[ReadingState]:
+        """The reconciliation queue: unmatched and held studies, oldest first; a person
+        (``by``) listing it is audited."""
         wanted = frozenset({Readiness.UNMATCHED, Readiness.INCOMPLETE})
-        return self.states.listing(wanted, facility_ids)
+        found = self.states.listing(wanted, facility_ids)
+        if by is not None:
+            detail = f"reconciliation queue listed ({len(found)} studies)"
+            self._audit(by, EventID.QUERY, Action.EXECUTE, detail)
+        return found
 
     def assign(self, study_uid: str, order: Order, origin: Origin) -> ReadingState:
         """A person matched the study to ``order``; readiness is judged at the next pass."""
@@ -278,8 +290,9 @@ class Reconciler:
             self.states.put(updated)
             return updated
 
-    def release(self, study_uid: str, tier: Priority) -> ReadingState:
-        """A person sends an unmatched or held study to reading as it is, at ``tier``."""
+    def release(self, study_uid: str, tier: Priority, by: Actor | None = None) -> ReadingState:
+        """A person (``by``, audited) sends an unmatched or held study to reading as it
+        is, at ``tier``."""
         with self._lock:
             state = self._state(study_uid)
             if state.state == Readiness.READY:
@@ -291,7 +304,24 @@ class Reconciler:
                 state=Readiness.ARRIVING,
             )
             self.states.put(updated)
+            if by is not None:
+                detail = f"released to reading as {tier.value}"
+                self._audit(by, EventID.PROCEDURE_RECORD, Action.UPDATE, detail, study_uid)
             return updated
+
+    def _audit(
+        self, by: Actor, event: EventID, action: Action, detail: str, study_uid: str = ""
+    ) -> None:
+        self.audit.record(
+            event,
+            by.id,
+            actor_role=by.role,
+            actor_is_user=by.is_user,
+            action=action,
+            source_address=by.source,
+            study_uid=study_uid,
+            detail=detail,
+        )
 
     def _state(self, study_uid: str) -> ReadingState:
         state = self.states.by_uid(study_uid)

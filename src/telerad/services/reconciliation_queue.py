@@ -18,9 +18,11 @@ from telerad.domain.orders import Order
 from telerad.domain.query import Query, UidList
 from telerad.domain.readiness import Readiness, ReadingState, StudyFacts
 from telerad.domain.reconciliation import orders_to_pick
+from telerad.services.access_audit import Actor
 from telerad.services.archive import Archive
 from telerad.services.orders import OrderService
 from telerad.services.reconcile import Reconciler
+from telerad.services.studies import Scope
 from telerad.services.study_list import listed_modalities
 
 #: Arriving studies are counted up to this many ("500 or more").
@@ -55,9 +57,17 @@ class ReconciliationQueue:
         self.orders = orders
         self.archive = archive
 
-    def rows(self, who: Principal) -> list[QueueRow]:
-        """The studies waiting for a person at the facilities ``who`` sees, oldest first."""
-        return self._rows(who, self.reconciler.waiting(who.facility_ids))
+    def rows(self, who: Principal, by: Actor | None = None) -> list[QueueRow]:
+        """The studies waiting for a person at the facilities ``who`` sees, oldest first
+        (``by``: the person listing them, audited)."""
+        return self._rows(who, self.reconciler.waiting(who.facility_ids, by))
+
+    def state(self, who: Principal, study_uid: str) -> ReadingState | None:
+        """Where one study stands (None when ``who`` does not see it)."""
+        state = self.reconciler.states.by_uid(study_uid)
+        if state is None or not who.sees(state.facility_id, study_uid):
+            return None
+        return state
 
     def arriving(self, who: Principal) -> int:
         """How many of ``who``'s facilities' studies are still arriving (not yet stable):
@@ -67,21 +77,15 @@ class ReconciliationQueue:
 
     def row(self, who: Principal, study_uid: str) -> QueueRow | None:
         """One study as the queue shows it (None when ``who`` does not see it)."""
-        state = self.reconciler.states.by_uid(study_uid)
-        if state is None or not who.sees(state.facility_id, study_uid):
-            return None
-        return self._rows(who, [state])[0]
+        state = self.state(who, study_uid)
+        return self._rows(who, [state])[0] if state is not None else None
 
     def _rows(self, who: Principal, states: list[ReadingState]) -> list[QueueRow]:
         if not states:
             return []
+        wanted = UidList(tuple(s.study_uid for s in states))
         found = self.archive.search(
-            Query(
-                Level.STUDY,
-                matches={"StudyInstanceUID": UidList(tuple(s.study_uid for s in states))},
-                facility_ids=who.facility_ids,
-                granted_studies=who.break_glass,
-            )
+            Scope.of(who).applied(Query(Level.STUDY, matches={"StudyInstanceUID": wanted}))
         )
         studies = {str(s["StudyInstanceUID"]): s for s in found}
         facts = [_facts(s) for s in states]

@@ -1,8 +1,9 @@
 """The study list as people browse it: newest first, with facility, age, sex and read status.
 
 One page is a handful of queries whatever its length: the studies (the same
-search as C-FIND and QIDO-RS, scoped to the caller), their facilities, and their
-latest reads on the worklist. Search terms are never logged (they are PHI).
+search use case as C-FIND and QIDO-RS, scoped to the caller and audited), their
+facilities in one batch, and their latest reads on the worklist. Search terms are
+never logged (they are PHI); the audit trail names them, as it does a QIDO-RS query.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from telerad.domain.query import (
     typed_person_name,
 )
 from telerad.domain.read_status import read_status
-from telerad.services.archive import Archive
+from telerad.services.access_audit import Actor
 from telerad.services.ports import Index, ReadingStore
+from telerad.services.studies import Scope, Studies
 
 _ISO_DATE = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})$")
 
@@ -126,37 +128,37 @@ def listed_modalities(value: object) -> tuple[str, ...]:
 
 
 class StudyList:
-    def __init__(self, archive: Archive, index: Index, reads: ReadingStore) -> None:
-        self.archive = archive
+    def __init__(self, studies: Studies, index: Index, reads: ReadingStore) -> None:
+        self.studies = studies
         self.index = index
         self.reads = reads
 
-    def page(self, who: Principal, search: StudySearch, page: int = 1, size: int = 25) -> StudyPage:
+    def page(
+        self, who: Principal, search: StudySearch, page: int = 1, size: int = 25, *, by: Actor
+    ) -> StudyPage:
         """One page of the studies ``who`` sees that match ``search``, newest first; a
-        search that makes no sense gives no rows and the reason."""
+        search that makes no sense gives no rows and the reason. The search is audited
+        (a Query by ``by``) like any other."""
         facilities = self.index.list_facilities()
         visible = [f for f in facilities if who.sees(f.id)]
         try:
             matches, facility_id = search.matches(), search.facility_id()
         except QueryError as exc:
             return StudyPage([], False, visible, str(exc))
-        scope, granted = who.facility_ids, who.break_glass
+        scope = Scope.of(who)
         if facility_id is not None:
-            # A facility the caller does not see has no studies, like one that does not exist.
-            scope = frozenset({facility_id}) if who.sees(facility_id) else frozenset()
-            granted = frozenset()
+            scope = scope.only(facility_id)
         query = Query(
             Level.STUDY,
             matches=matches,
             fuzzy=True,
-            facility_ids=scope,
             limit=size + 1,  # one more tells whether there is a next page
             offset=(page - 1) * size,
-            granted_studies=granted,
             newest_first=True,
         )
+        terms = ", ".join(f"{k}={v}" for k, v in vars(search).items() if v) or "all"
         try:
-            found = self.archive.search(query)
+            found = self.studies.search(by, scope, query, f"study list: {terms} (page {page})")
         except QueryError as exc:
             return StudyPage([], False, visible, str(exc))
         shown = found[:size]

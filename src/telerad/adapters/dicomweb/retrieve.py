@@ -1,8 +1,10 @@
-"""WADO-RS and WADO-URI retrieval (PS3.18 8.3 and 9): locate, read, transcode, render.
+"""WADO-RS and WADO-URI retrieval (PS3.18 8.3 and 9): read, transcode, render.
 
-Blobs are always read through ``Archive.read`` (SHA-256 verified). Functions
-return content (bytes, or parts as ``(content type, bytes)``) and raise the
-exceptions below; the HTTP layer maps them to status codes.
+Which instances a request names, within the caller's scope, is the study use
+case's (:meth:`~telerad.services.studies.Studies.locate`). Blobs are always read
+through ``Archive.read`` (SHA-256 verified). Functions return content (bytes, or
+parts as ``(content type, bytes)``) and raise the exceptions below; the HTTP
+layer maps them to status codes.
 """
 
 from __future__ import annotations
@@ -21,62 +23,24 @@ from telerad.adapters.dicomweb.negotiation import (
 from telerad.adapters.dicomweb.qido import check_path_uid
 from telerad.dicom import transcode as tx
 from telerad.dicom.render import RenderOptions, render_frame
-from telerad.domain.identity import OPEN_ACCESS, Principal
-from telerad.domain.model import InstanceLocation, Level
+from telerad.domain.model import InstanceLocation
 from telerad.services.archive import Archive
 from telerad.services.ports import Index
+from telerad.services.studies import NotFound as NotFound  # raised here too: one 404
 
 log = logging.getLogger(__name__)
 
 Part = tuple[str, bytes]
 
 
-class NotFound(LookupError):
-    """No such study, series, instance, frame or bulk data (HTTP 404); says which."""
-
-
-def locate(
-    archive: Archive,
-    study: str,
-    series: str | None = None,
-    sop: str | None = None,
-    who: Principal = OPEN_ACCESS,
-) -> list[InstanceLocation]:
-    """Instances under the resource named by the URL, checking the whole hierarchy.
-
-    What ``who`` may not see does not exist: the same NotFound, word for word.
-    """
+def check_resource(study: str, series: str | None = None, sop: str | None = None) -> None:
+    """The UIDs of a resource's path are UIDs (QueryError, HTTP 400, otherwise); finding
+    it, within the caller's scope, is :meth:`~telerad.services.studies.Studies.locate`."""
     check_path_uid("StudyInstanceUID", study)
     if series is not None:
         check_path_uid("SeriesInstanceUID", series)
     if sop is not None:
         check_path_uid("SOPInstanceUID", sop)
-    if sop is not None:
-        # One row by its unique key: the frames hot path, no ORDER BY needed.
-        loc = archive.index.find_instance(sop)
-        if (
-            loc is None
-            or not who.sees(loc.facility_id, loc.study_instance_uid)
-            or loc.study_instance_uid != study
-            or (series is not None and loc.series_instance_uid != series)
-        ):
-            raise NotFound(f"no instance {sop} in this study and series")
-        return [loc]
-    if series is not None:
-        found = [
-            loc
-            for loc in archive.locate(Level.SERIES, [series])
-            if loc.study_instance_uid == study and who.sees(loc.facility_id, study)
-        ]
-        if not found:
-            raise NotFound(f"no series {series} in study {study}")
-        return found
-    found = [
-        loc for loc in archive.locate(Level.STUDY, [study]) if who.sees(loc.facility_id, study)
-    ]
-    if not found:
-        raise NotFound(f"no study {study}")
-    return found
 
 
 # -- instances ---------------------------------------------------------------------

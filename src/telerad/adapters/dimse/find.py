@@ -21,7 +21,7 @@ from pydicom.tag import Tag
 
 from telerad.adapters.dimse.contexts import PATIENT_ROOT_MODELS
 from telerad.adapters.dimse.gate import actor_of
-from telerad.adapters.dimse.scope import facility_scope
+from telerad.adapters.dimse.scope import scope_of
 from telerad.adapters.dimse.status import (
     CANCEL,
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
@@ -91,11 +91,11 @@ def _raw_value(value: Any) -> str | list[str]:
     return str(value)
 
 
-def parse_find(identifier: Dataset, model: str, facility_ids: frozenset[int] | None) -> FindRequest:
+def parse_find(identifier: Dataset, model: str) -> FindRequest:
     """Translate a C-FIND identifier; raises IdentifierError or QueryError."""
     level = query_level(identifier, model)
     allowed = set(LEVELS_UP_TO[level])
-    query = Query(level, facility_ids=facility_ids)
+    query = Query(level)
     request = FindRequest(query)
     for elem in identifier:
         if elem.tag in NOT_KEYS or elem.tag.element == 0:  # group lengths are not keys
@@ -161,9 +161,11 @@ def handle_find(event: Any, platform: Platform) -> Iterator[tuple[Any, Dataset |
         return
     model = str(event.request.AffectedSOPClassUID)
     try:
-        scope = facility_scope(platform, assoc)
-        request = parse_find(identifier, model, scope)
-        rows = platform.archive.search(request.query)
+        scope = scope_of(platform, assoc)
+        request = parse_find(identifier, model)
+        keys = ", ".join(f"{k}={m}" for k, m in request.query.matches.items())
+        asked = f"C-FIND {request.query.level.value} {keys}"
+        rows = platform.studies.search(actor_of(assoc), scope, request.query, asked)
     except IdentifierError as exc:
         yield failure(IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS, str(exc)), None
         return
@@ -174,8 +176,6 @@ def handle_find(event: Any, platform: Platform) -> Iterator[tuple[Any, Dataset |
         log.error("C-FIND failed: %s", type(exc).__name__)
         yield failure(OUT_OF_RESOURCES, "the archive could not run the query"), None
         return
-    keys = ", ".join(f"{k}={m}" for k, m in request.query.matches.items())
-    platform.access.query(actor_of(assoc), f"C-FIND {request.query.level.value} {keys}")
     aet = assoc.acceptor.ae_title
     for row in rows:
         if event.is_cancelled:

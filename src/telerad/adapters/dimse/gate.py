@@ -29,7 +29,6 @@ from pynetdicom.acse import ACSE
 from telerad.adapters.dimse.limits import REJECT_LIMIT, AssociationLimits
 from telerad.adapters.dimse.tuned_transport import TunedRequestHandler
 from telerad.adapters.tls import peer_fingerprint
-from telerad.domain.audit import EventID, Outcome
 from telerad.services.access_audit import Actor
 from telerad.services.admission import Peer
 from telerad.services.platform import Platform
@@ -47,8 +46,9 @@ def admit(platform: Platform, calling_ae: str, address: str, cert: str | None) -
 
 
 class GatedACSE(ACSE):
-    """pynetdicom's ACSE, asking :func:`admit`, then the association limits
-    (:mod:`limits`), before negotiating anything."""
+    """pynetdicom's ACSE, asking the admission rule
+    (:meth:`~telerad.services.admission.Admission.association`), then the association
+    limits (:mod:`limits`), before negotiating anything."""
 
     def __init__(
         self, assoc: Any, platform: Platform, limits: AssociationLimits, key: object
@@ -63,20 +63,10 @@ class GatedACSE(ACSE):
         primitive: Any = self.requestor.primitive
         calling = str(primitive.calling_ae_title)
         address = str(assoc.requestor.address)
-        try:
-            peer = admit(self.platform, calling, address, peer_fingerprint(assoc))
-        except Exception:  # the index is unreachable: refuse rather than guess
-            log.exception("peer check failed; association rejected")
-            peer = None
+        # A refusal is audited by the admission service (a security alert).
+        peer = self.platform.admission.association(calling, address, peer_fingerprint(assoc))
         if peer is None:
             self.requestor.ae_title = calling
-            self.platform.audit.record(
-                EventID.SECURITY_ALERT,
-                calling.strip()[:64] or "?",
-                source_address=address,
-                outcome=Outcome.MINOR_FAILURE,
-                detail="association rejected: calling AE title not registered for this address",
-            )
             log.warning("association from %s rejected (AE title not registered there)", address)
             self.send_reject(*REJECT_CALLING_AE)
             evt.trigger(assoc, evt.EVT_REJECTED, {})

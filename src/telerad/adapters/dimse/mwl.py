@@ -3,20 +3,17 @@
 A modality asks for its scheduled procedures; each order of the *calling*
 facility that the worklist offers (see :mod:`telerad.domain.mwl_query`)
 and that matches the identifier is answered with a Pending response holding
-exactly the requested keys plus Specific Character Set. A peer registered
-without a facility (a reading hub) is no modality: its worklist is empty.
-
-Every item carries a Study Instance UID: an order without one is given one the
-first time the worklist offers it, and keeps it, so the images the modality
-makes under it match the order.
+exactly the requested keys plus Specific Character Set. Which orders, their
+Study Instance UIDs and the query's audit record are the use case's
+(:mod:`telerad.services.mwl`); this module reads the identifier and writes the
+answers.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,21 +35,13 @@ from telerad.adapters.dimse.status import (
 )
 from telerad.domain.mwl_query import (
     ITEMS,
-    OFFERED_STATUSES,
     TOP,
     Answer,
     Attribute,
     Key,
-    answer,
-    matches,
-    matching_value,
-    offered,
     parse_key,
-    worklist_item,
 )
-from telerad.domain.orders import Order, OrderFilter
-from telerad.domain.query import Exact, Match, QueryError, Range
-from telerad.services.orders import Origin
+from telerad.domain.query import QueryError
 from telerad.services.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -60,8 +49,6 @@ log = logging.getLogger(__name__)
 SPECIFIC_CHARACTER_SET = Tag(0x0008, 0x0005)
 #: Responses are encoded in UTF-8: orders keep text as Unicode.
 RESPONSE_CHARACTER_SET = "ISO_IR 192"
-#: Orders read from the store at a time.
-PAGE = 200
 
 
 class IdentifierError(ValueError):
@@ -103,62 +90,6 @@ def parse_keys(identifier: Dataset, table: dict[str, Attribute] = TOP) -> tuple[
     return tuple(keys)
 
 
-def _day(value: str) -> datetime:
-    return datetime.strptime(value, "%Y%m%d").replace(tzinfo=UTC)
-
-
-def order_filter(facility_id: int, keys: tuple[Key, ...]) -> OrderFilter:
-    """What the store can narrow by; every key is matched again on the items.
-
-    Dates are widened by a day each way: the store keeps UTC, the worklist
-    shows the configured time zone.
-    """
-
-    def exact(keyword: str) -> str | None:
-        match = matching_value(keys, keyword)
-        return match.value if isinstance(match, Exact) else None
-
-    date: Match | None = matching_value(keys, "ScheduledProcedureStepStartDate")
-    start = end = None
-    if isinstance(date, Exact):
-        start, end = _day(date.value) - timedelta(days=1), _day(date.value) + timedelta(days=2)
-    elif isinstance(date, Range):
-        start = _day(date.low) - timedelta(days=1) if date.low else None
-        end = _day(date.high) + timedelta(days=2) if date.high else None
-    return OrderFilter(
-        facility_ids=frozenset({facility_id}),
-        accession_number=exact("AccessionNumber"),
-        patient_id=exact("PatientID"),
-        statuses=OFFERED_STATUSES,
-        modality=exact("Modality"),
-        station_ae=exact("ScheduledStationAETitle"),
-        scheduled_from=start,
-        scheduled_to=end,
-        limit=PAGE,
-    )
-
-
-def worklist_orders(
-    platform: Platform, facility_id: int, keys: tuple[Key, ...], zone: tzinfo, origin: Origin
-) -> Iterator[tuple[Order, Answer]]:
-    """The facility's offered orders that match, each with its answer."""
-    f = order_filter(facility_id, keys)
-    offset = 0
-    while True:
-        page = platform.orders.find(replace(f, offset=offset))
-        for order in page:
-            if not offered(order):
-                continue
-            if not matches(worklist_item(order, zone), keys):
-                continue
-            if not order.requested_study_uid:
-                order = platform.orders.with_requested_study_uid(order, origin)
-            yield order, answer(worklist_item(order, zone), keys)
-        if len(page) < PAGE:
-            return
-        offset += PAGE
-
-
 def to_dataset(values: Answer) -> Dataset:
     ds = Dataset()
     for tag, (vr, value) in sorted(values.items()):
@@ -169,18 +100,6 @@ def to_dataset(values: Answer) -> Dataset:
             # validation would cost more than the rest of the answer.
             ds[tag] = DataElement(tag, vr, value, validation_mode=config.IGNORE)
     return ds
-
-
-def _described(keys: tuple[Key, ...]) -> str:
-    parts = []
-    for key in keys:
-        if key.match is not None:
-            parts.append(f"{key.keyword}={key.match}")
-        if key.items:
-            inner = _described(key.items)
-            if inner:
-                parts.append(inner)
-    return ", ".join(parts)
 
 
 def zone_of(platform: Platform) -> tzinfo:
@@ -212,12 +131,7 @@ def handle_worklist(event: Any, platform: Platform) -> Iterator[tuple[Any, Datas
         log.error("worklist query failed: %s", type(exc).__name__)
         yield failure(OUT_OF_RESOURCES, "the worklist could not be read"), None
         return
-    actor = actor_of(assoc)
-    platform.access.query(actor, f"C-FIND MWL {_described(keys)}")
-    if peer.scope is None:  # a reading hub, not a modality
-        return
-    origin = Origin("MWL", actor.id, actor.source)
-    found = worklist_orders(platform, peer.store_facility_id, keys, zone_of(platform), origin)
+    found = platform.mwl.items(actor_of(assoc), peer, keys, zone_of(platform))
     while True:
         if event.is_cancelled:
             yield CANCEL, None

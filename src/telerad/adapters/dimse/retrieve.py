@@ -31,7 +31,7 @@ from pynetdicom.dsutils import encode
 from telerad.adapters.dimse.contexts import VERIFICATION, sending_contexts
 from telerad.adapters.dimse.find import IdentifierError, query_level
 from telerad.adapters.dimse.gate import actor_of
-from telerad.adapters.dimse.scope import facility_scope
+from telerad.adapters.dimse.scope import facility_scope, scope_of
 from telerad.adapters.dimse.status import (
     CANCEL,
     IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
@@ -39,7 +39,6 @@ from telerad.adapters.dimse.status import (
     PENDING,
     failure,
 )
-from telerad.domain.audit import EventID
 from telerad.domain.model import InstanceLocation, Level
 from telerad.services.platform import Platform
 
@@ -204,16 +203,15 @@ def locate(platform: Platform, event: Any) -> list[InstanceLocation]:
     """The instances a C-MOVE/C-GET asks for, within the requester's facility scope."""
     identifier = event.identifier
     level, values, filters = retrieve_keys(identifier, str(event.request.AffectedSOPClassUID))
-    scope = facility_scope(platform, event.assoc)
-    found = platform.archive.locate(level, values, scope)
-    if "StudyInstanceUID" in filters:
-        found = [loc for loc in found if loc.study_instance_uid in filters["StudyInstanceUID"]]
-    if "SeriesInstanceUID" in filters:
-        found = [loc for loc in found if loc.series_instance_uid in filters["SeriesInstanceUID"]]
-    actor = actor_of(event.assoc)
-    for study, facility_id in sorted({(f.study_instance_uid, f.facility_id) for f in found}):
-        platform.access.access(actor, EventID.INSTANCES_TRANSFERRED, study, facility_id=facility_id)
-    return found
+    studies, series = filters.get("StudyInstanceUID"), filters.get("SeriesInstanceUID")
+    return platform.studies.retrieve(
+        actor_of(event.assoc),
+        scope_of(platform, event.assoc),
+        level,
+        values,
+        frozenset(studies) if studies is not None else None,
+        frozenset(series) if series is not None else None,
+    )
 
 
 def _sub_operations(

@@ -13,8 +13,14 @@ from typing import Any
 
 from telerad.adapters.dimse.gate import peer_of
 from telerad.services.platform import Platform
+from telerad.services.studies import Scope
 
 
 def facility_scope(platform: Platform, assoc: Any) -> frozenset[int] | None:
     """The facility ids visible to the peer of ``assoc``; ``None`` means every facility."""
     return peer_of(platform, assoc).scope
+
+
+def scope_of(platform: Platform, assoc: Any) -> Scope:
+    """What the peer of ``assoc`` sees, as the study use cases take it."""
+    return Scope.of_peer(peer_of(platform, assoc))

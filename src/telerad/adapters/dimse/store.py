@@ -30,7 +30,6 @@ from telerad.adapters.dimse.status import (
     failure,
 )
 from telerad.dicom.part10 import build_part10
-from telerad.domain.audit import Action, EventID
 from telerad.domain.modalities import InstanceOrigin
 from telerad.domain.model import StoreOutcome
 from telerad.domain.uids import is_valid_uid
@@ -188,15 +187,9 @@ class StoreSCP:
         calling_ae = str(event.assoc.requestor.ae_title).strip()
         part10 = build_part10(data, transfer_syntax, sop_class, sop_instance, calling_ae)
         facility_id = self.facility_id(event.assoc)
-        result = self.platform.archive.store(facility_id, part10, self.origin(event.assoc))
+        actor, origin = actor_of(event.assoc), self.origin(event.assoc)
+        result = self.platform.studies.receive(actor, facility_id, part10, origin)
         if result.ok:
-            self.platform.access.access(  # once per study and peer, not per instance
-                actor_of(event.assoc),
-                EventID.INSTANCES_TRANSFERRED,
-                result.study_instance_uid or "",
-                action=Action.CREATE,
-                facility_id=facility_id,
-            )
             return SUCCESS
         if result.outcome is StoreOutcome.CONFLICT:
             return failure(

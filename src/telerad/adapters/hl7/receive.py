@@ -10,9 +10,10 @@ message never takes the listener down.
 MSH-4 names a registered facility that may send from the peer's address (and
 with its pinned certificate); its orders (ORM^O01, OMI^O23) or patient updates
 (ADT A01/A04/A08, A40) are read (:mod:`telerad.adapters.hl7.orders`) and applied
-through the order service (:mod:`telerad.adapters.hl7.handling`), and its receipt
-is audited with the answer. The log names the control ID, the message type and
-the error code, never a value from the message.
+through the order service (:mod:`telerad.adapters.hl7.handling`); the message
+service (:mod:`telerad.services.messages`) admits it and audits its receipt with
+the answer. The log names the control ID, the message type and the error code,
+never a value from the message.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from telerad.adapters.hl7.ack import (
 from telerad.adapters.hl7.handling import apply_orders, apply_patients
 from telerad.adapters.hl7.mllp import MllpServer, Peer, start_mllp_server
 from telerad.adapters.hl7.orders import Hl7Error, read_orders, read_patients
-from telerad.domain.audit import Action, EventID, Outcome
+from telerad.domain.model import Facility
+from telerad.services.messages import Sent
 from telerad.services.orders import Origin
 from telerad.services.platform import Platform
 
@@ -129,39 +131,54 @@ class Receiver:
         return text.encode(codec, errors="replace")
 
 
+@dataclass(frozen=True)
+class _Answered:
+    """A verdict as the receipt's audit record names it."""
+
+    verdict: Verdict
+
+    @property
+    def code(self) -> str:
+        error = self.verdict.error
+        return self.verdict.code.value + (f" {error.code}" if error else "")
+
+    @property
+    def accepted(self) -> bool:
+        return self.code == AckCode.ACCEPT.value
+
+
 def facility_handler(platform: Platform) -> Handler:
-    """Apply orders and patient updates from registered facilities; audit each receipt."""
+    """Apply orders and patient updates from registered facilities (the message service
+    admits each and audits its receipt)."""
 
     def handle(message: Message) -> Verdict:
         header, peer = message.header, message.peer
-        name = header.facility_name
-        facility = platform.admission.sender(name, peer.address, peer.cert_sha256)
-        admitted = facility is not None
         actor = header.sending_application.split(header.encoding_characters[0])[0] or "HL7"
-        transport = "MLLP over TLS" if peer.tls else "MLLP"
-        if not admitted:
+        sent = Sent(
+            facility_name=header.facility_name,
+            sender=actor,
+            address=peer.address,
+            cert_sha256=peer.cert_sha256,
+            message_type=header.message_type,
+            control_id=header.control_id,
+            patient_update=header.message_code == "ADT",
+            tls=peer.tls,
+        )
+
+        def apply(facility: Facility) -> _Answered:
+            origin = Origin("HL7", actor, peer.address)
+            return _Answered(_apply(platform, message, facility.id, origin))
+
+        answered = platform.messages.receive(sent, apply)
+        if answered is None:
             # One answer for a name that does not exist and one this sender may not use.
-            platform.audit.record(
-                EventID.SECURITY_ALERT,
-                actor,
-                outcome=Outcome.MINOR_FAILURE,
-                source_address=peer.address,
-                detail=f"HL7 {header.message_type} over {transport} for an unknown facility",
-            )
             _log(header, peer, "AE", ErrorCode.UNKNOWN_KEY)
             return Verdict.application_error(
                 ErrorCode.UNKNOWN_KEY,
-                f"unknown facility in MSH-4: {name[:40]!r} is not registered for this sender",
+                f"unknown facility in MSH-4: {header.facility_name[:40]!r} "
+                "is not registered for this sender",
             )
-        assert facility is not None
-        origin = Origin("HL7", actor, peer.address)
-        try:
-            verdict = _apply(platform, message, facility.id, origin)
-        except Exception:
-            _audit_receipt(platform, message, facility.name, actor, transport, "failed")
-            raise
-        answer = verdict.code.value + (f" {verdict.error.code}" if verdict.error else "")
-        _audit_receipt(platform, message, facility.name, actor, transport, answer)
+        verdict = answered.verdict
         _log(header, peer, verdict.code.value, verdict.error)
         return verdict
 
@@ -183,25 +200,6 @@ def _apply(platform: Platform, message: Message, facility_id: int, origin: Origi
     except Hl7Error as exc:
         return exc.verdict
     return Verdict.accepted()
-
-
-def _audit_receipt(
-    platform: Platform, message: Message, facility: str, actor: str, transport: str, answer: str
-) -> None:
-    header = message.header
-    accepted = answer == AckCode.ACCEPT.value
-    platform.audit.record(
-        EventID.PATIENT_RECORD if header.message_code == "ADT" else EventID.ORDER_RECORD,
-        actor,
-        action=Action.CREATE if header.message_code != "ADT" else Action.UPDATE,
-        outcome=Outcome.SUCCESS if accepted else Outcome.MINOR_FAILURE,
-        source_address=message.peer.address,
-        facility=facility,
-        detail=(
-            f"HL7 {header.message_type} {header.control_id[:20]} received over {transport}: "
-            f"{answer}"
-        ),
-    )
 
 
 def _log(header: Header, peer: Peer, code: str, error: ErrorCode | None) -> None:

@@ -5,8 +5,9 @@
 de-identified, UIDs remapped consistently per facility (the same secret as
 ``telerad deid``). Instances that may carry burned-in text are held back and only
 counted in a ``Warning`` header; release them with the CLI after a person has
-checked them. The caller must be able to see the study, and every export is
-audited (Export, PS3.15 A.5.3.6).
+checked them. The caller must be able to see the study. The export and its audit
+record (Export, PS3.15 A.5.3.6) are the use case's
+(:class:`~telerad.services.deid_export.DeidExport`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from telerad.adapters.dicomweb import retrieve as wado
 from telerad.adapters.dicomweb.multipart import encode_multipart, new_boundary, related_content_type
-from telerad.domain.audit import EventID, Outcome
-from telerad.domain.deid import Keys, Option, Profile, ProfileError
+from telerad.domain.deid import Option, Profile, ProfileError
 from telerad.domain.identity import Permission
 from telerad.services.access_audit import Actor
-from telerad.services.deid import SECRET_FILE, deidentify_instances, load_secret
 from telerad.services.platform import Platform
+from telerad.services.studies import NotFound, Scope
 from telerad.web.auth import authorise, client_address
 
 
@@ -44,27 +43,9 @@ def router(platform: Platform) -> APIRouter:
             raise HTTPException(400, f"{exc} (options: {known})") from exc
         actor = Actor.of(who, client_address(request))
         try:
-            locations = wado.locate(platform.archive, study, who=who)
-        except (wado.NotFound, ValueError) as exc:
-            platform.access.access(actor, EventID.EXPORT, study, outcome=Outcome.MINOR_FAILURE)
+            export = platform.deid.study(actor, Scope.of(who), study, profile)
+        except NotFound as exc:
             raise HTTPException(404, str(exc)) from exc
-        facility = platform.index.facility_by_id(locations[0].facility_id)
-        assert facility is not None
-        keys = Keys(load_secret(platform.settings.data_dir / SECRET_FILE), facility.name)
-        export = deidentify_instances(
-            (platform.archive.read(loc) for loc in locations), profile, keys
-        )
-        platform.audit.record(
-            EventID.EXPORT,
-            actor.id,
-            actor_role=actor.role,
-            actor_is_user=actor.is_user,
-            source_address=actor.source,
-            study_uid=study,
-            facility=facility.name,
-            detail=f"de-identified ({', '.join(sorted(profile.options)) or 'basic profile'}): "
-            f"{len(export.released)} released, {len(export.quarantined)} held back",
-        )
         headers = {}
         if export.quarantined:
             headers["Warning"] = (

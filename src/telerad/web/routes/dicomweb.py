@@ -56,7 +56,7 @@ from telerad.dicom.render import (
     parse_window,
     thumbnail_options,
 )
-from telerad.domain.audit import Action, EventID, Outcome
+from telerad.domain.audit import EventID
 from telerad.domain.identity import Permission, Principal, origin_of
 from telerad.domain.model import Facility, InstanceLocation, Level, StoreResult
 from telerad.domain.query import QueryError
@@ -65,6 +65,7 @@ from telerad.services.admission import FacilityNeeded, NoSuchFacility
 from telerad.services.archive import out_of_space
 from telerad.services.platform import Platform
 from telerad.services.ports import IntegrityError
+from telerad.services.studies import Scope
 from telerad.web.auth import authenticate, authorise, client_address
 
 DICOM_JSON = "application/dicom+json"
@@ -188,7 +189,7 @@ def _actor(request: Request, who: Principal) -> Actor:
 
 def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per resource
     r = APIRouter(prefix="/dicom-web", tags=["DICOMweb"])
-    archive, index, access = platform.archive, platform.index, platform.access
+    archive, index, studies = platform.archive, platform.index, platform.studies
 
     # -- STOW-RS ------------------------------------------------------------------
     async def receive(request: Request) -> tuple[Buffer, Callable[[], None]]:
@@ -257,17 +258,11 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                 raise UnsupportedMediaType("STOW-RS needs a multipart/related Content-Type")
             boundary = boundary_of(parse_media_type(content_type))
             fid = facility.id
-            origin = origin_of(authenticate(request))
-            studies: set[str] = set()
+            who = authenticate(request)
+            actor, origin = _actor(request, who), origin_of(who)
 
             def store_batch(items: Iterable[bytes]) -> list[StoreResult | Exception]:
-                outcomes = archive.store_batch(fid, items, origin)
-                studies.update(
-                    stored.study_instance_uid
-                    for stored in outcomes
-                    if isinstance(stored, StoreResult) and stored.ok and stored.study_instance_uid
-                )
-                return outcomes
+                return studies.receive_batch(actor, fid, items, origin)
 
             base = _base(request)
             body, close = await receive(request)
@@ -280,16 +275,6 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
                 result = await run_in_threadpool(store)
             finally:
                 close()
-            actor = _actor(request, authenticate(request))
-            for uid in sorted(studies):
-                await run_in_threadpool(
-                    access.access,
-                    actor,
-                    EventID.INSTANCES_TRANSFERRED,
-                    uid,
-                    action=Action.CREATE,
-                    facility_id=fid,
-                )
         return Response(result.body, status_code=result.status, media_type=DICOM_JSON)
 
     @r.post("/studies")
@@ -314,10 +299,8 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         with _http_errors():
             _check_json_accept(request.headers.get("accept"))
             req = parse_qido(level, request.query_params.multi_items(), path)
-            req.query.facility_ids = who.facility_ids
-            req.query.granted_studies = who.break_glass
-            rows = archive.search(req.query)
-        access.query(_actor(request, who), f"QIDO-RS {request.url.path} ?{request.url.query}")
+            asked = f"QIDO-RS {request.url.path} ?{request.url.query}"
+            rows = studies.search(_actor(request, who), Scope.of(who), req.query, asked)
         warnings = list(req.warnings)
         if req.cap is not None and len(rows) > req.cap:
             rows = rows[: req.cap]
@@ -396,16 +379,10 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per res
         sop: str | None,
         event: EventID = EventID.INSTANCES_ACCESSED,
     ) -> list[InstanceLocation]:
-        """The instances a READ request names, within the caller's scope; audited."""
+        """The instances a READ request names, within the caller's scope (audited)."""
         who = authorise(request, Permission.READ)
-        actor = _actor(request, who)
-        try:
-            found = wado.locate(archive, study, series, sop, who)
-        except wado.NotFound:
-            access.access(actor, event, study, outcome=Outcome.MINOR_FAILURE)
-            raise
-        access.access(actor, event, study, facility_id=found[0].facility_id)
-        return found
+        wado.check_resource(study, series, sop)
+        return studies.locate(_actor(request, who), Scope.of(who), study, series, sop, event)
 
     def one(request: Request, study: str, series: str, sop: str) -> InstanceLocation:
         return locate(request, study, series, sop)[0]

@@ -34,7 +34,6 @@ from telerad.adapters.fhir.service_request import (
     service_request,
     to_order,
 )
-from telerad.domain.audit import Outcome
 from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import Order, OrderError, OrderFilter
 from telerad.services.access_audit import Actor
@@ -129,10 +128,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per int
         )
 
     def visible(request: Request, who: Principal, sr_id: str) -> Order:
-        order = orders.get(int(sr_id), who.facility_ids) if sr_id.isdigit() else None
+        actor = Actor.of(who, client_address(request))
+        order = orders.lookup(actor, sr_id, who.facility_ids, "FHIR")
         if order is None:
-            actor = Actor.of(who, client_address(request))
-            platform.access.query(actor, f"FHIR ServiceRequest/{sr_id[:64]}", Outcome.MINOR_FAILURE)
             raise FhirError(f"ServiceRequest/{sr_id[:64]} is not known", 404, "not-found")
         return order
 
@@ -202,7 +200,8 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per int
             found = platform.index.facility_by_name(query.facility_hint)
             wanted = frozenset({found.id}) if found is not None else frozenset()
             facilities = wanted if facilities is None else facilities & wanted
-        found_orders = orders.find(
+        found_orders = orders.search(
+            Actor.of(who, client_address(request)),
             OrderFilter(
                 facility_ids=facilities,
                 accession_number=query.accession_number,
@@ -210,13 +209,12 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per int
                 statuses=query.statuses,
                 limit=query.count + 1,  # one more: is there a next page?
                 offset=query.offset,
-            )
+            ),
+            "FHIR",
+            request.url.query,
+            shown=query.count,
         )
         page = found_orders[: query.count]
-        platform.access.query(
-            Actor.of(who, client_address(request)),
-            f"FHIR ServiceRequest ({len(page)} found): {request.url.query or 'all'}",
-        )
         bundle = searchset(
             base(request),
             "ServiceRequest",

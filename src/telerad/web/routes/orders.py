@@ -19,7 +19,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from telerad.domain.audit import Outcome
 from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import (
     Order,
@@ -124,10 +123,9 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
         return OrderOut.of(order, orders.facility_name(order.facility_id))
 
     def visible(request: Request, who: Principal, order_id: int) -> Order:
-        order = orders.get(order_id, who.facility_ids)
+        actor = Actor.of(who, client_address(request))
+        order = orders.lookup(actor, str(order_id), who.facility_ids)
         if order is None:
-            actor = Actor.of(who, client_address(request))
-            platform.access.query(actor, f"order {order_id}", Outcome.MINOR_FAILURE)
             raise HTTPException(404, _NOT_FOUND)
         return order
 
@@ -163,7 +161,8 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
             found = platform.index.facility_by_name(facility)
             wanted = frozenset({found.id}) if found is not None else frozenset()
             facilities = wanted if facilities is None else facilities & wanted
-        found_orders = orders.find(
+        found_orders = orders.search(
+            Actor.of(who, client_address(request)),
             OrderFilter(
                 facility_ids=facilities,
                 accession_number=accession,
@@ -176,13 +175,12 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
                 study_instance_uid=study_instance_uid,
                 limit=limit,
                 offset=offset,
-            )
+            ),
+            "REST",
+            request.url.query,
+            one=accession is not None,
         )
-        actor = Actor.of(who, client_address(request))
         if accession is not None and len(found_orders) != 1:
-            platform.access.query(
-                actor, f"order by accession: {request.url.query}", Outcome.MINOR_FAILURE
-            )
             if not found_orders:
                 raise HTTPException(404, _NOT_FOUND)
             raise HTTPException(
@@ -190,9 +188,6 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
                 f"accession number {accession} is at {len(found_orders)} facilities: "
                 "say which with facility=NAME",
             )
-        platform.access.query(
-            actor, f"orders ({len(found_orders)} found): {request.url.query or 'all'}"
-        )
         if accession is not None:
             return out(found_orders[0])
         return [out(o) for o in found_orders]

@@ -22,10 +22,10 @@ from fastapi import APIRouter, Body, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
-from telerad.domain.audit import Action, EventID
 from telerad.domain.identity import Permission, Principal
 from telerad.domain.orders import OrderError
 from telerad.domain.readiness import ReadingState
+from telerad.services.access_audit import Actor
 from telerad.services.orders import Origin
 from telerad.services.platform import Platform
 from telerad.services.reconciliation_queue import ARRIVING_SHOWN, ReconciliationQueue
@@ -91,28 +91,13 @@ def router(platform: Platform) -> APIRouter:
     queue = ReconciliationQueue(reconciler, platform.orders, platform.archive)
 
     def visible(who: Principal, study_uid: str) -> ReadingState:
-        state = reconciler.states.by_uid(study_uid)
-        if state is None or not who.sees(state.facility_id, study_uid):
+        state = queue.state(who, study_uid)
+        if state is None:
             raise HTTPException(404, _NOT_FOUND)
         return state
 
-    def audit(
-        request: Request, who: Principal, event: EventID, action: Action, detail: str, uid: str = ""
-    ) -> None:
-        platform.audit.record(
-            event,
-            who.username,
-            actor_role=who.role.value if who.role else "",
-            actor_is_user=who.is_user,
-            action=action,
-            source_address=client_address(request),
-            study_uid=uid,
-            detail=detail,
-        )
-
-    def audit_listing(request: Request, who: Principal, count: int) -> None:
-        detail = f"reconciliation queue listed ({count} studies)"
-        audit(request, who, EventID.QUERY, Action.EXECUTE, detail)
+    def actor(request: Request, who: Principal) -> Actor:
+        return Actor.of(who, client_address(request))
 
     def assign_order(
         request: Request, who: Principal, study_uid: str, accession: str
@@ -130,19 +115,15 @@ def router(platform: Platform) -> APIRouter:
     def release_as(request: Request, who: Principal, study_uid: str, tier: Tier) -> ReadingState:
         visible(who, study_uid)
         try:
-            released = reconciler.release(study_uid, Priority(tier))
+            return reconciler.release(study_uid, Priority(tier), actor(request, who))
         except OrderError as exc:
             raise HTTPException(409, str(exc)) from None
-        detail = f"released to reading as {tier}"
-        audit(request, who, EventID.PROCEDURE_RECORD, Action.UPDATE, detail, study_uid)
-        return released
 
     @api.get("/api/reconciliation", response_model=list[ReadingStateOut])
     def waiting(request: Request) -> list[ReadingStateOut]:
         """Unmatched and held studies, oldest first."""
         who = authorise(request, Permission.ORDERS_READ)
-        found = reconciler.waiting(who.facility_ids)
-        audit_listing(request, who, len(found))
+        found = reconciler.waiting(who.facility_ids, actor(request, who))
         return [ReadingStateOut.of(s) for s in found]
 
     @api.get("/api/reconciliation/{study_uid}", response_model=ReadingStateOut)
@@ -187,8 +168,7 @@ def router(platform: Platform) -> APIRouter:
     @api.get("/reconciliation", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request) -> HTMLResponse:
         who = authorise(request, Permission.ORDERS_READ)
-        rows = queue.rows(who)
-        audit_listing(request, who, len(rows))
+        rows = queue.rows(who, actor(request, who))
         context = {
             "who": who,
             "rows": rows,

@@ -1,9 +1,9 @@
 """The study list at ``/``: a search form over the index; each study opens the viewer.
 
 Plain HTML from a Jinja2 template over :class:`~telerad.services.study_list.StudyList`
-(the archive's search, like any C-FIND or QIDO-RS request, newest first, with each
-study's facility, the patient's age and sex and the read status). Search terms are
-never logged (they are PHI).
+(the study search use case, like any C-FIND or QIDO-RS request, audited, newest
+first, with each study's facility, the patient's age and sex and the read status).
+Search terms are never logged (they are PHI).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from fastapi import Query as QueryParam
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from telerad.services.access_audit import Actor
 from telerad.services.platform import Platform
 from telerad.services.study_list import StudyList, StudySearch
-from telerad.web.auth import authenticate
+from telerad.web.auth import authenticate, client_address
 
 WEB = Path(__file__).resolve().parents[1]
 TEMPLATES = Jinja2Templates(directory=WEB / "templates")
@@ -62,7 +63,7 @@ def viewer_url(study_uid: str) -> str:
 def router(platform: Platform) -> APIRouter:
     api = APIRouter(include_in_schema=False)
 
-    studies = StudyList(platform.archive, platform.index, platform.reading.store)
+    studies = StudyList(platform.studies, platform.index, platform.reading.store)
 
     @api.get("/", response_class=HTMLResponse)
     def study_list(
@@ -81,7 +82,7 @@ def router(platform: Platform) -> APIRouter:
         search = StudySearch(
             patient_name, patient_id, accession, date_from, date_to, modality, facility
         )
-        found = studies.page(who, search, page, size)
+        found = studies.page(who, search, page, size, by=Actor.of(who, client_address(request)))
         form = {k: v for k, v in vars(search).items() if v}
 
         def page_url(number: int) -> str:
