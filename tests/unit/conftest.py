@@ -38,6 +38,8 @@ def _no_io(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         (socket.socket, "connect_ex", "socket connect"),
         (socket.socket, "bind", "socket bind"),
         (socket.socket, "sendto", "socket sendto"),
+        (socket, "getaddrinfo", "name lookup"),
+        (socket, "gethostbyname", "name lookup"),
         (sqlite3, "connect", "SQLite connection"),
         (sqlite3.dbapi2, "connect", "SQLite connection"),
         (subprocess.Popen, "_execute_child", "subprocess"),

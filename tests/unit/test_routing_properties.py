@@ -58,23 +58,35 @@ def _mostly(everything: frozenset[Any]) -> st.SearchStrategy[frozenset[Any]]:
     return st.one_of(st.just(everything), st.just(everything), some)
 
 
+# The strategies are built once: a strategy built inside a draw is validated again on
+# every draw, which cost most of these tests' time (the examples are the same).
+LONG_SHIFT = Shift(NOW - timedelta(days=1), NOW + timedelta(days=3))
+reader_shifts = st.one_of(
+    st.just([LONG_SHIFT]), st.lists(st.one_of(utc_shifts, weekly_shifts), max_size=3)
+)
+licence_sets = _mostly(frozenset(FACILITIES.values()))
+facility_sets = _mostly(frozenset(FACILITIES))
+modality_sets = _mostly(frozenset(MODALITIES))
+subspecialty_sets = _mostly(frozenset(SUBSPECIALTIES))
+signed_in_flags = st.sampled_from((True, True, False))
+rvu_rates = st.sampled_from((4.0, 8.0, 12.0))
+queue_caps = st.one_of(st.none(), st.sampled_from((1.0, 2.5, 6.0)))
+read_kind_sets = st.sampled_from([frozenset(ReadKind), frozenset({ReadKind.FINAL})])
+
+
 @st.composite
 def readers(draw: st.DrawFn, user_id: int) -> Reader:
-    long_shift = Shift(NOW - timedelta(days=1), NOW + timedelta(days=3))
-    shifts = st.one_of(
-        st.just([long_shift]), st.lists(st.one_of(utc_shifts, weekly_shifts), max_size=3)
-    )
     return Reader(
         user_id,
-        licences=draw(_mostly(frozenset(FACILITIES.values()))),
-        facility_ids=draw(_mostly(frozenset(FACILITIES))),
-        modalities=draw(_mostly(frozenset(MODALITIES))),
-        subspecialties=draw(_mostly(frozenset(SUBSPECIALTIES))),
-        shifts=tuple(draw(shifts)),
-        signed_in=draw(st.sampled_from((True, True, False))),
-        rvu_per_hour=draw(st.sampled_from((4.0, 8.0, 12.0))),
-        queue_cap_rvu=draw(st.one_of(st.none(), st.sampled_from((1.0, 2.5, 6.0)))),
-        read_kinds=draw(st.sampled_from([frozenset(ReadKind), frozenset({ReadKind.FINAL})])),
+        licences=draw(licence_sets),
+        facility_ids=draw(facility_sets),
+        modalities=draw(modality_sets),
+        subspecialties=draw(subspecialty_sets),
+        shifts=tuple(draw(reader_shifts)),
+        signed_in=draw(signed_in_flags),
+        rvu_per_hour=draw(rvu_rates),
+        queue_cap_rvu=draw(queue_caps),
+        read_kinds=draw(read_kind_sets),
     )
 
 
@@ -100,24 +112,35 @@ rules_strategy = st.builds(
 )
 
 
+study_facilities = st.sampled_from(sorted(FACILITIES))
+priorities = st.sampled_from(list(Priority))
+waits = st.integers(0, 120)
+study_modalities = st.sampled_from(MODALITIES)
+study_rvus = st.sampled_from((0.5, 1.0, 2.0, 3.5))
+study_subspecialties = st.sampled_from(("", *SUBSPECIALTIES))
+patients = st.sampled_from(("A", "B", "C"))
+read_kinds = st.sampled_from(list(ReadKind))
+prior_reader_sets = st.frozensets(st.integers(1, 8), max_size=2)
+
+
 @st.composite
 def studies(draw: st.DrawFn, uid: str, now: datetime, rules: Rules) -> ReadingStudy:
-    facility = draw(st.sampled_from(sorted(FACILITIES)))
-    priority = draw(st.sampled_from(list(Priority)))
-    ready_at = now - timedelta(minutes=draw(st.integers(0, 120)))
+    facility = draw(study_facilities)
+    priority = draw(priorities)
+    ready_at = now - timedelta(minutes=draw(waits))
     return ReadingStudy(
         uid,
         facility_id=facility,
         jurisdiction=FACILITIES[facility],
-        modality=draw(st.sampled_from(MODALITIES)),
+        modality=draw(study_modalities),
         priority=priority,
         ready_at=ready_at,
         deadline=rules.deadline(facility, priority, ready_at),
-        rvu=draw(st.sampled_from((0.5, 1.0, 2.0, 3.5))),
-        subspecialty=draw(st.sampled_from(("", *SUBSPECIALTIES))),
-        patient_key=patient_key(facility, draw(st.sampled_from(("A", "B", "C")))),
-        read_kind=draw(st.sampled_from(list(ReadKind))),
-        prior_readers=draw(st.frozensets(st.integers(1, 8), max_size=2)),
+        rvu=draw(study_rvus),
+        subspecialty=draw(study_subspecialties),
+        patient_key=patient_key(facility, draw(patients)),
+        read_kind=draw(read_kinds),
+        prior_readers=draw(prior_reader_sets),
     )
 
 

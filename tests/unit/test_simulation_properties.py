@@ -56,37 +56,60 @@ shifts = st.one_of(
 )
 
 
+# Built once: a strategy built inside a draw is validated again on every draw (the
+# examples are the same).
+facility_sets = _some(list(FACILITIES))
+licence_sets = _some(sorted(set(FACILITIES.values())))
+modality_sets = _some(MODALITIES)
+subspecialty_sets = _some(SUBSPECIALTIES)
+reader_shifts = st.lists(shifts, min_size=1, max_size=2)
+rvu_rates = st.floats(4, 20)
+queue_caps = st.one_of(st.none(), st.floats(1, 6))
+read_kind_sets = _some(tuple(ReadKind))
+
+
 @st.composite
 def readers(draw: st.DrawFn, user_id: int) -> Reader:
-    facilities = draw(_some(list(FACILITIES)))
+    facilities = draw(facility_sets)
     return Reader(
         user_id,
-        licences=draw(_some(sorted(set(FACILITIES.values())))),  # type: ignore[arg-type]
+        licences=draw(licence_sets),  # type: ignore[arg-type]
         facility_ids=facilities,  # type: ignore[arg-type]
-        modalities=draw(_some(MODALITIES)),  # type: ignore[arg-type]
-        subspecialties=draw(_some(SUBSPECIALTIES)),  # type: ignore[arg-type]
-        shifts=tuple(draw(st.lists(shifts, min_size=1, max_size=2))),
-        rvu_per_hour=draw(st.floats(4, 20)),
-        queue_cap_rvu=draw(st.one_of(st.none(), st.floats(1, 6))),
-        read_kinds=draw(_some(tuple(ReadKind))),  # type: ignore[arg-type]
+        modalities=draw(modality_sets),  # type: ignore[arg-type]
+        subspecialties=draw(subspecialty_sets),  # type: ignore[arg-type]
+        shifts=tuple(draw(reader_shifts)),
+        rvu_per_hour=draw(rvu_rates),
+        queue_cap_rvu=draw(queue_caps),
+        read_kinds=draw(read_kind_sets),  # type: ignore[arg-type]
     )
+
+
+study_facilities = st.sampled_from(sorted(FACILITIES))
+seconds_of_the_day = st.integers(0, 86_399)
+study_modalities = st.sampled_from(MODALITIES)
+priorities = st.sampled_from(tuple(Priority))
+study_rvus = st.floats(0.1, 3)
+study_subspecialties = st.sampled_from(("", "", *SUBSPECIALTIES))
+patients = st.sampled_from(("p1", "p2", "p3", ""))
+read_kinds = st.sampled_from(tuple(ReadKind))
+efforts = st.floats(0.5, 2)
 
 
 @st.composite
 def arrivals(draw: st.DrawFn, uid: str) -> Arrival:
-    facility = draw(st.sampled_from(sorted(FACILITIES)))
+    facility = draw(study_facilities)
     return Arrival(
         uid,
         facility_id=facility,
         jurisdiction=FACILITIES[facility],
-        ready_at=DAY + timedelta(seconds=draw(st.integers(0, 86_399))),
-        modality=draw(st.sampled_from(MODALITIES)),
-        priority=draw(st.sampled_from(tuple(Priority))),
-        rvu=draw(st.floats(0.1, 3)),
-        subspecialty=draw(st.sampled_from(("", "", *SUBSPECIALTIES))),
-        patient_id=draw(st.sampled_from(("p1", "p2", "p3", ""))),
-        read_kind=draw(st.sampled_from(tuple(ReadKind))),
-        effort=draw(st.floats(0.5, 2)),
+        ready_at=DAY + timedelta(seconds=draw(seconds_of_the_day)),
+        modality=draw(study_modalities),
+        priority=draw(priorities),
+        rvu=draw(study_rvus),
+        subspecialty=draw(study_subspecialties),
+        patient_id=draw(patients),
+        read_kind=draw(read_kinds),
+        effort=draw(efforts),
     )
 
 
