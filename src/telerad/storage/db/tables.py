@@ -514,6 +514,24 @@ outbox = Table(
     Column("sent_at", DateTime(timezone=True)),
     Column("last_error", Text, nullable=False, server_default=""),
     Column("answer", Text, nullable=False, server_default=""),  # the peer's last answer
+    Column("refusals", Integer, nullable=False, server_default="0"),  # attempts refused
+    Column("queued_at", DateTime(timezone=True)),  # retried by an administrator (NULL: created)
+    Column("claimed_until", DateTime(timezone=True)),  # being sent by a worker until then
+    Column("claim", String(32)),  # the token of that worker's claim
+    Column("destination", String(255), nullable=False, server_default=""),  # the last try's
 )
 Index("ix_outbox_due", outbox.c.state, outbox.c.facility_id, outbox.c.channel, outbox.c.id)
 Index("ix_outbox_report", outbox.c.report_id)
+# Every delivery attempt of an outbox message: when, where, what came of it.
+outbox_attempt = Table(
+    "outbox_attempt",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("outbox_id", ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("destination", String(255), nullable=False, server_default=""),
+    Column("outcome", String(8), nullable=False),  # accepted, refused, failed
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("answer", Text, nullable=False, server_default=""),
+)
+Index("ix_outbox_attempt_message", outbox_attempt.c.outbox_id, outbox_attempt.c.id)
