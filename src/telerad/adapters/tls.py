@@ -117,6 +117,38 @@ def listener_contexts(settings: Settings) -> ListenerContexts | None:
     )
 
 
+def client_context(
+    ca: Path | None = None, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
+    """A client-side context for the platform's own connections out (results to a
+    facility): TLS 1.2+, AEAD ciphers, the peer's certificate checked against ``ca``
+    (else the system's CAs) and its host name; ``cert``/``key`` are presented when a
+    peer asks for a client certificate (mutual TLS)."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= ssl.OP_NO_COMPRESSION
+    if ca is not None:
+        _readable(ca, "TELERAD_RESULTS_TLS_CA")
+        try:
+            ctx.load_verify_locations(cafile=ca)
+        except ssl.SSLError as exc:
+            raise TLSConfigError(
+                f"TELERAD_RESULTS_TLS_CA: {ca}: no PEM certificate in it ({exc.reason or exc})"
+            ) from None
+    if cert is not None and key is not None:
+        _readable(cert, "TELERAD_TLS_CERT")
+        _readable(key, "TELERAD_TLS_KEY")
+        try:
+            ctx.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            raise TLSConfigError(
+                f"TELERAD_TLS_CERT/TELERAD_TLS_KEY: {cert}, {key}: not a PEM certificate "
+                f"and its matching unencrypted private key ({exc.reason or exc})"
+            ) from None
+    return ctx
+
+
 def certificate_fingerprint(der: bytes) -> str:
     """SHA-256 of a DER certificate, lower-case hex (``openssl x509 -fingerprint -sha256``)."""
     return hashlib.sha256(der).hexdigest()

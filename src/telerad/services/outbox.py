@@ -47,7 +47,14 @@ from telerad.domain.outbox import (
 )
 from telerad.domain.reports import Difference, Report
 from telerad.services.audit import AuditService
-from telerad.services.reports import Outgoing, ReportFilter, ReportStore, ReportSummary
+from telerad.services.reports import (
+    Deliveries,
+    Outgoing,
+    ReportFacts,
+    ReportFilter,
+    ReportStore,
+    ReportSummary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +274,15 @@ class OutboxWorker:
                 f"{message.facility_id} at {attempt.destination or '-'}: {verdict}"
             ),
         )
+
+
+def combined(*each: Deliveries) -> Deliveries:
+    """One ``Deliveries`` for several channels: every channel's messages, in turn."""
+
+    def deliveries(report: Report, facts: ReportFacts, now: datetime) -> Sequence[Outgoing]:
+        return [o for d in each for o in d(report, facts, now)]
+
+    return deliveries
 
 
 def new_message_id(report_id: int, version: int) -> str:
