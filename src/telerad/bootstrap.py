@@ -46,6 +46,7 @@ from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.services.studies import Studies
+from telerad.services.templates import TemplateService
 from telerad.storage.blobs.filesystem import FileBlobStore
 from telerad.storage.blobs.keys import FacilityKeys, load_master_key
 from telerad.storage.blobs.protected import ProtectedBlobStore
@@ -58,6 +59,7 @@ from telerad.storage.db.order_repository import SqlOrders
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
 from telerad.storage.db.syncer import IndexSyncer, claim, release
+from telerad.storage.db.template_repository import SqlTemplates
 from telerad.storage.secret import load_or_create_secret
 
 
@@ -80,6 +82,8 @@ class Platform:
     mpps: MppsService
     #: Which facility a write belongs to, for every way data comes in.
     admission: Admission = field(init=False)
+    #: Report templates: the shipped ones and those imported, and which a study gets.
+    templates: TemplateService = field(init=False)
     #: The archive's studies within each caller's scope, every access audited.
     studies: Studies = field(init=False)
     #: A stored study de-identified for research or teaching.
@@ -114,6 +118,7 @@ class Platform:
         self.deid = DeidExport(self.studies, self.index, self.access, self.audit, secret)
         self.messages = Messages(self.admission, self.audit)
         self.mwl = ModalityWorklist(self.orders, self.access)
+        self.templates = TemplateService(SqlTemplates(self.engine), self.audit)
         self.leadership = Leadership(SqlLeases(self.engine), self.settings.resolved_advertise_url)
         # A process that starts or stops deciding starts from what the database holds.
         self.leadership.on_gain.append(self.reading.reset)

@@ -21,6 +21,7 @@ from tests.fakes.index import FakeIndex
 from tests.fakes.orders import FakeOrders
 from tests.fakes.reading import FakeReading
 from tests.fakes.reconcile import FakeReadingStates
+from tests.fakes.templates import FakeTemplates
 
 from telerad.domain.procedures import Catalogue, load_catalogue
 from telerad.services.access_audit import AccessLog
@@ -31,6 +32,7 @@ from telerad.services.orders import OrderService
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.studies import Studies
+from telerad.services.templates import TemplateService
 from telerad.workflow.model import ReadingStudy
 
 #: argon2id at its cheapest: the same hashes and checks, in microseconds, not 0.4 s.
@@ -50,6 +52,7 @@ class Stores:
     orders: Any
     reading: Any
     states: Any
+    templates: Any
 
 
 def fake_stores(clock: Clock) -> Stores:
@@ -64,6 +67,7 @@ def fake_stores(clock: Clock) -> Stores:
         orders=orders,
         reading=FakeReading(identity),
         states=FakeReadingStates(index, orders),
+        templates=FakeTemplates(),
     )
 
 
@@ -103,6 +107,7 @@ class World:
     reading: ReadingService
     queue: Queue
     reconciler: Reconciler
+    templates: TemplateService
 
 
 def world(clock: Clock | None = None, policy: AuthPolicy | None = None) -> World:
@@ -140,4 +145,5 @@ def world(clock: Clock | None = None, policy: AuthPolicy | None = None) -> World
         reading=reading,
         queue=queue,
         reconciler=reconciler,
+        templates=TemplateService(stores.templates, audit, clock=clock),
     )

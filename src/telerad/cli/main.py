@@ -13,6 +13,7 @@ from telerad.cli.orders import order_app, slots_app, station_app
 from telerad.cli.people import facility_app, token_app, user_app
 from telerad.cli.readers import reader_app
 from telerad.cli.simulate import simulate
+from telerad.cli.templates import template_app
 
 app = typer.Typer(help="telerad: teleradiology platform", no_args_is_help=True)
 node_app = typer.Typer(help="Remote DICOM nodes (C-MOVE destinations)")
@@ -25,6 +26,7 @@ app.add_typer(station_app, name="station")
 app.add_typer(slots_app, name="slots")
 app.add_typer(order_app, name="order")
 app.add_typer(reader_app, name="reader")
+app.add_typer(template_app, name="template")
 app.command()(simulate)
 
 

@@ -311,6 +311,8 @@ def validate(template: Template) -> Template:
         raise TemplateError(f"{where}: the id must be lower-case letters, digits, . _ -")
     if not template.title.strip():
         raise TemplateError(f"{where}: no title")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", template.version):
+        raise TemplateError(f"{where}: a version is up to 16 letters, digits, . _ - (2, 1.4)")
     if not template.sections:
         raise TemplateError(f"{where}: no sections")
     seen: set[str] = set()

@@ -28,6 +28,7 @@ from telerad.services.ports import Index
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import Reconciler
 from telerad.services.studies import Studies
+from telerad.services.templates import TemplateService
 
 
 class Platform(Protocol):
@@ -69,6 +70,10 @@ class Platform(Protocol):
 
     @property
     def reconciler(self) -> Reconciler: ...
+
+    @property
+    def templates(self) -> TemplateService:
+        """Report templates in force, importing them, and which one a study gets."""
 
     @property
     def reading(self) -> ReadingService: ...

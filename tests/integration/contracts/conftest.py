@@ -19,6 +19,7 @@ from telerad.storage.db.index_repository import SqlIndex
 from telerad.storage.db.order_repository import SqlOrders
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
+from telerad.storage.db.template_repository import SqlTemplates
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ def sql_stores(platform: Platform, clock: Clock, blob_dir: Path) -> Stores:
         orders=SqlOrders(engine),
         reading=SqlReading(engine),
         states=SqlReadingStates(engine),
+        templates=SqlTemplates(engine),
     )
 
 
