@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from telerad.domain.mrrt import parse_mrrt
 from telerad.domain.templates import Code, FieldKind, Heading, Option, TemplateError
@@ -217,3 +219,31 @@ def test_a_select_left_open_ends_at_the_next_field() -> None:
     s, t = read.template.sections[0].fields
     assert s.values() == ["a", "b"] and t.kind is FieldKind.TEXT
     assert read.warnings == ('<select id="s"> at line 2 is not closed before <input> at line 3',)
+
+
+_PIECES = [
+    "<", ">", "</section>", "<section>", "<select id=q>", "<option>", "</select>", "<p>",
+    "<label for=x>", "</label>", "<input type=radio name=r>", "<input type=checkbox name=r>",
+    "<textarea id=t>", "<header>", "<!--", "-->", '"', "&", "<script type=text/xml>",
+    "</script>", "<entry ORIGTXT='x'>", "<input>", "<input type=number id=n min=5 max=1>",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(sorted(p.name for p in SAMPLES.glob("*.html"))),
+    st.lists(st.tuples(st.floats(0, 1), st.booleans(), st.sampled_from(_PIECES)), max_size=8),
+)
+def test_whatever_the_html_it_is_a_template_or_a_template_error(
+    sample: str, edits: list[tuple[float, bool, str]]
+) -> None:
+    text = _read(sample)
+    for where, cut, piece in edits:
+        at = int(where * len(text))
+        text = text[:at] + text[at + 30 :] if cut else text[:at] + piece + text[at:]
+    try:
+        read = parse_mrrt(text)
+    except TemplateError as exc:
+        assert str(exc)
+    else:
+        assert read.template.section(Heading.IMPRESSION) is not None
