@@ -11,6 +11,7 @@ rely on it; tests/integration/contracts runs the same assertions on both:
 * :mod:`tests.fakes.orders` — orders, stations, slots, steps (``services.orders.OrderStore``)
 * :mod:`tests.fakes.reading` — the reading worklist (``services.ports.ReadingStore``)
 * :mod:`tests.fakes.reconcile` — reading states (``services.reconcile.StateStore``)
+* :mod:`tests.fakes.templates` — imported report templates (``services.templates.TemplateStore``)
 
 :mod:`tests.fakes.world` puts them together with the services over them.
 """
@@ -28,6 +29,7 @@ from tests.fakes.index import FakeIndex
 from tests.fakes.orders import FakeOrders
 from tests.fakes.reading import FakeReading
 from tests.fakes.reconcile import FakeReadingStates
+from tests.fakes.templates import FakeTemplates
 
 __all__ = [
     "Clock",
@@ -38,6 +40,7 @@ __all__ = [
     "FakeOrders",
     "FakeReading",
     "FakeReadingStates",
+    "FakeTemplates",
     "FindEvent",
 ]
 
