@@ -96,6 +96,26 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
         return f"{scheme}://{host}:{self.http_port}"
 
+    # -- results delivery (the outbox) ----------------------------------------------------
+    # How often the outbox worker looks for messages due (seconds); a signature in the
+    # same process wakes it at once.
+    outbox_seconds: float = 0.5
+    # A facility's HL7 endpoint has this long to take the connection, and to answer.
+    results_connect_seconds: float = 5.0
+    results_answer_seconds: float = 15.0
+    # Retries wait from the first to the longest wait, doubling; a message is a dead
+    # letter after this many refusals (AE/AR) or this long undelivered.
+    results_retry_first_seconds: float = 2.0
+    results_retry_longest_seconds: float = 300.0
+    results_refusals: int = 5
+    results_give_up_hours: float = 24.0
+    # CA certificates that sign the facilities' endpoint certificates (PEM; default: the
+    # system's). The platform's own TLS certificate is presented for mutual TLS.
+    results_tls_ca: Path | None = None
+    # Who sends the results (MSH-3, MSH-4).
+    hl7_application: str = "TELERAD"
+    hl7_facility: str = "TELERAD"
+
     # The time zone (IANA name) the modality worklist gives scheduled dates and times in.
     worklist_tz: str = "UTC"
 

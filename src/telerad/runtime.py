@@ -11,7 +11,11 @@ What runs by itself in a running platform, and how often:
 * ``reconciliation``, every ``TELERAD_RECONCILE_SECONDS``: matches new studies to
   orders, judges readiness, feeds the reading worklist;
 * ``reading-worklist``, every ``TELERAD_WORKLIST_TICK_SECONDS``: the worklist's
-  clock (sessions, shifts, stale holds, escalation, alerts).
+  clock (sessions, shifts, stale holds, escalation, alerts);
+* ``outbox``, every ``TELERAD_OUTBOX_SECONDS`` and at once when a signature (or a
+  retry) in this process queued something: results delivered to the facilities
+  (:mod:`telerad.services.outbox`). It runs in every process: claims keep several
+  from sending one message, or a facility's messages out of order.
 
 Listeners (DIMSE, MLLP, HTTP) are not loops: ``telerad serve`` starts them
 (:mod:`telerad.server`). :meth:`Runtime.start` starts the loops and
@@ -20,6 +24,7 @@ Listeners (DIMSE, MLLP, HTTP) are not loops: ``telerad serve`` starts them
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +46,8 @@ class Loop:
     name: str
     every: float
     run: Callable[[], object]
+    #: Set to run a pass before ``every`` has passed.
+    wake: threading.Event | None = None
 
 
 def loops_of(platform: Platform) -> list[Loop]:
@@ -58,6 +65,7 @@ def loops_of(platform: Platform) -> list[Loop]:
         Loop("leadership", RENEW, lead.renew),
         Loop("reconciliation", settings.reconcile_seconds, if_leader(platform.reconciler.run)),
         Loop("reading-worklist", settings.worklist_tick_seconds, if_leader(platform.reading.tick)),
+        Loop("outbox", settings.outbox_seconds, platform.outbox.run, platform.outbox.wake),
     ]
     return loops
 
@@ -78,7 +86,7 @@ class Runtime:
             raise ValueError(f"no such loop: {', '.join(sorted(unknown))}")
         for loop in self.loops:
             if (only is None or loop.name in only) and loop.name not in self.running:
-                self._running.append(Periodic(loop.name, loop.every, loop.run).start())
+                self._running.append(Periodic(loop.name, loop.every, loop.run, loop.wake).start())
 
     def stop(self) -> None:
         while self._running:

@@ -18,7 +18,14 @@ from telerad.bootstrap import bootstrap, open_platform
 from telerad.config import Settings
 from telerad.storage.db.syncer import claim, release
 
-LOOPS = {"index-sync", "index-statistics", "leadership", "reconciliation", "reading-worklist"}
+LOOPS = {
+    "index-sync",
+    "index-statistics",
+    "leadership",
+    "reconciliation",
+    "reading-worklist",
+    "outbox",
+}
 
 
 def _running_markers(data_dir: Path) -> list[Path]:

@@ -189,7 +189,6 @@ class OutboxWorker:
     def run(self, passes: int = 100) -> int:
         """Send what is due, pass after pass, until nothing is (at most ``passes``);
         how many attempts were made."""
-        self.wake.clear()
         total = 0
         for _ in range(passes):
             done = self.run_once()

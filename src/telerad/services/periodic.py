@@ -11,11 +11,19 @@ log = logging.getLogger(__name__)
 
 
 class Periodic:
-    def __init__(self, name: str, every: float, task: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        name: str,
+        every: float,
+        task: Callable[[], object],
+        wake: threading.Event | None = None,
+    ) -> None:
         self.name = name
         self.every = every
         self.task = task
         self._stop = threading.Event()
+        #: Set to run the next pass now rather than after ``every`` seconds.
+        self.wake = wake or threading.Event()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> Periodic:
@@ -23,7 +31,11 @@ class Periodic:
         return self
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every):
+        while True:
+            self.wake.wait(self.every)
+            if self._stop.is_set():
+                return
+            self.wake.clear()
             try:
                 self.task()
             except Exception as exc:  # the next pass may succeed; never kill the platform
@@ -33,5 +45,6 @@ class Periodic:
 
     def shutdown(self) -> None:
         self._stop.set()
+        self.wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=max(5.0, self.every))

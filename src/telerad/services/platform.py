@@ -27,6 +27,7 @@ from telerad.services.orders import OrderService
 from telerad.services.ports import Index
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import Reconciler
+from telerad.services.results import ResultsService
 from telerad.services.studies import Studies
 from telerad.services.templates import TemplateService
 
@@ -80,6 +81,10 @@ class Platform(Protocol):
 
     @property
     def mpps(self) -> MppsService: ...
+
+    @property
+    def results(self) -> ResultsService:
+        """Results endpoints, the outbox and its dead letters, deliveries per report."""
 
     @property
     def leadership(self) -> Leadership: ...

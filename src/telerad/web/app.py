@@ -69,10 +69,16 @@ def create_app(platform: Platform) -> FastAPI:
         dicomweb,
         fhir,
         orders,
+        outbox,
+        reading,
         reconciliation,
+        reports,
         ui,
         viewer,
     )
+
+    # A report's 409 carries the current report, its 422 the checks' findings.
+    app.add_exception_handler(reports.Answer, reports.answer_handler)
 
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, exc: SignInRequired) -> Response:
@@ -107,6 +113,9 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(orders.router(platform))
     app.include_router(fhir.router(platform))
     app.include_router(reconciliation.router(platform))
+    app.include_router(outbox.router(platform))
+    app.include_router(reports.router(platform))
+    app.include_router(reading.router(platform))
     app.include_router(ui.router(platform))
     viewer.mount(app, platform)
     from telerad.web.routes import board, worklist
