@@ -51,7 +51,8 @@ from telerad.services.outbox import OutboxWorker
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
-from telerad.services.reports import Deliveries
+from telerad.services.report_facts import StudyReportFacts
+from telerad.services.reports import Deliveries, ReportService
 from telerad.services.results import ResultsService
 from telerad.services.studies import Studies
 from telerad.services.templates import TemplateService
@@ -67,6 +68,7 @@ from telerad.storage.db.order_repository import SqlOrders
 from telerad.storage.db.outbox_repository import SqlEndpoints, SqlOutbox
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
+from telerad.storage.db.report_repository import SqlReports
 from telerad.storage.db.syncer import IndexSyncer, claim, release
 from telerad.storage.db.template_repository import SqlTemplates
 from telerad.storage.secret import load_or_create_secret
@@ -114,6 +116,8 @@ class Platform:
     outbox: OutboxWorker = field(init=False)
     #: What a signature queues for its facility (ReportService's ``deliveries``).
     deliveries: Deliveries = field(init=False)
+    #: Reports: drafts, signatures, addenda and corrections (services/reports.py).
+    reports: ReportService = field(init=False)
     #: Which process decides the reading worklist (one of several on a database).
     leadership: Leadership = field(init=False)
     runtime: Runtime = field(init=False)
@@ -139,6 +143,15 @@ class Platform:
         self.leadership.on_gain.append(self.reading.reset)
         self.leadership.on_loss.append(self.reading.reset)
         self.results, self.outbox, self.deliveries = _results(self)
+        self.reports = ReportService(
+            SqlReports(self.engine),
+            StudyReportFacts(self.archive, self.index, self.orders),
+            self.templates,
+            self.reading,
+            self.auth,
+            self.audit,
+            self.deliveries,
+        )
         self.runtime = Runtime(loops_of(self))
 
     # -- the platform's life -----------------------------------------------------------

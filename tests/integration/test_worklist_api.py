@@ -227,7 +227,7 @@ def test_pages_render_for_their_people(net: Net) -> None:
         f"/worklist/{NORTH_UID}/open", headers=net.as_("ana"), follow_redirects=False
     )
     assert opened.status_code == 303
-    assert opened.headers["location"] == f"/viewer?StudyInstanceUIDs={NORTH_UID}"
+    assert opened.headers["location"] == f"/reading/{NORTH_UID}"  # viewer and report
     assert net.platform.reading.worklist.holds[NORTH_UID].claimed_at is not None
     again = net.client.post(
         f"/worklist/{NORTH_UID}/open", headers=net.as_("ana"), follow_redirects=False

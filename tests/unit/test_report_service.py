@@ -75,8 +75,13 @@ class Templates:
     def get(self, template_id: str) -> Template | None:
         return next((t for t in self.known if t.id == template_id), None)
 
-    def choose(self, procedure_code: str, modality: str, sex: str, age: int | None) -> tpl.Choice:
-        return tpl.choose(self.known, procedure_code, modality, sex, age)
+    def choose(
+        self, procedure_code: str, modality: str, sex: str, age: int | None, description: str = ""
+    ) -> tpl.Choice:
+        return tpl.choose(self.known, procedure_code, modality, sex, age, description)
+
+    def offered(self, modality: str, sex: str, age: int | None) -> list[Template]:
+        return tpl.offered(self.known, modality, sex, age)
 
 
 @dataclass

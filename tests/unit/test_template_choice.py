@@ -212,3 +212,21 @@ def test_versions_order_as_numbers() -> None:
     ]
     assert version_key("2022") < version_key("draft")
     assert version_key("v2") != version_key("2")
+
+
+def test_a_study_without_an_order_is_chosen_by_its_description() -> None:
+    shipped = shipped_templates()
+    head = choose(shipped, "", "CT", "M", 60, description="CT HEAD WITHOUT CONTRAST")
+    assert head.template.id == "ct-head" and "description" in head.reason
+    cap = choose(shipped, "", "CT", "F", 60, description="CT Chest Abdomen Pelvis W Contrast")
+    assert cap.template.id == "ct-chest-abdomen-pelvis"
+    # A description naming nothing a template is for: the modality's rules, then the fallback.
+    assert choose(shipped, "", "CT", "F", 60, description="CT KNEE").template.fallback
+    # A local code no template is mapped to: the words decide; a mapped code first.
+    assert (
+        choose(shipped, "LOCAL-17", "CT", "M", 60, description="CT HEAD").template.id == "ct-head"
+    )
+    code = next(iter(BY_ID["ct-chest-abdomen-pelvis"].procedure_codes))
+    assert choose(shipped, code, "CT", "M", 60, description="CT HEAD").template.id == (
+        "ct-chest-abdomen-pelvis"
+    )

@@ -46,6 +46,7 @@ class Prior:
     study_date: date
     modality: str = ""
     description: str = ""
+    study_uid: str = ""
 
 
 @dataclass(frozen=True)

@@ -364,11 +364,15 @@ def choose(
     modality: str,
     sex: str = "",
     age: int | None = None,
+    description: str = "",
 ) -> Choice:
     """The template for a study, among those that fit the patient (the first of
     ``templates`` wins a tie, so list the preferred ones first):
 
-    1. the one mapped to its procedure code;
+    1. the one mapped to its procedure code; when no template is (a study that came
+       without an order, a facility's local code), the one whose title's words are
+       all in the study's ``description`` ("CT head" for "CT HEAD WITHOUT
+       CONTRAST"), the longest title;
     2. the one that is the default for its modality (mammography for MG);
     3. one for its modality that is mapped to no procedure code (a template for
        all of a modality's studies; most specific availability first);
@@ -382,6 +386,12 @@ def choose(
         for t in fitting:
             if code in t.procedure_codes:
                 return Choice(t, f"mapped to procedure {code}")
+    if description.strip():
+        said = set(_words(description))
+        named = [t for t in fitting if not t.fallback and _words(t.title) <= said]
+        if named:
+            best = max(named, key=lambda t: len(_words(t.title)))
+            return Choice(best, f"by the study's description ({description.strip()[:64]})")
     modality = modality.strip().upper()
     for t in fitting:
         if modality and modality in t.default_for:
@@ -398,6 +408,13 @@ def choose(
         if t.fallback:
             return Choice(t, "no template for this procedure: the general one")
     raise TemplateError("no template fits this study and there is no fallback template")
+
+
+_FILLER = frozenset({"and", "or", "of", "the", "with", "without", "w", "wo", "for"})
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _FILLER}
 
 
 def offered(

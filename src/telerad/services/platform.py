@@ -27,6 +27,7 @@ from telerad.services.orders import OrderService
 from telerad.services.ports import Index
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import Reconciler
+from telerad.services.reports import ReportService
 from telerad.services.results import ResultsService
 from telerad.services.studies import Studies
 from telerad.services.templates import TemplateService
@@ -81,6 +82,10 @@ class Platform(Protocol):
 
     @property
     def mpps(self) -> MppsService: ...
+
+    @property
+    def reports(self) -> ReportService:
+        """Reports: written by the radiologist holding the study, signed, delivered."""
 
     @property
     def results(self) -> ResultsService:

@@ -40,7 +40,7 @@ from telerad.domain.reports import (
     ReportStatus,
     VersionConflict,
 )
-from telerad.domain.templates import Choice, Template
+from telerad.domain.templates import Choice, Heading, Template
 from telerad.services.audit import AuditService
 
 __all__ = [
@@ -154,7 +154,16 @@ class StudyFacts(Protocol):
 class TemplateSource(Protocol):
     def get(self, template_id: str) -> Template | None: ...
 
-    def choose(self, procedure_code: str, modality: str, sex: str, age: int | None) -> Choice: ...
+    def choose(
+        self,
+        procedure_code: str,
+        modality: str,
+        sex: str,
+        age: int | None,
+        description: str = "",
+    ) -> Choice: ...
+
+    def offered(self, modality: str, sex: str, age: int | None) -> Sequence[Template]: ...
 
 
 class Holds(Protocol):
@@ -229,6 +238,35 @@ class ReportService:
             self._audit(who, report, Action.READ, "read", source)
         return found
 
+    def signed_of(
+        self, who: Principal, study_uids: Sequence[str], source: str = ""
+    ) -> dict[str, Report]:
+        """The signed report of each of ``study_uids`` the caller may see (one per study:
+        the newest), each read audited."""
+        if not study_uids:
+            return {}
+        found: dict[str, Report] = {}
+        listed = self.store.find(
+            ReportFilter(who.facility_ids, tuple(study_uids), limit=4 * len(study_uids))
+        )
+        for summary in listed:
+            if summary.signed_at is None or summary.study_instance_uid in found:
+                continue
+            report = self.store.get(summary.id)
+            if report is not None:
+                found[summary.study_instance_uid] = report
+                self._audit(who, report, Action.READ, "read as a prior", source)
+        return found
+
+    def impression(self, report: Report) -> str:
+        """What the newest signed version says in its impression ("" when nothing)."""
+        signed = report.signed
+        template = self.templates.get(report.content.template_id)
+        section = template.section(Heading.IMPRESSION) if template else None
+        if signed is None or section is None:
+            return ""
+        return signed.content.text(section.id).strip()
+
     def find(self, who: Principal, f: ReportFilter) -> list[ReportSummary]:
         scope = who.facility_ids
         if f.facility_ids is not None:
@@ -246,6 +284,28 @@ class ReportService:
             detail=f"reports: {len(found)} listed",
         )
         return found
+
+    def compose(
+        self,
+        who: Principal,
+        report_id: int,
+        sections: Mapping[str, str],
+        fields: Mapping[str, str],
+        template_id: str = "",
+    ) -> Content:
+        """The content a writer sends, with the template it is written in (the report's
+        own unless ``template_id`` switches it); unknown section or field ids refused."""
+        report = self._writable(who, report_id)
+        chosen = template_id or report.content.template_id
+        template = self.templates.get(chosen)
+        if template is None:
+            raise ReportError(f"no template {chosen!r}")
+        known_sections = {s.id for s in template.sections}
+        known_fields = {f.id for _, f in template.fields()}
+        unknown = sorted(set(sections) - known_sections) + sorted(set(fields) - known_fields)
+        if unknown:
+            raise ReportError(f"template {chosen!r} has no {', '.join(unknown)}")
+        return Content(chosen, template.version, sections, fields)
 
     def template_of(self, report: Report) -> Template:
         template = self.templates.get(report.content.template_id)
@@ -271,7 +331,7 @@ class ReportService:
                 raise ReportError(f"no template {template_id!r}")
         else:
             template = self.templates.choose(
-                facts.procedure_code, facts.modality, facts.sex, facts.age
+                facts.procedure_code, facts.modality, facts.sex, facts.age, facts.procedure
             ).template
         report = domain.new_report(
             study_uid,
@@ -316,12 +376,13 @@ class ReportService:
         """Sign as preliminary or final; see the module's rules."""
         report = self._writable(who, report_id)
         self._holding(who, report.study_instance_uid)
-        self._prove(who, report, proof)
+        # The checks first: nobody types a password (and spends a code) to hear of them.
         findings = self._findings(who, report, report.content)
         given = overrides_from(overrides or {}, findings)
         left = unresolved(findings, given)
         if left:
             raise ChecksFailed(left)
+        self._prove(who, report, proof)
         now = self.clock()
         signed = domain.sign(
             report,
@@ -366,12 +427,12 @@ class ReportService:
         overrides: Mapping[str, str] | None = None,
     ) -> Report:
         report = self._signed_for(who, report_id)
-        self._prove(who, report, proof)
         findings = self._findings(who, report, content)
         given = overrides_from(overrides or {}, findings)
         left = unresolved(findings, given)
         if left:
             raise ChecksFailed(left)
+        self._prove(who, report, proof)
         now = self.clock()
         changed = domain.correct(
             report, content, reason, base_version, who.user_id or 0, who.username, now, given

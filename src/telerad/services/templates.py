@@ -151,10 +151,15 @@ class TemplateService:
         return next((t for t in self.shipped if t.id == template_id), None)
 
     def choose(
-        self, procedure_code: str, modality: str, sex: str = "", age: int | None = None
+        self,
+        procedure_code: str,
+        modality: str,
+        sex: str = "",
+        age: int | None = None,
+        description: str = "",
     ) -> Choice:
         """The template for a study (``domain.templates.choose`` over those in force)."""
-        return choose(self.templates(), procedure_code, modality, sex, age)
+        return choose(self.templates(), procedure_code, modality, sex, age, description)
 
     def offered(self, modality: str, sex: str = "", age: int | None = None) -> list[Template]:
         """The templates a radiologist may switch to for a study."""

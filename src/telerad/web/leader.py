@@ -30,6 +30,10 @@ DECIDED = (
     "/reconciliation",
     "/api/reconciliation",
     "/logout",
+    # Reports are written by the radiologist holding the study, and a final signature
+    # completes its worklist entry: both are the deciding process's to answer.
+    "/api/reports",
+    "/reading",
 )
 #: Set on a forwarded request: it is not forwarded again.
 FORWARDED = b"x-telerad-forwarded"

@@ -221,7 +221,7 @@ def router(platform: Platform) -> APIRouter:
 
     @r.post("/worklist/{uid}/open", include_in_schema=False, response_model=None)
     def open_study(request: Request, uid: str) -> Response:
-        """One click: claim the study and open it in the viewer."""
+        """One click: claim the study and open it on the reading screen (viewer and report)."""
         who = reader_of(request, platform)
         item = visible_item(reading, who, uid)
         if not (item.holder == who.user_id and item.opened):
@@ -230,7 +230,7 @@ def router(platform: Platform) -> APIRouter:
             except HTTPException as exc:
                 ctx = rows_context(who, View(), error=str(exc.detail))
                 return page(request, "worklist.html", ctx, status=exc.status_code)
-        return RedirectResponse(viewer_url(uid), status_code=303)
+        return RedirectResponse(f"/reading/{uid}", status_code=303)
 
     @r.post("/worklist/{uid}/{action}", response_class=HTMLResponse, include_in_schema=False)
     def worklist_page_action(request: Request, uid: str, action: Action) -> HTMLResponse:

@@ -45,6 +45,7 @@
   }
 
   async function load() {
+    if (window.self !== window.top) return; // framed by the reading screen, which has its own
     const uid = new URLSearchParams(location.search).get("StudyInstanceUIDs");
     if (!uid) return;
     const response = await fetch("/api/worklist/context/" + encodeURIComponent(uid.split(",")[0]), {
