@@ -372,3 +372,21 @@ def test_drafts_stay_in_the_reading_room_signed_reports_are_read_by_who_sees_the
     assert [x.id for x in s.service.find(tech_who, ReportFilter())] == [final.id]
     with pytest.raises(Forbidden, match="only radiologists"):
         s.service.save(tech_who, final.id or 0, final.content, final.version)
+
+
+def test_a_new_draft_takes_the_reason_for_the_exam_as_its_history() -> None:
+    from telerad.services.reports import defaults
+
+    bare = Template(
+        "bare",
+        "Bare",
+        sections=(
+            Section("history", "History", Heading.HISTORY),
+            Section("impression", "Impression", Heading.IMPRESSION),
+        ),
+    )
+    assert defaults(bare, "suspected pulmonary embolism").sections == {
+        "history": "suspected pulmonary embolism"
+    }
+    assert defaults(HEAD, "dizzy").text("history") == "Headache."  # a default stays
+    assert defaults(GENERIC, "dizzy").sections == {}  # no history section: nowhere to go

@@ -337,7 +337,7 @@ class ReportService:
             study_uid,
             facts.facility_id,
             facts.accession_number,
-            defaults(template),
+            defaults(template, facts.reason),
             who.user_id or 0,
             who.username,
             self.clock(),
@@ -535,12 +535,19 @@ class ReportService:
         )
 
 
-def defaults(template: Template) -> Content:
-    """A new report's content: each section's and field's default."""
+def defaults(template: Template, reason: str = "") -> Content:
+    """A new report's content: each section's and field's default, and the order's
+    reason for the exam as the history (or indication) when it has no default."""
+    sections = {s.id: s.default_text for s in template.sections if s.default_text}
+    for heading in (Heading.HISTORY, Heading.INDICATIONS, Heading.CLINICAL_INFORMATION):
+        section = template.section(heading)
+        if section is not None and reason.strip():
+            sections.setdefault(section.id, reason.strip())
+            break
     return Content(
         template.id,
         template.version,
-        {s.id: s.default_text for s in template.sections if s.default_text},
+        sections,
         {f.id: f.default for _, f in template.fields() if f.default},
     )
 

@@ -94,13 +94,15 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
         report_id, version = int(str(form.get("report", 0))), int(str(form.get("version", 0)))
         template_id = str(form.get("template_id", ""))
 
-        def work() -> tuple[int, str]:
+        def work() -> tuple[int, bool]:
             content = reports.compose(who, report_id, sections, fields, template_id)
             saved = reports.save(who, report_id, content, version, client_address(request))
-            return saved.version, ""
+            before = saved.versions[-2].content.template_id
+            return saved.version, before != saved.content.template_id
 
+        error, switched = "", False
         try:
-            version, error = await run_in_threadpool(work)
+            version, switched = await run_in_threadpool(work)
         except VersionConflict as exc:
             error = (
                 f"Not saved: {exc}. Reload to see the current version (your text is kept below)."
@@ -112,7 +114,7 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
             findings = await run_in_threadpool(reports.checks, who, report_id)
         ctx = {"version": version, "error": error, "findings": findings, "saved": not error}
         response = TEMPLATES.TemplateResponse(request, "reading_status.html", ctx)
-        if template_id and not error:
+        if switched:
             response.headers["HX-Refresh"] = "true"  # another template: its form
         return response
 

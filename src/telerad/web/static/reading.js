@@ -40,6 +40,15 @@
     save();
   }
 
+  function toReport() {
+    // The first empty part of the report, else the impression's text.
+    const f = form();
+    if (!f) return;
+    const parts = Array.from(f.querySelectorAll("textarea, input:not([type=hidden]), select"));
+    const empty = parts.find(function (el) { return !el.disabled && !String(el.value || "").trim(); });
+    (empty || parts[parts.length - 1] || f).focus();
+  }
+
   function save() {
     const f = form();
     if (f && window.htmx) window.htmx.trigger(f, "save");
@@ -72,13 +81,37 @@
     });
     const cancel = document.getElementById("cancel-sign");
     if (cancel) cancel.addEventListener("click", function () { document.getElementById("sign-dialog").close(); });
-    document.addEventListener("keydown", function (event) {
-      if ((event.ctrlKey || event.metaKey) && event.key === "s") { event.preventDefault(); save(); }
-      if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && document.getElementById("open-sign")) {
+    function keys(event) {
+      const key = event.key.toLowerCase();
+      if ((event.ctrlKey || event.metaKey) && key === "s") { event.preventDefault(); save(); }
+      if ((event.ctrlKey || event.metaKey) && key === "enter" && document.getElementById("open-sign")) {
         event.preventDefault(); openSign(true);
       }
-      if (event.altKey && (event.key === "n" || event.key === "N")) { event.preventDefault(); fillNormal(); }
-    });
+      if (event.altKey && key === "n") { event.preventDefault(); fillNormal(); }
+      if (event.altKey && key === "r") { event.preventDefault(); toReport(); }
+      if (event.altKey && key === "j") {
+        const next = document.querySelector("a.next");
+        if (next) { event.preventDefault(); location.href = next.href; }
+      }
+    }
+    document.addEventListener("keydown", keys);
+    // Sign only what was saved: the dialog's buttons wait for a save under way, whose
+    // answer brings the version the signature is made on.
+    function signing(enabled) {
+      document.querySelectorAll("#sign-dialog button[type=submit]").forEach(function (b) {
+        b.disabled = !enabled;
+      });
+    }
+    f.addEventListener("htmx:beforeRequest", function () { signing(false); });
+    f.addEventListener("htmx:afterRequest", function () { signing(true); });
+    // The images have the focus while the radiologist looks at them: the same keys
+    // work there (the viewer is served from this origin, so its window is reachable).
+    const viewer = document.getElementById("viewer");
+    if (viewer) {
+      viewer.addEventListener("load", function () {
+        try { viewer.contentWindow.addEventListener("keydown", keys, true); } catch (e) { /* not ours */ }
+      });
+    }
     // Leaving with a save still waiting: save first.
     window.addEventListener("beforeunload", save);
   });
