@@ -8,6 +8,7 @@ platform, built in memory in a millisecond.
 from __future__ import annotations
 
 import functools
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from tests.fakes.orders import FakeOrders
 from tests.fakes.reading import FakeReading
 from tests.fakes.reconcile import FakeReadingStates
 from tests.fakes.templates import FakeTemplates
+from tests.fakes.unit_of_work import FakeUnitOfWork
 
 from telerad.domain.procedures import Catalogue, load_catalogue
 from telerad.services.access_audit import AccessLog
@@ -90,6 +92,9 @@ class Queue:
     def withdraw(self, study_uid: str, now: datetime) -> None:
         self.withdrawn.append(study_uid)
 
+    def held(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
 
 @dataclass
 class World:
@@ -97,6 +102,8 @@ class World:
 
     clock: Clock
     stores: Stores
+    #: The one unit of work over every fake store but the blobs.
+    unit: FakeUnitOfWork
     audit: AuditService
     #: The access log every service shares (repeats within its window folded).
     access: AccessLog
@@ -113,15 +120,22 @@ class World:
 def world(clock: Clock | None = None, policy: AuthPolicy | None = None) -> World:
     clock = clock or Clock()
     stores = fake_stores(clock)
-    audit = AuditService(stores.audit)
+    unit = FakeUnitOfWork(
+        stores.index, stores.identity, stores.audit, stores.orders, stores.reading, stores.states
+    )
+    audit = AuditService(stores.audit, unit_of_work=unit)
 
     def names(facility_id: int) -> str:
         found = stores.index.facility_by_id(facility_id)
         return found.name if found is not None else str(facility_id)
 
     access = AccessLog(audit, names, clock=lambda: clock().timestamp())
-    orders = OrderService(stores.orders, audit, catalogue(), names, clock=clock, access=access)
-    reading = ReadingService(stores.reading, clock=clock, audit=audit, facility_name=names)
+    orders = OrderService(
+        stores.orders, audit, catalogue(), names, clock=clock, access=access, unit_of_work=unit
+    )
+    reading = ReadingService(
+        stores.reading, clock=clock, audit=audit, facility_name=names, unit_of_work=unit
+    )
     queue = Queue()
     reconciler = Reconciler(
         stores.states,
@@ -131,11 +145,13 @@ def world(clock: Clock | None = None, policy: AuthPolicy | None = None) -> World
         ReadinessPolicy(),
         queue=queue,
         clock=clock,
+        unit_of_work=unit,
     )
     archive = Archive(stores.index, stores.blobs)
     return World(
         clock=clock,
         stores=stores,
+        unit=unit,
         audit=audit,
         access=access,
         archive=archive,

@@ -10,7 +10,8 @@ noted in the audit trail, so that reconciliation can match it to its study
 later; an order that cannot follow its step (cancelled, say) is noted too.
 
 Steps are kept as DICOM JSON, every update merged in, Performed Series Sequence
-and its Referenced Image Sequences exactly as the modality sent them.
+and its Referenced Image Sequences exactly as the modality sent them. A step kept
+and the orders it moves, with their audit records, are one unit of work.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from telerad.domain.mpps import (
 from telerad.domain.orders import Order, OrderError
 from telerad.services.audit import AuditService
 from telerad.services.orders import OrderService, Origin
+from telerad.services.ports import Immediate, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +88,14 @@ class MppsService:
         orders: OrderService,
         audit: AuditService,
         clock: Callable[[], datetime] = _utcnow,
+        unit_of_work: UnitOfWork | None = None,
     ) -> None:
         self.steps = steps
         self.orders = orders
         self.audit = audit
         self.clock = clock
+        #: A step kept and the orders it moves, with their audit records: all, or nothing.
+        self.unit: UnitOfWork = unit_of_work or Immediate()
         # One step's read-merge-write must not interleave with another's update.
         self._lock = threading.Lock()
 
@@ -106,12 +111,12 @@ class MppsService:
             raise StepRefused(Refused.NO_SCHEDULED_STEP)
         ds.SOPClassUID = MPPS_SOP_CLASS
         ds.SOPInstanceUID = uid
-        with self._lock:
+        with self._lock, self.unit:
             if self.steps.mpps(uid) is not None:
                 raise StepRefused(Refused.EXISTS)
             orders = self.referenced_orders(facility_id, ds)
             self._keep(uid, facility_id, orders, status, ds)
-        self._apply(facility_id, uid, orders, status, ds, origin)
+            self._apply(facility_id, uid, orders, status, ds, origin)
         return status
 
     def update(
@@ -119,7 +124,7 @@ class MppsService:
     ) -> StepStatus:
         """A modality updated a step (N-SET): merge the changes in; when it ends, the
         orders end with it. ``changes`` are the Modification List's elements."""
-        with self._lock:
+        with self._lock, self.unit:
             row = self.steps.mpps(uid) if uid else None
             if row is None or row["facility_id"] != facility_id:
                 raise StepRefused(Refused.NO_SUCH_STEP)
@@ -131,8 +136,8 @@ class MppsService:
             status = next_status(current, parse_status(_text(ds, "PerformedProcedureStepStatus")))
             orders = self.referenced_orders(facility_id, ds)
             self._keep(uid, facility_id, orders, status, ds, row["order_id"])
-        if status is not current:
-            self._apply(facility_id, uid, orders, status, ds, origin)
+            if status is not current:
+                self._apply(facility_id, uid, orders, status, ds, origin)
         return status
 
     def referenced_orders(self, facility_id: int, ds: Dataset) -> list[Order]:

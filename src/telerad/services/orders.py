@@ -2,8 +2,8 @@
 
 Every protocol that carries orders (HL7 v2 over MLLP, FHIR ServiceRequest, the
 REST API, DICOM MPPS) ends here, so an order behaves the same whichever way it
-came. Each change is written with a history entry in one transaction and goes
-into the audit trail (Order Record / Patient Record / Procedure Record). Errors
+came. Each change is written with a history entry and its audit record (Order
+Record / Patient Record / Procedure Record) in one unit of work: all, or nothing. Errors
 are :class:`~telerad.domain.orders.OrderError` with a reason a person can act on.
 """
 
@@ -32,6 +32,7 @@ from telerad.domain.procedures import Catalogue
 from telerad.domain.readiness import StudyFacts
 from telerad.services.access_audit import AccessLog, Actor
 from telerad.services.audit import AuditService
+from telerad.services.ports import Immediate, UnitOfWork
 
 
 class OrderStore(Protocol):
@@ -118,6 +119,7 @@ class OrderService:
         facility_name: Callable[[int], str] = str,
         clock: Callable[[], datetime] = utcnow,
         access: AccessLog | None = None,
+        unit_of_work: UnitOfWork | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
@@ -126,6 +128,8 @@ class OrderService:
         self.clock = clock
         #: Searches and lookups go into the trail through it (repeats folded).
         self.access = access or AccessLog(audit, facility_name)
+        #: Each change is written with its history and audit record, or not at all.
+        self.unit: UnitOfWork = unit_of_work or Immediate()
 
     # -- reading ----------------------------------------------------------------------
     def get(self, order_id: int, facility_ids: frozenset[int] | None = None) -> Order | None:
@@ -206,8 +210,9 @@ class OrderService:
         """A new order; OrderError when its facility already has the accession number."""
         if order.status not in (OrderStatus.ORDERED, OrderStatus.SCHEDULED):
             raise OrderError(f"a new order cannot start as {order.status.value}")
-        stored = self.store.add(order, self.clock(), origin.source, self._says(origin))
-        self._audit(stored, origin, Action.CREATE, "placed")
+        with self.unit:
+            stored = self.store.add(order, self.clock(), origin.source, self._says(origin))
+            self._audit(stored, origin, Action.CREATE, "placed")
         return stored
 
     def place_or_revise(self, order: Order, origin: Origin) -> Order:
@@ -233,20 +238,22 @@ class OrderService:
             revised = revised.moved(OrderEvent.SCHEDULE)
         if revised == known:
             return known
-        stored = self.store.save(
-            revised, self.clock(), "revised", origin.source, self._says(origin)
-        )
-        self._audit(stored, origin, Action.UPDATE, "revised")
+        with self.unit:
+            stored = self.store.save(
+                revised, self.clock(), "revised", origin.source, self._says(origin)
+            )
+            self._audit(stored, origin, Action.UPDATE, "revised")
         return stored
 
     def cancel(self, order: Order, origin: Origin, reason: str = "") -> Order:
         """Cancel an order that has not been performed (its slot is freed)."""
         cancelled = order.moved(OrderEvent.CANCEL)
         assert order.id is not None
-        self.store.free_slot_of(order.id)
         detail = self._says(origin) + (f": {reason}" if reason else "")
-        stored = self.store.save(cancelled, self.clock(), "cancelled", origin.source, detail)
-        self._audit(stored, origin, Action.DELETE, "cancelled")
+        with self.unit:
+            self.store.free_slot_of(order.id)
+            stored = self.store.save(cancelled, self.clock(), "cancelled", origin.source, detail)
+            self._audit(stored, origin, Action.DELETE, "cancelled")
         return stored
 
     def schedule(self, order: Order, slot_id: int, station: Station, origin: Origin) -> Order:
@@ -260,14 +267,15 @@ class OrderService:
             )
         scheduled = order.moved(OrderEvent.SCHEDULE)  # refuses closed orders first
         assert order.id is not None
-        slot = self.store.book(slot_id, order.id)
-        if slot.station_id != station.id:
-            self.store.free_slot_of(order.id)
-            raise OrderError(f"slot {slot_id} is not on station {station.ae_title}")
-        scheduled = replace(scheduled, scheduled_at=slot.start, station_ae=station.ae_title)
-        detail = f"{station.ae_title} at {slot.start.isoformat()}"
-        stored = self.store.save(scheduled, self.clock(), "scheduled", origin.source, detail)
-        self._audit(stored, origin, Action.UPDATE, f"scheduled on {station.ae_title}")
+        with self.unit:
+            slot = self.store.book(slot_id, order.id)
+            if slot.station_id != station.id:
+                self.store.free_slot_of(order.id)
+                raise OrderError(f"slot {slot_id} is not on station {station.ae_title}")
+            scheduled = replace(scheduled, scheduled_at=slot.start, station_ae=station.ae_title)
+            detail = f"{station.ae_title} at {slot.start.isoformat()}"
+            stored = self.store.save(scheduled, self.clock(), "scheduled", origin.source, detail)
+            self._audit(stored, origin, Action.UPDATE, f"scheduled on {station.ae_title}")
         return stored
 
     def step(self, order: Order, event: OrderEvent, origin: Origin, mpps_status: str = "") -> Order:
@@ -275,20 +283,21 @@ class OrderService:
         moved = order.moved(event, mpps_status=mpps_status or order.mpps_status)
         if moved == order:
             return order
-        stored = self.store.save(
-            moved, self.clock(), event.value, origin.source, self._says(origin)
-        )
-        self.audit.record(
-            EventID.PROCEDURE_RECORD,
-            origin.actor,
-            actor_is_user=origin.is_user,
-            action=Action.UPDATE,
-            source_address=origin.address,
-            patient_id=order.patient.patient_id,
-            study_uid=order.study_instance_uid,
-            facility=self.facility_name(order.facility_id),
-            detail=f"order {order.accession_number} {event.value} ({origin.source})",
-        )
+        with self.unit:
+            stored = self.store.save(
+                moved, self.clock(), event.value, origin.source, self._says(origin)
+            )
+            self.audit.record(
+                EventID.PROCEDURE_RECORD,
+                origin.actor,
+                actor_is_user=origin.is_user,
+                action=Action.UPDATE,
+                source_address=origin.address,
+                patient_id=order.patient.patient_id,
+                study_uid=order.study_instance_uid,
+                facility=self.facility_name(order.facility_id),
+                detail=f"order {order.accession_number} {event.value} ({origin.source})",
+            )
         return stored
 
     def with_requested_study_uid(self, order: Order, origin: Origin) -> Order:
@@ -314,16 +323,19 @@ class OrderService:
         if order.study_instance_uid:
             raise OrderError(f"order {order.accession_number} is already matched to another study")
         matched = replace(order, study_instance_uid=study_instance_uid)
-        stored = self.store.save(
-            matched, self.clock(), "matched", origin.source, f"study matched by {matched_by}"
-        )
-        self._audit(stored, origin, Action.UPDATE, f"matched to its study by {matched_by}")
+        with self.unit:
+            stored = self.store.save(
+                matched, self.clock(), "matched", origin.source, f"study matched by {matched_by}"
+            )
+            self._audit(stored, origin, Action.UPDATE, f"matched to its study by {matched_by}")
         return stored
 
     def update_patient(self, facility_id: int, patient: PatientDemographics, origin: Origin) -> int:
         """ADT A01/A04/A08: the patient's details on their orders."""
-        changed = self.store.update_patient(facility_id, patient, self.clock(), origin.source)
-        self._audit_patient(facility_id, patient.patient_id, origin, f"updated {changed} order(s)")
+        with self.unit:
+            changed = self.store.update_patient(facility_id, patient, self.clock(), origin.source)
+            what = f"updated {changed} order(s)"
+            self._audit_patient(facility_id, patient.patient_id, origin, what)
         return changed
 
     def merge_patient(
@@ -333,20 +345,22 @@ class OrderService:
         patient: PatientDemographics,
         origin: Origin,
     ) -> int:
-        """ADT A40: the orders of each prior identifier move to ``patient``."""
+        """ADT A40: the orders of each prior identifier move to ``patient`` (all of them,
+        or none)."""
+        if patient.patient_id in prior_patient_ids:
+            raise OrderError("a patient cannot be merged into itself")
         moved = 0
-        for prior in prior_patient_ids:
-            if prior == patient.patient_id:
-                raise OrderError("a patient cannot be merged into itself")
-            moved += self.store.merge_patient(
-                facility_id, prior, patient, self.clock(), origin.source
+        with self.unit:
+            for prior in prior_patient_ids:
+                moved += self.store.merge_patient(
+                    facility_id, prior, patient, self.clock(), origin.source
+                )
+            self._audit_patient(
+                facility_id,
+                patient.patient_id,
+                origin,
+                f"merged {len(prior_patient_ids)} identifier(s), {moved} order(s)",
             )
-        self._audit_patient(
-            facility_id,
-            patient.patient_id,
-            origin,
-            f"merged {len(prior_patient_ids)} identifier(s), {moved} order(s)",
-        )
         return moved
 
     # -- audit ------------------------------------------------------------------------

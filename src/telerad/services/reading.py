@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +54,7 @@ from telerad.domain.reading_entries import (
 )
 from telerad.services.access_audit import Actor
 from telerad.services.audit import AuditService
-from telerad.services.ports import ReadingStore
+from telerad.services.ports import Immediate, ReadingStore, UnitOfWork
 from telerad.services.reading_alerts import alert_changes, back_changes, gone_changes
 from telerad.services.reading_views import (
     Board,
@@ -125,8 +126,11 @@ class ReadingService(ReadingViews):
         clock: Callable[[], datetime] = _utcnow,
         audit: AuditService | None = None,
         facility_name: Callable[[int], str] = str,
+        unit_of_work: UnitOfWork | None = None,
     ) -> None:
         self.store = store
+        #: What a command writes together (an entry, its history, an audit record).
+        self.unit: UnitOfWork = unit_of_work or Immediate()
         self.clock = clock
         self.session_idle = session_idle
         self.session_max = session_max
@@ -201,9 +205,19 @@ class ReadingService(ReadingViews):
             self._flush()
             return len(entries)
 
+    def held(self) -> AbstractContextManager[object]:
+        """The worklist kept to this thread (its lock), for a unit of work that feeds it:
+        taken before the unit begins, as :class:`~telerad.services.ports.UnitOfWork` asks."""
+        return self._lock
+
+    def _undone_forgets(self) -> None:
+        """Should the unit of work open now roll back, what memory holds of it goes too:
+        the worklist is rebuilt from the store by the next command."""
+        self.unit.on_rollback(self.reset)
+
     def reset(self) -> None:
-        """Forget the worklist (this process no longer decides): the next command or
-        :meth:`start` rebuilds it from the store."""
+        """Forget the worklist (this process no longer decides, or writes it relied on
+        were undone): the next command or :meth:`start` rebuilds it from the store."""
         with self._lock:
             self.worklist = Worklist(self.rules(), Roster())
             self._entries.clear()
@@ -332,13 +346,15 @@ class ReadingService(ReadingViews):
             self._apply_rules()
             if now - self._refreshed >= ROSTER_FRESH:  # credentials changed in the meantime
                 self._refresh(now)
-            reopened = self.store.reopen(study)
-            if reopened is None:
-                self._entries[study.uid] = self.store.add_entry(study)
-            else:
-                study = self._resume(study, reopened, now)
-            self.worklist.add(study, now)
-            self._flush()
+            with self.unit:  # the entry, its history and its routing together
+                self._undone_forgets()
+                reopened = self.store.reopen(study)
+                if reopened is None:
+                    self._entries[study.uid] = self.store.add_entry(study)
+                else:
+                    study = self._resume(study, reopened, now)
+                self.worklist.add(study, now)
+                self._flush()
 
     def _resume(self, study: ReadingStudy, entry: Reopened, now: datetime) -> ReadingStudy:
         """The study as it was when withdrawn: the contract's clock runs on."""
@@ -368,15 +384,17 @@ class ReadingService(ReadingViews):
             self.start(now)
             if study_uid not in self.worklist.studies:
                 return
-            holder = self.worklist.withdraw(study_uid, now)
-            entry = self._entries.pop(study_uid)
-            change = EntryChange(entry, {"state": EntryState.WITHDRAWN, "closed_at": now})
-            detail = "more images arrived; it comes back with its deadline once complete"
-            change.events.append(_row("withdrawn", now, holder, None, detail))
-            change.alerts.extend(gone_changes(now))
-            self._forget(study_uid)
-            self.store.save([change])
-            self._flush()
+            with self.unit:
+                self._undone_forgets()
+                holder = self.worklist.withdraw(study_uid, now)
+                entry = self._entries.pop(study_uid)
+                change = EntryChange(entry, {"state": EntryState.WITHDRAWN, "closed_at": now})
+                detail = "more images arrived; it comes back with its deadline once complete"
+                change.events.append(_row("withdrawn", now, holder, None, detail))
+                change.alerts.extend(gone_changes(now))
+                self._forget(study_uid)
+                self.store.save([change])
+                self._flush()
 
     def holder(self, uid: str) -> int | None:
         """The reader who holds the study now (None: waiting, or not on the worklist)."""
@@ -426,21 +444,26 @@ class ReadingService(ReadingViews):
             self.start(now)
             self._refresh(now)
             study = self.worklist.study(uid)
-            self.worklist.assign_by_hand(uid, reader_id, now, by=f"supervisor {actor.id}")
-            self._flush()
-            item = self._item(uid, now)
-        self._audit(actor, study, f"reading worklist: assigned by hand to {item.holder_name}")
+            # The assignment and its audit record together (a refusal writes nothing).
+            with self.unit:
+                self.worklist.assign_by_hand(uid, reader_id, now, by=f"supervisor {actor.id}")
+                self._undone_forgets()
+                self._flush()
+                item = self._item(uid, now)
+                detail = f"reading worklist: assigned by hand to {item.holder_name}"
+                self._audit(actor, study, detail)
         return item
 
     def acknowledge(
         self, alert_id: int, actor: Actor, user_id: int, facility_ids: frozenset[int] | None
     ) -> AlertRow | None:
         """The supervisor saw an alert (audited); None when it is not live or not theirs."""
-        row = self.store.acknowledge_alert(alert_id, user_id, self.clock(), facility_ids)
-        if row is not None:
-            detail = f"reading worklist: {row.kind.value} alert acknowledged"
-            study = self.worklist.studies.get(row.study_uid)
-            self._audit(actor, study, detail, row.study_uid, row.facility_id)
+        with self.unit:  # the acknowledgement and its audit record together
+            row = self.store.acknowledge_alert(alert_id, user_id, self.clock(), facility_ids)
+            if row is not None:
+                detail = f"reading worklist: {row.kind.value} alert acknowledged"
+                study = self.worklist.studies.get(row.study_uid)
+                self._audit(actor, study, detail, row.study_uid, row.facility_id)
         return row
 
     def _audit(

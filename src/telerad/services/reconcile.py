@@ -11,6 +11,11 @@ made while reading — reports, key objects, presentation states, AI results, or
 anything the reading network's own accounts store — never withdraw it. A person
 resolves what the rules cannot: :meth:`assign` matches a study to an order by
 hand, :meth:`release` sends it to reading as it is.
+
+A pass is one unit of work (:class:`~telerad.services.ports.UnitOfWork`): the
+orders it matches and moves, their audit records, the worklist entries of the
+studies it sends to reading and the reading states are written together or not
+at all, and so are a person's match and release with theirs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -39,6 +45,7 @@ from telerad.domain.reconciliation import MatchedBy, match
 from telerad.services.access_audit import Actor
 from telerad.services.audit import AuditService
 from telerad.services.orders import OrderService, Origin, utcnow
+from telerad.services.ports import Immediate, UnitOfWork
 from telerad.workflow.model import Priority, ReadingStudy, patient_key
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,11 @@ class ReadingQueue(Protocol):
 
     def withdraw(self, study_uid: str, now: datetime) -> None: ...
 
+    def held(self) -> AbstractContextManager[object]:
+        """The worklist kept to this thread, taken before a unit of work that feeds it
+        begins (the lock order of :class:`~telerad.services.ports.UnitOfWork`)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReadinessPolicy:
@@ -106,6 +118,7 @@ class Reconciler:
         queue: ReadingQueue | None = None,
         clock: Callable[[], datetime] = utcnow,
         audit: AuditService | None = None,
+        unit_of_work: UnitOfWork | None = None,
     ) -> None:
         self.states = states
         self.orders = orders
@@ -115,6 +128,8 @@ class Reconciler:
         self.queue = queue
         self.clock = clock
         self.audit = audit or orders.audit
+        #: A pass, a match by hand, a release: each all written, or nothing.
+        self.unit: UnitOfWork = unit_of_work or Immediate()
         self._lock = threading.Lock()
         self._orders_seen: datetime | None = None
 
@@ -125,25 +140,38 @@ class Reconciler:
             now = self.clock()
             facts = self.states.to_check(self._orders_seen, self.policy.batch)
             # Orders changed from here on are looked at next time (a little overlap is fine).
-            self._orders_seen = now - timedelta(seconds=1)
-            counts: Counter[str] = Counter()
+            seen = now - timedelta(seconds=1)
             if not facts:
-                return counts
-            known = self.states.states([f.pk for f in facts if f.pk is not None])
-            candidates = self.orders.candidates(facts)
-            found = {f.uid: self._order_of(f, known.get(f.pk or 0), candidates) for f in facts}
-            matched = [f for f in facts if found[f.uid].order or _released(known.get(f.pk or 0))]
-            series = self.states.series_of([f.pk for f in matched if f.pk is not None])
-            steps = self.states.steps_of([f.uid for f in matched])
-            settled = []
-            for study in facts:
-                full = replace(study, series=series.get(study.pk or 0, ()))
-                prior = known.get(study.pk or 0)
-                state = self._settle(full, prior, found[study.uid], steps.get(study.uid, []), now)
-                settled.append(state)
-                counts[state.state.value] += 1
-            self.states.put_all(settled)  # one transaction per pass
+                self._orders_seen = seen
+                return Counter()
+            # The orders matched and moved, the worklist's entries and the states are one
+            # unit: a pass that fails leaves nothing of itself, and the next one starts
+            # over from the same orders (the worklist's lock first: the lock order).
+            with self._queue_held(), self.unit:
+                counts = self._pass(facts, now)
+            self._orders_seen = seen
             return counts
+
+    def _queue_held(self) -> AbstractContextManager[object]:
+        return self.queue.held() if self.queue is not None else nullcontext()
+
+    def _pass(self, facts: list[StudyFacts], now: datetime) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        known = self.states.states([f.pk for f in facts if f.pk is not None])
+        candidates = self.orders.candidates(facts)
+        found = {f.uid: self._order_of(f, known.get(f.pk or 0), candidates) for f in facts}
+        matched = [f for f in facts if found[f.uid].order or _released(known.get(f.pk or 0))]
+        series = self.states.series_of([f.pk for f in matched if f.pk is not None])
+        steps = self.states.steps_of([f.uid for f in matched])
+        settled = []
+        for study in facts:
+            full = replace(study, series=series.get(study.pk or 0, ()))
+            prior = known.get(study.pk or 0)
+            state = self._settle(full, prior, found[study.uid], steps.get(study.uid, []), now)
+            settled.append(state)
+            counts[state.state.value] += 1
+        self.states.put_all(settled)
+        return counts
 
     def _order_of(
         self, study: StudyFacts, prior: ReadingState | None, candidates: Sequence[Order]
@@ -279,15 +307,16 @@ class Reconciler:
                 raise OrderError("the study is already matched to another order")
             if not order.is_open:
                 raise OrderError(f"an order that is {order.status.value} cannot take a study")
-            order = self.orders.match(order, study_uid, MatchedBy.PERSON.value, origin)
-            updated = replace(
-                state,
-                order_id=order.id,
-                matched_by=MatchedBy.PERSON.value,
-                state=Readiness.ARRIVING,
-                problems=(),
-            )
-            self.states.put(updated)
+            with self.unit:  # the order matched and the study's state, together
+                order = self.orders.match(order, study_uid, MatchedBy.PERSON.value, origin)
+                updated = replace(
+                    state,
+                    order_id=order.id,
+                    matched_by=MatchedBy.PERSON.value,
+                    state=Readiness.ARRIVING,
+                    problems=(),
+                )
+                self.states.put(updated)
             return updated
 
     def release(self, study_uid: str, tier: Priority, by: Actor | None = None) -> ReadingState:
@@ -303,10 +332,11 @@ class Reconciler:
                 released_as=tier.value,
                 state=Readiness.ARRIVING,
             )
-            self.states.put(updated)
-            if by is not None:
-                detail = f"released to reading as {tier.value}"
-                self._audit(by, EventID.PROCEDURE_RECORD, Action.UPDATE, detail, study_uid)
+            with self.unit:  # the state and its audit record, together
+                self.states.put(updated)
+                if by is not None:
+                    detail = f"released to reading as {tier.value}"
+                    self._audit(by, EventID.PROCEDURE_RECORD, Action.UPDATE, detail, study_uid)
             return updated
 
     def _audit(

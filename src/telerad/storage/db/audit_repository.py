@@ -5,7 +5,10 @@ advisory lock (it also covers the empty table, where there is no last row to loc
 on SQLite a process lock plus ``BEGIN IMMEDIATE``, which takes the database's write
 lock before the last hash is read, so other processes (the CLI beside a running
 server) wait too. The primary key on the sequence number is the last guard: a fork
-would fail to commit rather than be stored.
+would fail to commit rather than be stored. Inside a unit of work
+(:mod:`~telerad.storage.db.unit_of_work`) a record is appended in the unit's
+transaction: it is kept, or undone, with the writes it records; the advisory lock
+(PostgreSQL) and the write lock (SQLite) are then held until the unit ends.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy import Connection, Engine, RowMapping, func, select
 
 from telerad.domain.audit import GENESIS, AuditEvent, AuditRecord, format_time, seal
 from telerad.storage.db.tables import audit_record as t
+from telerad.storage.db.unit_of_work import joined, reading
 
 # An arbitrary constant naming the audit append lock among PostgreSQL advisory locks.
 PG_LOCK_KEY = 0x7E1E_AD17
@@ -51,7 +55,17 @@ class SqlAuditRepository:
         self._lock = threading.Lock()
 
     def append(self, event: AuditEvent) -> AuditRecord:
-        """Seal ``event`` after the last record and store it, atomically."""
+        """Seal ``event`` after the last record and store it, atomically (in the unit of
+        work open on this thread, if any: kept or undone with the rest of it)."""
+        unit = joined(self.engine)
+        if unit is not None:
+            # The unit holds SQLite's write lock already (BEGIN IMMEDIATE), so no other
+            # append can run beside it, and the process lock must not be waited for: its
+            # holder may be waiting for this very transaction.
+            if not self._sqlite:
+                unit.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
+            with unit.begin_nested():
+                return self._append(unit, event)
         with self._lock, self.engine.connect() as conn:
             if self._sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -82,7 +96,7 @@ class SqlAuditRepository:
             if since is not None:
                 query = query.where(t.c.time >= format_time(since))
             query = query.order_by(t.c.sequence).limit(batch)
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 rows = conn.execute(query).mappings().all()
             for row in rows:
                 yield _record(row)
@@ -91,7 +105,7 @@ class SqlAuditRepository:
             after = int(rows[-1]["sequence"])
 
     def count(self) -> int:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
 
 

@@ -25,6 +25,7 @@ from telerad.domain.query import normalise_person_name
 from telerad.domain.readiness import StudyFacts as StudyKeys
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
+from telerad.storage.db.unit_of_work import reading, writing
 from telerad.workflow.model import Priority
 
 _O = t.imaging_order
@@ -101,7 +102,7 @@ class SqlOrders:
     def add(self, order: Order, now: datetime, source: str, detail: str = "") -> Order:
         """Store a new order; OrderError when its facility already has the accession."""
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 pk = conn.execute(
                     insert(_O)
                     .values(**_columns(order), created_at=now, updated_at=now)
@@ -120,7 +121,7 @@ class SqlOrders:
         """Write the order's new state and a history entry, in one transaction."""
         if order.id is None:
             raise ValueError("save() needs a stored order")
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 update(_O).where(_O.c.id == order.id).values(**_columns(order), updated_at=now)
             )
@@ -140,12 +141,12 @@ class SqlOrders:
         )
 
     def get(self, order_id: int) -> Order | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(_O).where(_O.c.id == order_id)).first()
         return _order_from(row) if row else None
 
     def by_accession(self, facility_id: int, accession_number: str) -> Order | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(_O).where(
                     _O.c.facility_id == facility_id, _O.c.accession_number == accession_number
@@ -176,7 +177,7 @@ class SqlOrders:
         if f.study_instance_uids is not None:
             query = query.where(_O.c.study_instance_uid.in_(sorted(set(f.study_instance_uids))))
         query = query.order_by(_O.c.id).limit(f.limit).offset(f.offset)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [_order_from(r) for r in conn.execute(query)]
 
     def by_requested(
@@ -189,7 +190,7 @@ class SqlOrders:
             where = _O.c.requested_procedure_id == requested_procedure_id
         else:
             return None
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(_O).where(_O.c.facility_id == facility_id, where).order_by(_O.c.id)
             ).first()
@@ -203,7 +204,7 @@ class SqlOrders:
         One conditional update: two worklist queries racing for a new order
         agree on the first UID written.
         """
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             done = conn.execute(
                 update(_O)
                 .where(_O.c.id == order_id, _O.c.requested_study_uid == "")
@@ -238,14 +239,14 @@ class SqlOrders:
                 _O.c.status.in_(sorted(s.value for s in OPEN)),
                 or_(*keys),
             )
-            with self.engine.connect() as conn:
+            with reading(self.engine) as conn:
                 for row in conn.execute(query):
                     found[row.id] = _order_from(row)
         return [found[k] for k in sorted(found)]
 
     def history(self, order_id: int) -> list[OrderHistoryEntry]:
         e = t.order_event
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(e.c.time, e.c.event, e.c.source, e.c.detail)
                 .where(e.c.order_id == order_id)
@@ -293,7 +294,7 @@ class SqlOrders:
         ):
             if value:  # an ADT that leaves a field out does not erase it
                 values[column] = value
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             ids = conn.execute(select(_O.c.id).where(where)).scalars().all()
             if ids:
                 conn.execute(update(_O).where(_O.c.id.in_(ids)).values(**values))
@@ -307,7 +308,7 @@ class SqlOrders:
         self, facility_id: int, ae_title: str, modality: str, name: str = ""
     ) -> Station:
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 pk = conn.execute(
                     insert(t.station)
                     .values(
@@ -323,24 +324,24 @@ class SqlOrders:
         query = select(t.station).order_by(t.station.c.ae_title)
         if facility_id is not None:
             query = query.where(t.station.c.facility_id == facility_id)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return [
                 Station(r.id, r.facility_id, r.ae_title, r.modality, r.name)
                 for r in conn.execute(query)
             ]
 
     def station_by_ae(self, ae_title: str) -> Station | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             r = conn.execute(select(t.station).where(t.station.c.ae_title == ae_title)).first()
         return Station(r.id, r.facility_id, r.ae_title, r.modality, r.name) if r else None
 
     def station_by_id(self, station_id: int) -> Station | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             r = conn.execute(select(t.station).where(t.station.c.id == station_id)).first()
         return Station(r.id, r.facility_id, r.ae_title, r.modality, r.name) if r else None
 
     def slot(self, slot_id: int) -> Slot | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             r = conn.execute(select(t.slot).where(t.slot.c.id == slot_id)).first()
         if r is None:
             return None
@@ -349,7 +350,7 @@ class SqlOrders:
     def add_slots(self, station_id: int, spans: Sequence[tuple[datetime, datetime]]) -> int:
         """Open slots (start, end) on a station; ones that exist already are kept."""
         added = 0
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             taken = set(
                 utc(s)
                 for s in conn.execute(
@@ -365,7 +366,7 @@ class SqlOrders:
 
     def slots(self, station_id: int, start: datetime, end: datetime) -> list[Slot]:
         s = t.slot
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(s)
                 .where(s.c.station_id == station_id, s.c.start >= start, s.c.start < end)
@@ -376,7 +377,7 @@ class SqlOrders:
     def book(self, slot_id: int, order_id: int) -> Slot:
         """Book a free slot for an order (its earlier slot, if any, is freed)."""
         s = t.slot
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(s).where(s.c.order_id == order_id).values(order_id=None))
             done = conn.execute(
                 update(s).where(s.c.id == slot_id, s.c.order_id.is_(None)).values(order_id=order_id)
@@ -395,7 +396,7 @@ class SqlOrders:
         )
 
     def free_slot_of(self, order_id: int) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(t.slot).where(t.slot.c.order_id == order_id).values(order_id=None))
 
     # -- performed procedure steps --------------------------------------------------
@@ -417,7 +418,7 @@ class SqlOrders:
             "json": json,
             "updated_at": now,
         }
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             done = conn.execute(
                 update(t.mpps).where(t.mpps.c.sop_instance_uid == sop_instance_uid).values(**values)
             ).rowcount
@@ -425,14 +426,14 @@ class SqlOrders:
                 conn.execute(insert(t.mpps).values(sop_instance_uid=sop_instance_uid, **values))
 
     def mpps(self, sop_instance_uid: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(t.mpps).where(t.mpps.c.sop_instance_uid == sop_instance_uid)
             ).first()
         return dict(row._mapping) if row else None
 
     def mpps_of_study(self, study_instance_uid: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(t.mpps).where(t.mpps.c.study_instance_uid == study_instance_uid)
             ).all()
@@ -442,7 +443,7 @@ class SqlOrders:
         query = select(func.count()).select_from(_O)
         if facility_ids is not None:
             query = query.where(_O.c.facility_id.in_(sorted(facility_ids)))
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             return int(conn.execute(query).scalar_one())
 
 

@@ -31,6 +31,7 @@ from telerad.domain.reading_entries import (
 )
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
+from telerad.storage.db.unit_of_work import reading, writing
 from telerad.storage.db.worklist_alerts import acknowledge_alert, apply_alert_changes, live_alerts
 from telerad.workflow.model import Priority, ReadingStudy, ReadKind
 
@@ -131,7 +132,7 @@ class SqlReading:
         return found
 
     def profile(self, user_id: int) -> ReaderProfile | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(
                 select(t.reader_profile).where(t.reader_profile.c.user_id == user_id)
             ).first()
@@ -151,7 +152,7 @@ class SqlReading:
             "updated_at": now,
         }
         p = t.reader_profile
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             done = conn.execute(update(p).where(p.c.user_id == profile.user_id).values(**values))
             if done.rowcount == 0:
                 conn.execute(insert(p).values(user_id=profile.user_id, **values))
@@ -167,7 +168,7 @@ class SqlReading:
             )
         else:
             values.update(starts_at=rule.starts_at, ends_at=rule.ends_at)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             pk = conn.execute(
                 insert(t.reader_shift).values(**values).returning(t.reader_shift.c.id)
             ).scalar_one()
@@ -175,14 +176,14 @@ class SqlReading:
 
     def remove_shift(self, user_id: int, shift_id: int) -> bool:
         s = t.reader_shift
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             done = conn.execute(delete(s).where(s.c.id == shift_id, s.c.user_id == user_id))
         return bool(done.rowcount)
 
     def radiologists(self) -> list[RosterRow]:
         """Every enabled radiologist with licences, privileges, profile and shifts."""
         u = t.app_user
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             users = conn.execute(
                 select(u.c.id, u.c.username, u.c.display_name)
                 .where(u.c.role == Role.RADIOLOGIST.value, u.c.disabled == 0)
@@ -218,7 +219,7 @@ class SqlReading:
         ``created_since`` (the session policy's idle and maximum ages), and those who
         used a bearer token since ``tokens_since``."""
         s, u = t.web_session, t.app_user
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(s.c.user_id)
                 .where(s.c.last_seen >= seen_since, s.c.created_at >= created_since)
@@ -234,12 +235,12 @@ class SqlReading:
     def note_token_use(self, user_id: int, at: datetime | None) -> None:
         """The account used a bearer token at ``at`` (None: forget it, it signed out)."""
         u = t.app_user
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(update(u).where(u.c.id == user_id).values(token_seen_at=at))
 
     # -- entries ----------------------------------------------------------------------------
     def add_entry(self, study: ReadingStudy) -> int:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             pk = conn.execute(
                 insert(t.worklist_entry)
                 .values(
@@ -257,7 +258,7 @@ class SqlReading:
     def save(self, changes: Iterable[EntryChange]) -> None:
         """Apply what commands changed, in one transaction."""
         e, ev = t.worklist_entry, t.worklist_event
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             for change in changes:
                 if change.values:
                     values = {
@@ -275,7 +276,7 @@ class SqlReading:
         """Take up the study's latest entry again when it was withdrawn: state open, the
         routing facts of ``study``, its first readiness time and deadline kept."""
         e, ev = t.worklist_entry, t.worklist_event
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             row = conn.execute(
                 select(e).where(e.c.study_uid == study.uid).order_by(e.c.id.desc()).limit(1)
             ).first()
@@ -321,7 +322,7 @@ class SqlReading:
 
     def open_entries(self) -> list[OpenEntry]:
         e, ev = t.worklist_entry, t.worklist_event
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(e).where(e.c.state == EntryState.OPEN.value).order_by(e.c.id)
             ).all()
@@ -348,7 +349,7 @@ class SqlReading:
     def history(self, study_uid: str) -> History | None:
         """The latest entry of the study and its events, oldest first."""
         e, ev = t.worklist_entry, t.worklist_event
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             entry = conn.execute(
                 select(e.c.id, e.c.facility_id, e.c.state)
                 .where(e.c.study_uid == study_uid)
@@ -379,7 +380,7 @@ class SqlReading:
             .select_from(e.outerjoin(u, u.c.id == reader))
             .where(e.c.id.in_(latest))
         )
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query).all()
         return {
             r.study_uid: ReadState(
@@ -398,7 +399,7 @@ class SqlReading:
         where = [e.c.state == EntryState.COMPLETED.value, e.c.completed_at >= since]
         if facility_ids is not None:
             where.append(e.c.facility_id.in_(sorted(facility_ids)))
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(
                     e.c.facility_id,

@@ -20,6 +20,7 @@ from telerad.domain.readiness import (
 )
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
+from telerad.storage.db.unit_of_work import reading, writing
 from telerad.storage.db.writer import modalities_from_db
 
 _R, _S, _O = t.reading_study, t.study, t.imaging_order
@@ -75,7 +76,7 @@ class SqlReadingStates:
             .order_by(_S.c.id)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query).all()
         return [
             StudyFacts(
@@ -96,7 +97,7 @@ class SqlReadingStates:
         """Each study's series with their instance numbers."""
         se, i = t.series, t.instance
         found: dict[int, dict[str, Any]] = defaultdict(dict)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(
                     se.c.study_pk,
@@ -134,7 +135,7 @@ class SqlReadingStates:
 
     def steps_of(self, study_uids: Sequence[str]) -> dict[str, list[PerformedStep]]:
         """The MPPS of each study, with the series and instance counts they performed."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(t.mpps.c.study_instance_uid, t.mpps.c.status, t.mpps.c.json).where(
                     t.mpps.c.study_instance_uid.in_(list(study_uids))
@@ -178,7 +179,7 @@ class SqlReadingStates:
         )
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query).all()
         return [
             ReadingState(
@@ -210,7 +211,7 @@ class SqlReadingStates:
         """Write the states in one transaction."""
         if not states:
             return
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             existing = set(
                 conn.execute(
                     select(_R.c.study_pk).where(_R.c.study_pk.in_([s.study_pk for s in states]))

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, and_, insert, select, update
 from telerad.domain.reading_entries import AlertChange, AlertKind, AlertRow
 from telerad.storage.db import tables as t
 from telerad.storage.db.times import utc
+from telerad.storage.db.unit_of_work import reading, writing
 from telerad.workflow.model import Priority
 
 _A, _E = t.worklist_alert, t.worklist_entry
@@ -74,7 +75,7 @@ def _row(r: Any) -> AlertRow:
 
 
 def live_alerts(engine: Engine, facility_ids: frozenset[int] | None) -> list[AlertRow]:
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(_query(_scoped(_A.c.cleared_at.is_(None), facility_ids))).all()
     return [_row(r) for r in rows]
 
@@ -83,7 +84,7 @@ def acknowledge_alert(
     engine: Engine, alert_id: int, user_id: int, at: datetime, facility_ids: frozenset[int] | None
 ) -> AlertRow | None:
     where = _scoped(and_(_A.c.id == alert_id, _A.c.cleared_at.is_(None)), facility_ids)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         found = conn.execute(_query(where)).first()
         if found is None:
             return None
