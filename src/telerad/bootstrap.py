@@ -23,11 +23,16 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from telerad.adapters.hl7.oru import Parties
+from telerad.adapters.hl7.results import hl7_deliveries
+from telerad.adapters.hl7.sender import MllpSender
 from telerad.adapters.oidc import OidcProvider
 from telerad.adapters.peers import calls_as_registered
+from telerad.adapters.tls import client_context
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.model import Facility
+from telerad.domain.outbox import Channel, RetryPolicy
 from telerad.domain.procedures import load_catalogue
 from telerad.runtime import Runtime, loops_of
 from telerad.services.access_audit import AccessLog
@@ -42,9 +47,13 @@ from telerad.services.messages import Messages
 from telerad.services.mpps import MppsService
 from telerad.services.mwl import ModalityWorklist
 from telerad.services.orders import OrderService
+from telerad.services.outbox import OutboxWorker
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
+from telerad.services.report_facts import StudyReportFacts
+from telerad.services.reports import Deliveries, ReportService
+from telerad.services.results import ResultsService
 from telerad.services.studies import Studies
 from telerad.services.templates import TemplateService
 from telerad.storage.blobs.filesystem import FileBlobStore
@@ -56,8 +65,10 @@ from telerad.storage.db.identity_repository import SqlIdentity
 from telerad.storage.db.index_repository import SqlIndex
 from telerad.storage.db.lease_repository import SqlLeases
 from telerad.storage.db.order_repository import SqlOrders
+from telerad.storage.db.outbox_repository import SqlEndpoints, SqlOutbox
 from telerad.storage.db.reading_repository import SqlReading
 from telerad.storage.db.reconcile_repository import SqlReadingStates
+from telerad.storage.db.report_repository import SqlReports
 from telerad.storage.db.syncer import IndexSyncer, claim, release
 from telerad.storage.db.template_repository import SqlTemplates
 from telerad.storage.db.unit_of_work import SqlUnitOfWork
@@ -100,6 +111,14 @@ class Platform:
     oidc: OidcProvider | None = None
     #: Per-facility data keys, when a master key is configured (checked on open).
     keys: FacilityKeys | None = None
+    #: Results to the facilities: their endpoints, the outbox, dead letters.
+    results: ResultsService = field(init=False)
+    #: Delivers the outbox (the ``outbox`` loop; ``telerad worker`` runs it alone).
+    outbox: OutboxWorker = field(init=False)
+    #: What a signature queues for its facility (ReportService's ``deliveries``).
+    deliveries: Deliveries = field(init=False)
+    #: Reports: drafts, signatures, addenda and corrections (services/reports.py).
+    reports: ReportService = field(init=False)
     #: Which process decides the reading worklist (one of several on a database).
     leadership: Leadership = field(init=False)
     runtime: Runtime = field(init=False)
@@ -124,6 +143,16 @@ class Platform:
         # A process that starts or stops deciding starts from what the database holds.
         self.leadership.on_gain.append(self.reading.reset)
         self.leadership.on_loss.append(self.reading.reset)
+        self.results, self.outbox, self.deliveries = _results(self)
+        self.reports = ReportService(
+            SqlReports(self.engine),
+            StudyReportFacts(self.archive, self.index, self.orders),
+            self.templates,
+            self.reading,
+            self.auth,
+            self.audit,
+            self.deliveries,
+        )
         self.runtime = Runtime(loops_of(self))
 
     # -- the platform's life -----------------------------------------------------------
@@ -161,6 +190,7 @@ class Platform:
         """Stop the background loops; what they were doing is finished first. The
         lease is given up, so another process may decide at once."""
         self.runtime.stop()
+        self.outbox.close()
         self.leadership.step_down()
 
     def close(self) -> None:
@@ -285,6 +315,48 @@ def bootstrap(settings: Settings | None = None) -> Platform:
         oidc=oidc,
         keys=keys,
     )
+
+
+def _results(platform: Platform) -> tuple[ResultsService, OutboxWorker, Deliveries]:
+    """The outbox over the index database, its worker sending HL7 over MLLP, and what
+    a signature queues (an ORU for facilities with an HL7 endpoint)."""
+    settings, engine = platform.settings, platform.engine
+    endpoints, outbox = SqlEndpoints(engine), SqlOutbox(engine)
+
+    def name(facility_id: int) -> str | None:
+        facility = platform.index.facility_by_id(facility_id)
+        return facility.name if facility is not None else None
+
+    tls = None
+    if settings.results_tls_ca or (settings.tls_cert and settings.tls_key):
+        tls = client_context(settings.results_tls_ca, settings.tls_cert, settings.tls_key)
+    sender = MllpSender(settings.results_connect_seconds, settings.results_answer_seconds, tls)
+    worker = OutboxWorker(
+        outbox,
+        endpoints,
+        {Channel.HL7: sender},
+        platform.audit,
+        RetryPolicy(
+            timedelta(seconds=settings.results_retry_first_seconds),
+            timedelta(seconds=settings.results_retry_longest_seconds),
+            settings.results_refusals,
+            timedelta(hours=settings.results_give_up_hours),
+        ),
+        # A claim outlives the longest send: connecting, then waiting for the answer.
+        lease=timedelta(
+            seconds=settings.results_connect_seconds + settings.results_answer_seconds + 10
+        ),
+    )
+    results = ResultsService(outbox, endpoints, platform.audit, name, wake=worker.wake)
+    deliveries = hl7_deliveries(
+        endpoints,
+        platform.templates.get,
+        lambda fid: Parties(
+            settings.hl7_application, settings.hl7_facility, "", name(fid) or str(fid)
+        ),
+        platform.orders.by_accession,
+    )
+    return results, worker, deliveries
 
 
 def _facility_keys(settings: Settings, engine: Engine) -> FacilityKeys | None:
