@@ -19,6 +19,7 @@ from telerad.domain.query import Query, UidList
 from telerad.services.archive import Archive
 from telerad.services.orders import OrderService
 from telerad.services.ports import Index
+from telerad.services.studies import Scope
 
 _RETURNS = frozenset(
     {
@@ -66,16 +67,13 @@ class ReadingContext:
         if not uids:
             return {}
         wanted = tuple(dict.fromkeys(uids))
-        found = self.archive.search(
-            Query(
-                Level.STUDY,
-                matches={"StudyInstanceUID": UidList(wanted)},
-                returns=set(_RETURNS),
-                facility_ids=who.facility_ids,
-                limit=len(wanted),
-                granted_studies=who.break_glass,
-            )
+        query = Query(
+            Level.STUDY,
+            matches={"StudyInstanceUID": UidList(wanted)},
+            returns=set(_RETURNS),
+            limit=len(wanted),
         )
+        found = self.archive.search(Scope.of(who).applied(query))
         owners = self.index.study_facilities(list(wanted))
         orders = {
             o.study_instance_uid: o
