@@ -228,3 +228,55 @@ def test_the_reading_screen_shows_viewer_and_editor(desk: Desk) -> None:
     other = desk.client.get(f"/reading/{desk.uid}", headers=desk.as_("north.tech"))
     assert other.status_code == 200 and "Sign final" not in other.text
     assert desk.client.get(f"/reading/{desk.uid}", headers=desk.as_("ben")).status_code == 404
+
+
+def test_the_reading_screen_switches_template_and_takes_an_addendum(desk: Desk) -> None:
+    c, ana = desk.client, desk.as_("ana")
+    assert c.get(f"/reading/{desk.uid}", headers=ana).status_code == 200
+    report = c.post("/api/reports", json={"study_instance_uid": desk.uid}, headers=ana).json()
+    same = c.post(
+        f"/reading/{desk.uid}/save",
+        data={"report": report["id"], "version": 1, "template_id": "ct-head", "s.impression": "x"},
+        headers=ana,
+    )
+    assert same.status_code == 200 and "HX-Refresh" not in same.headers  # typing: no reload
+    switched = c.post(
+        f"/reading/{desk.uid}/save",
+        data={"report": report["id"], "version": 2, "template_id": "generic"},
+        headers=ana,
+    )
+    assert switched.headers.get("HX-Refresh") == "true"  # another template: its form
+    report = c.get(f"/api/reports/{report['id']}", headers=ana).json()
+    assert report["template_id"] == "generic"
+    back = c.post(
+        f"/reading/{desk.uid}/save",
+        data={"report": report["id"], "version": report["version"], "template_id": "ct-head",
+              "s.impression": "Normal.", "f.hemorrhage": "absent"},
+        headers=ana,
+    )  # fmt: skip
+    assert back.status_code == 200 and "Saved" in back.text
+    version = report["version"] + 1
+    signed = c.post(
+        f"/api/reports/{report['id']}/sign",
+        json={"version": version, "password": PASSWORD, "code": desk.code()},
+        headers=ana,
+    )
+    assert signed.status_code == 200, signed.text
+    page = c.get(f"/reading/{desk.uid}", headers=ana).text
+    assert "Add an addendum" in page and "Sign final" not in page
+    wrong = c.post(
+        f"/reading/{desk.uid}/addendum",
+        data={"report": report["id"], "version": version + 1, "text": "More.", "password": "no"},
+        headers=ana,
+    )
+    assert wrong.status_code == 422 and "Not added" in wrong.text
+    added = c.post(
+        f"/reading/{desk.uid}/addendum",
+        data={"report": report["id"], "version": version + 1, "text": "More.",
+              "password": PASSWORD, "code": desk.code()},
+        headers=ana,
+    )  # fmt: skip
+    assert added.status_code == 204 and added.headers["HX-Refresh"] == "true"
+    final = c.get(f"/api/reports/{report['id']}", headers=ana).json()
+    assert final["status"] == "appended" and final["addenda"] == ["More."]
+    assert "More." in c.get(f"/reading/{desk.uid}", headers=desk.as_("north.tech")).text

@@ -91,7 +91,7 @@ class ReadingDesk:
                 existing = self.reports.for_study(who, uid, source)
                 return (existing[0] if existing else None), str(exc)
             if report.signed is not None and report.status.value != "preliminary":
-                return report, "signed: add an addendum or a correction"
+                return report, "Signed: an addendum may be added below (corrections: the API)."
             return report, ""
         existing = self.reports.for_study(who, uid, source)
         return (existing[0] if existing else None), "only radiologists write reports"

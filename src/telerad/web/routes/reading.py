@@ -151,4 +151,19 @@ def router(platform: Platform) -> APIRouter:  # noqa: C901 - one closure per rou
             return Response(status_code=204, headers={"HX-Redirect": target})
         return TEMPLATES.TemplateResponse(request, "reading_sign.html", ctx, status_code=422)
 
+    @r.post("/reading/{uid}/addendum", response_class=HTMLResponse, response_model=None)
+    async def addendum(request: Request, uid: str) -> Response:
+        who = who_reads(request)
+        form = await request.form()
+        report_id, version = int(str(form.get("report", 0))), int(str(form.get("version", 0)))
+        password, code = str(form.get("password", "")), str(form.get("code", ""))
+        proof = Proof(password, code or None, client_address(request)) if password else None
+        text = str(form.get("text", ""))
+        try:
+            await run_in_threadpool(reports.addend, who, report_id, text, version, proof)
+        except (Forbidden, NotFound, ReportError) as exc:
+            ctx = {"findings": [], "error": f"Not added: {exc}", "overrides": {}}
+            return TEMPLATES.TemplateResponse(request, "reading_sign.html", ctx, status_code=422)
+        return Response(status_code=204, headers={"HX-Refresh": "true"})
+
     return r
