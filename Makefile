@@ -15,7 +15,7 @@ WEB_STAMP := $(WEB_DIR)/.chartjs-$(CHARTJS_VERSION)-htmx-$(HTMX_VERSION)
 SWAGGER_UI_VERSION := 5.35.0
 SWAGGER_UI_DIR := vendor/swagger-ui
 SWAGGER_UI_STAMP := $(SWAGGER_UI_DIR)/.swagger-ui-dist-$(SWAGGER_UI_VERSION)
-APT_PACKAGES := dcmtk chromium orthanc orthanc-dicomweb haproxy
+APT_PACKAGES := dcmtk chromium orthanc orthanc-dicomweb haproxy dicom3tools poppler-utils libpango-1.0-0 libpangoft2-1.0-0
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 
 .PHONY: install run test lint bench clean
