@@ -60,6 +60,7 @@ class FakeReports:
             if (f.facility_ids is None or r.facility_id in f.facility_ids)
             and (not f.study_uids or r.study_instance_uid in f.study_uids)
             and (not f.patient_id or self.patients[r.id or 0] == f.patient_id)
+            and (not f.accession_number or r.accession_number == f.accession_number)
             and (not f.statuses or r.status in f.statuses)
             and (f.since is None or r.current.made_at >= f.since)
         ]

@@ -280,3 +280,38 @@ def test_the_reading_screen_switches_template_and_takes_an_addendum(desk: Desk) 
     final = c.get(f"/api/reports/{report['id']}", headers=ana).json()
     assert final["status"] == "appended" and final["addenda"] == ["More."]
     assert "More." in c.get(f"/reading/{desk.uid}", headers=desk.as_("north.tech")).text
+
+
+def test_report_show_prints_the_signed_report_and_its_versions(desk: Desk) -> None:
+    from typer.testing import CliRunner
+
+    from telerad.cli.main import app
+
+    c, ana = desk.client, desk.as_("ana")
+    report = c.post("/api/reports", json={"study_instance_uid": desk.uid}, headers=ana).json()
+    sections = {**report["sections"], "impression": "No bleed — normal study."}
+    fields = {**report["fields"], "hemorrhage": "absent"}
+    saved = c.put(
+        f"/api/reports/{report['id']}",
+        json={"version": 1, "sections": sections, "fields": fields},
+        headers=ana,
+    )
+    runner = CliRunner()
+    data_dir = str(desk.platform.settings.data_dir)
+    url = desk.platform.settings.database_url or ""
+    args = ["report", "show", "ACC-R1", "--data-dir", data_dir] + (
+        ["--database-url", url] if url else []
+    )
+    draft_only = runner.invoke(app, args)
+    assert draft_only.exit_code == 1 and "no signed report" in draft_only.output  # drafts stay
+    c.post(
+        f"/api/reports/{report['id']}/sign",
+        json={"version": saved.json()["version"], "password": PASSWORD, "code": desk.code()},
+        headers=ana,
+    )
+    shown = runner.invoke(app, args)
+    assert shown.exit_code == 0, shown.output
+    assert "FINAL" in shown.output and "No bleed — normal study." in shown.output
+    assert "Intracranial haemorrhage: absent" in shown.output
+    assert "sign-final (signed)" in shown.output
+    assert "no results endpoint" in shown.output

@@ -12,6 +12,7 @@ from telerad.cli.common import DataDir, DbUrl, console, err, platform_from, sett
 from telerad.cli.orders import order_app, slots_app, station_app
 from telerad.cli.people import facility_app, token_app, user_app
 from telerad.cli.readers import reader_app
+from telerad.cli.reports import report_app
 from telerad.cli.results import outbox_app, worker
 from telerad.cli.simulate import simulate
 from telerad.cli.templates import template_app
@@ -30,6 +31,7 @@ app.add_typer(reader_app, name="reader")
 app.add_typer(outbox_app, name="outbox")
 app.command()(worker)
 app.add_typer(template_app, name="template")
+app.add_typer(report_app, name="report")
 app.command()(simulate)
 
 

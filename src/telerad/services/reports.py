@@ -17,7 +17,7 @@ Who may do what:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Protocol
 
@@ -107,6 +107,7 @@ class ReportFilter:
     since: datetime | None = None
     limit: int = 100
     offset: int = 0
+    accession_number: str = ""
 
 
 class ReportStore(Protocol):
@@ -272,7 +273,7 @@ class ReportService:
         if f.facility_ids is not None:
             scope = f.facility_ids if scope is None else scope & f.facility_ids
         found = self.store.find(
-            ReportFilter(scope, f.study_uids, f.patient_id, f.statuses, f.since, f.limit, f.offset)
+            replace(f, facility_ids=scope)
         )
         if not who.can(Permission.READING):
             found = [s for s in found if s.signed_at is not None]

@@ -119,6 +119,7 @@ def test_one_report_per_accession_and_listing(
     ]
     assert [s.id for s in store.find(ReportFilter(patient_id="PID-3", limit=1, offset=1))] == [a.id]
     assert store.find(ReportFilter(facility_ids=frozenset({facility + 100}))) == []
+    assert [s.id for s in store.find(ReportFilter(accession_number="A4"))] == [b.id]
 
 
 def test_outgoing_messages_are_queued_with_their_write_only(

@@ -191,6 +191,8 @@ class SqlReports:
             q = q.where(_R.c.study_instance_uid.in_(f.study_uids))
         if f.patient_id:
             q = q.where(_R.c.patient_id == f.patient_id)
+        if f.accession_number:
+            q = q.where(_R.c.accession_number == f.accession_number)
         if f.statuses:
             q = q.where(_R.c.status.in_(sorted(s.value for s in f.statuses)))
         if f.since is not None:
