@@ -15,8 +15,8 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
-import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from tests.conftest import LiveServer
 from tests.e2e.test_viewer import browser  # noqa: F401 - the fixture
+from tests.support import eventually
 
 from telerad.adapters.dicomweb.multipart import encode_multipart
 from telerad.synthetic import COMPREHENSIVE_3D_SR, StudySpec, measurement_report, to_bytes
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.browser
 #: Routine reads are due one minute after they are ready here, so that some studies
 #: are already past their deadline when the supervisor looks.
 RULES = "[targets]\nroutine = 1\n"
+#: The server's stable time (TELERAD_STABLE_SECONDS) and two reconciliation passes after it.
+STABLE_AND_TWO = timedelta(seconds=3 + 2 * 1)
 DEMO_MODALITIES = ("CT", "MR", "CR", "DX", "US", "MG", "PT", "XA", "RF", "OT")
 
 
@@ -66,13 +69,7 @@ def _sign_in(page: Any, base: str, data_dir: Path, who: str, target: str) -> Non
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
+    return eventually(check, timeout, 1, what)
 
 
 def _report_for(metadata: list[dict[str, Any]]) -> bytes:
@@ -147,6 +144,10 @@ def test_the_demo_as_a_radiologist_and_a_supervisor_walk_it(
     assert stroke_first()["state"] == "opened"  # type: ignore[index]
 
     # A measurement report saved into the study from the viewer.
+    def reconciled() -> dict[str, Any]:
+        return reader.request.get(f"{base}/api/reconciliation/{uid}").json()  # type: ignore[no-any-return]
+
+    instances = reconciled()["instances"]
     metadata = reader.request.get(f"{base}/dicom-web/studies/{uid}/metadata").json()
     body = encode_multipart("telerad-sr", [("application/dicom", _report_for(metadata))])
     status = reader.evaluate(
@@ -160,7 +161,15 @@ def test_the_demo_as_a_radiologist_and_a_supervisor_walk_it(
         [base64.b64encode(body).decode(), "telerad-sr"],
     )
     assert status == 200
-    time.sleep(8)  # well past the stable time, several reconciliation passes
+
+    def counted_and_past_stable() -> bool:
+        """The SR counted by reconciliation, and two passes (1 s) past its stable time (3 s)."""
+        state = reconciled()
+        changed = datetime.fromisoformat(state["last_change"])
+        changed = changed if changed.tzinfo else changed.replace(tzinfo=UTC)
+        return state["instances"] == instances + 1 and datetime.now(UTC) > changed + STABLE_AND_TWO
+
+    _until("reconciliation passes over the SR", counted_and_past_stable, timeout=60)
     after = stroke_first()
     assert after is not None and after["study_uid"] == uid, "the SR withdrew the study"
     assert (after["deadline"], after["state"]) == (deadline, "opened")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import socket
 import stat
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from pynetdicom import AE
 from tests.conftest import LiveServer
+from tests.support import eventually
 
 from telerad.synthetic import StudySpec, ct_series
 
@@ -43,13 +43,17 @@ def _mllp(port: int, message: str) -> bytes:
 
 
 def _until(path: Path, pattern: str, seconds: float = 20) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        text = path.read_text() if path.exists() else ""
-        if re.search(pattern, text):
-            return text
-        time.sleep(0.2)
-    raise AssertionError(f"{pattern!r} not in {path.name}:\n{text}")
+    def text() -> str:
+        return path.read_text() if path.exists() else ""
+
+    def matching() -> str:
+        found = text()
+        return found if re.search(pattern, found) else ""
+
+    try:
+        return eventually(matching, seconds, 0.2, f"{pattern!r} in {path.name}")
+    except AssertionError:
+        raise AssertionError(f"{pattern!r} not in {path.name}:\n{text()}") from None
 
 
 def test_serve_log_has_requests_and_activity_without_phi_or_secrets(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from tests.conftest import LiveServer, free_port, require_tool
 from tests.integration.test_dimse_support import storescu
+from tests.support import eventually
 
 from telerad.storage.db import tables as t
 from telerad.synthetic import StudySpec, ct_series, to_bytes
@@ -83,15 +83,14 @@ backend telerad_dicom
         proc = subprocess.Popen([binary, "-db", "-f", str(config)], stderr=subprocess.PIPE)
         procs.append(proc)
         base = f"http://127.0.0.1:{http_port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    return base, dicom_port
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail("haproxy did not come up")
+        eventually(
+            lambda: httpx.get(base + "/healthz", timeout=1).status_code == 200,
+            20,
+            0.2,
+            "haproxy passing /healthz through",
+            ignoring=(httpx.HTTPError,),
+        )
+        return base, dicom_port
 
     yield start
     for proc in procs:
@@ -100,16 +99,7 @@ backend telerad_dicom
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except httpx.HTTPError:
-            found = None
-        if found:
-            return found
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}")
+    return eventually(check, timeout, 0.5, what, ignoring=(httpx.HTTPError,))
 
 
 def _send_study(dicom_port: int, tmp_path: Path, accession: str, slices: int = 4) -> StudySpec:
@@ -124,6 +114,7 @@ def _send_study(dicom_port: int, tmp_path: Path, accession: str, slices: int = 4
     return spec
 
 
+@pytest.mark.serial  # two servers, haproxy and a lease that must pass in time: alone
 @pytest.mark.postgres
 @pytest.mark.parametrize("kill", ["the deciding process", "the other process"])
 def test_two_processes_behind_haproxy_share_the_work_and_survive_a_kill(

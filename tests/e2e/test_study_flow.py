@@ -15,15 +15,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from tests.conftest import LiveServer, require_tool, run_cli
+from tests.support import eventually
 
 from telerad.synthetic import StudySpec, ct_series, to_bytes
 
@@ -38,13 +37,7 @@ def cli(data_dir: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def until(what: str, probe: Callable[[], Any], seconds: float = 60) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
+    return eventually(probe, seconds, 0.3, what)
 
 
 def test_an_order_and_its_images_reach_the_one_eligible_reader(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from dicomweb_client.api import DICOMwebClient
 from requests.exceptions import HTTPError
 from tests.conftest import LiveServer, free_port, require_tool
 from tests.integration.test_dimse_support import storescu
+from tests.support import eventually
 
 from telerad.synthetic import StudySpec, ct_series, to_bytes
 
@@ -34,12 +34,12 @@ def _ok(result: subprocess.CompletedProcess[bytes]) -> str:
 
 def _wait_secured(server: LiveServer) -> None:
     """The server re-checks whether accounts exist every 2 s."""
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if httpx.get(server.dicomweb + "/studies").status_code == 401:
-            return
-        time.sleep(0.3)
-    raise AssertionError("the server did not start requiring sign-in")
+    eventually(
+        lambda: httpx.get(server.dicomweb + "/studies").status_code == 401,
+        10,
+        0.3,
+        "the server requiring sign-in",
+    )
 
 
 def test_cli_contract_with_real_peers(

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 from PIL import Image
+from tests.conftest import LiveServer, require_tool
 
-from conftest import LiveServer, require_tool
 from telerad.synthetic import StudySpec, ct_series, to_bytes
 
 pytestmark = pytest.mark.browser

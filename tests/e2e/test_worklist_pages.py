@@ -7,7 +7,6 @@ on the reading worklist directly, as reconciliation does when a study is readabl
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import uvicorn
 from tests.conftest import free_port
 from tests.e2e.test_viewer import browser  # noqa: F401 - the fixture
+from tests.support import eventually
 
 from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
@@ -72,10 +72,7 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Platform]]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
+    eventually(lambda: server.started, 20, 0.05, "the app's server started")
     try:
         yield f"http://127.0.0.1:{port}", p
     finally:

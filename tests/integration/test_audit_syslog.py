@@ -9,13 +9,13 @@ import ipaddress
 import socket
 import ssl
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.conftest import free_port
+from tests.support import eventually
 
 from telerad.adapters.audit import syslog
 from telerad.bootstrap import Platform
@@ -89,10 +89,7 @@ class Collector:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    eventually(condition, timeout, 0.05, "the collector's messages")
 
 
 def record(platform: Platform, n: int) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+
+from tests.support import eventually
 
 from telerad.bootstrap import Platform
 from telerad.domain.model import Level
@@ -16,23 +17,18 @@ def _files(folder: Path) -> list[Path]:
     return [f for f in folder.rglob("*") if f.is_file()]
 
 
-def _wait_for(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_spares_are_used_and_removed_on_close(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "blobs", fsync=True, spare_dir=tmp_path / "incoming")
     first = store.put(1, "1.2.3", b"first")  # no spare yet: a file of its own
-    _wait_for(lambda: len(_files(tmp_path / "incoming")) >= SPARES)
+    eventually(lambda: len(_files(tmp_path / "incoming")) >= SPARES, 10, 0.01, "the spares made")
     objects = [first] + [store.put(1, f"1.2.{i}", b"x" * i) for i in range(4, 4 + SPARES)]
     for i, obj in enumerate(objects[1:], start=4):
         assert store.get(obj.key, obj.sha256) == b"x" * i
     # One directory level of fan-out, made ahead of use.
     assert all(len(Path(o.key).parts) == 3 for o in objects)
-    _wait_for(lambda: len(list((tmp_path / "blobs" / "1").iterdir())) == 256)
+    eventually(
+        lambda: len(list((tmp_path / "blobs" / "1").iterdir())) == 256, 10, 0.01, "the fan-out"
+    )
     store.close()
     assert _files(tmp_path / "incoming") == []
     assert sorted(_files(tmp_path / "blobs")) == sorted(tmp_path / "blobs" / o.key for o in objects)
@@ -41,7 +37,7 @@ def test_spares_are_used_and_removed_on_close(tmp_path: Path) -> None:
 def test_spares_stay_out_of_the_blob_tree(platform: Platform) -> None:
     good = to_bytes(next(ct_series(StudySpec(), slices=1, rows=16, cols=16)))
     assert platform.archive.store(platform.default_facility().id, good).ok
-    _wait_for(lambda: bool(_files(platform.settings.data_dir / "incoming")))
+    eventually(lambda: _files(platform.settings.data_dir / "incoming"), 10, 0.01, "a spare")
     assert len(_files(platform.settings.blob_dir)) == 1
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tests.integration.test_dimse_support import (
     sample_study,
     storescu,
 )
+from tests.support import eventually
 
 from telerad.adapters.dimse.contexts import (
     PATIENT_ROOT_GET,
@@ -59,10 +59,15 @@ class Storescp:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.time() + 10
-        while dcmtk("echoscu", "-aec", aet, "127.0.0.1", str(self.port), timeout=5).returncode != 0:
-            assert time.time() < deadline, "storescp did not start"
-            time.sleep(0.1)
+        eventually(
+            lambda: (
+                dcmtk("echoscu", "-aec", aet, "127.0.0.1", str(self.port), timeout=5).returncode
+                == 0
+            ),
+            10,
+            0.1,
+            "storescp answering C-ECHO",
+        )
 
     def received(self) -> dict[str, Dataset]:
         return {

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 from pynetdicom import AE, build_context
+from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 from tests.conftest import LiveServer, require_tool
 from tests.integration.test_dimse_support import (
@@ -17,6 +18,7 @@ from tests.integration.test_dimse_support import (
     raw_connection,
     receive_all,
 )
+from tests.support import eventually
 
 from telerad.adapters.dimse.server import DimseServer, start_dimse_server
 from telerad.bootstrap import Platform
@@ -71,10 +73,7 @@ def test_oversized_p_data_inside_an_association_is_aborted(live_server: LiveServ
     assert assoc.is_established
     assert assoc.dul.socket is not None and assoc.dul.socket.socket is not None
     assoc.dul.socket.socket.sendall(struct.pack(">BBL", 0x04, 0, 0xF0000000) + b"\x00" * 32)
-    deadline = time.monotonic() + 10
-    while not assoc.is_aborted and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert assoc.is_aborted
+    eventually(lambda: assoc.is_aborted, 10, 0.05, "the association aborted")
     assert _echo_ok(live_server.dicom_port)
 
 
@@ -115,10 +114,7 @@ def test_connections_that_never_finish_are_closed(quick_server: DimseServer) -> 
     ae = AE(ae_title="IDLE")
     idle = ae.associate("127.0.0.1", quick_server.port, [build_context(Verification)], ae_title="X")
     assert idle.is_established
-    deadline = time.monotonic() + 8
-    while idle.is_established and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not idle.is_established, "an idle association outlived the network timeout"
+    eventually(lambda: not idle.is_established, 8, 0.05, "an idle association ended by the timeout")
 
 
 def test_association_limit(quick_server: DimseServer) -> None:
@@ -133,13 +129,13 @@ def test_association_limit(quick_server: DimseServer) -> None:
     finally:
         first.release()
         second.release()
+
     # Released associations free their slots as soon as their threads end.
-    deadline = time.monotonic() + 5
-    again = ae.associate("127.0.0.1", quick_server.port, [build_context(Verification)])
-    while not again.is_established and time.monotonic() < deadline:
-        time.sleep(0.1)
-        again = ae.associate("127.0.0.1", quick_server.port, [build_context(Verification)])
-    assert again.is_established
+    def accepted() -> Association | None:
+        assoc = ae.associate("127.0.0.1", quick_server.port, [build_context(Verification)])
+        return assoc if assoc.is_established else None
+
+    again = eventually(accepted, 5, 0.1, "an association accepted again")
     assert again.send_c_echo().Status == 0x0000
     again.release()
 
@@ -157,8 +153,5 @@ def test_endless_command_set_is_aborted(live_server: LiveServer) -> None:
     assert assoc.dul.socket is not None and assoc.dul.socket.socket is not None
     for _ in range(6):
         assoc.dul.socket.socket.sendall(pdu)
-    deadline = time.monotonic() + 10
-    while not assoc.is_aborted and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert assoc.is_aborted
+    eventually(lambda: assoc.is_aborted, 10, 0.05, "the association aborted")
     assert _echo_ok(live_server.dicom_port)

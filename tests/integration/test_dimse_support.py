@@ -26,6 +26,7 @@ from pynetdicom.pdu import A_ASSOCIATE_RQ
 from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AddressInformation
+from tests.support import eventually
 
 from telerad.storage.db.database import make_engine
 from telerad.storage.db.index_repository import SqlIndex
@@ -229,8 +230,6 @@ def send_raw_c_store(
     pynetdicom's send_c_store() always encodes a Dataset, so this does what it
     does internally, with bytes that need not be valid DICOM.
     """
-    import time
-
     from pynetdicom.dimse_primitives import C_STORE
 
     context = next(cx for cx in assoc.accepted_contexts if cx.abstract_syntax == sop_class)
@@ -241,8 +240,7 @@ def send_raw_c_store(
     req.AffectedSOPInstanceUID = sop_instance
     req.DataSet = BytesIO(dataset)
     assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused:
-        time.sleep(0.0001)
+    eventually(lambda: assoc._is_paused, 10, 0.0001, "the association's reactor paused")
     try:
         assoc.dimse.send_msg(req, context.context_id)
         _, rsp = assoc.dimse.get_msg(block=True)

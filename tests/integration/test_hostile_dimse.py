@@ -44,6 +44,7 @@ from sqlalchemy.exc import OperationalError
 from tests.conftest import LiveServer, start_server
 from tests.integration.hostile_support import MIB
 from tests.integration.test_dimse_support import associate_rq, read_index
+from tests.support import eventually
 
 from telerad import synthetic as syn
 from telerad.adapters.dicomweb.multipart import encode_multipart
@@ -93,10 +94,17 @@ def _echo_ok(port: int) -> bool:
 
 
 def _footprint(pid: int) -> tuple[int, int]:
-    """(resident bytes, threads) of the server, once its threads have settled."""
+    """(resident bytes, threads) of the server, once its threads have settled: the same
+    number of threads three samples running, 0.2 s apart."""
     process = psutil.Process(pid)
-    time.sleep(1.0)
-    return process.memory_info().rss, process.num_threads()
+    seen: list[int] = []
+
+    def settled() -> bool:
+        seen.append(process.num_threads())
+        return len(seen) >= 3 and len(set(seen[-3:])) == 1
+
+    eventually(settled, 20, 0.2, "the server's threads settled")
+    return process.memory_info().rss, seen[-1]
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -173,7 +181,13 @@ def test_one_registered_peer_cannot_hold_every_association(archive: LiveServer) 
     an unregistered title is rejected permanently (not registered); ECHOER is served."""
     _telerad(archive, "user", "add", "root", "--role", "network-admin", "--password-stdin",
              input=b"a long enough password\n")  # fmt: skip
-    time.sleep(3)  # the server notices the first account within 2 s
+    # The server notices the first account within 2 s (HTTP and DIMSE ask the same check).
+    eventually(
+        lambda: httpx.get(archive.dicomweb + "/studies").status_code == 401,
+        10,
+        0.1,
+        "the server requiring sign-in",
+    )
     port = archive.dicom_port
     assert _ask(port, "STRANGER") == (None, (1, 1, 3))
     held, rejected = _hold(port, ["FLOOD"] * ATTEMPTS)

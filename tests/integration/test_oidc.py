@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from tests.conftest import free_port
+from tests.support import eventually
 
 from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
@@ -201,10 +202,7 @@ def provider_server() -> Iterator[Provider]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the test OpenID provider did not start"
+    eventually(lambda: server.started, 10, 0.02, "the test OpenID provider started")
     yield provider
     server.should_exit = True
     thread.join(10)

@@ -7,11 +7,13 @@ rebuilds the worklist and TAT is measured from the stored history.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.support import eventually
 
 from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
@@ -372,16 +374,15 @@ def test_the_worklist_clock_runs_as_a_loop_and_stops(world: World) -> None:
     loop.run()
     assert service._started  # the holder's tick takes the worklist up
     runtime = Runtime([Loop("reading-worklist", 0.05, counting)])
+    before = set(threading.enumerate())
     runtime.start()
-    import time
-
-    deadline = time.monotonic() + 5
-    while len(ticks) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    [thread] = [t for t in set(threading.enumerate()) - before if t.name == "reading-worklist"]
+    eventually(lambda: len(ticks) >= 2, 5, 0.02, "two ticks of the loop")
     runtime.stop()
-    assert len(ticks) >= 2
+    # Stopped means the loop's thread has ended: no tick can come any more.
+    assert runtime.running == [] and not thread.is_alive()
     count = len(ticks)
-    time.sleep(0.15)
+    thread.join()
     assert len(ticks) == count
 
 
