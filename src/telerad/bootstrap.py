@@ -23,6 +23,8 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from telerad.adapters.fhir.results import fhir_deliveries
+from telerad.adapters.fhir.sender import FhirSender
 from telerad.adapters.hl7.oru import Parties
 from telerad.adapters.hl7.results import hl7_deliveries
 from telerad.adapters.hl7.sender import MllpSender
@@ -47,11 +49,12 @@ from telerad.services.messages import Messages
 from telerad.services.mpps import MppsService
 from telerad.services.mwl import ModalityWorklist
 from telerad.services.orders import OrderService
-from telerad.services.outbox import OutboxWorker
+from telerad.services.outbox import OutboxWorker, combined
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import ReadinessPolicy, Reconciler
 from telerad.services.recovery import SLACK_SECONDS, recover, recover_incomplete
 from telerad.services.report_facts import StudyReportFacts
+from telerad.services.report_publication import ReportPublication
 from telerad.services.reports import Deliveries, ReportService
 from telerad.services.results import ResultsService
 from telerad.services.studies import Studies
@@ -119,6 +122,8 @@ class Platform:
     deliveries: Deliveries = field(init=False)
     #: Reports: drafts, signatures, addenda and corrections (services/reports.py).
     reports: ReportService = field(init=False)
+    #: Signed reports as FHIR DiagnosticReports: read, searched, pushed.
+    publication: ReportPublication = field(init=False)
     #: Which process decides the reading worklist (one of several on a database).
     leadership: Leadership = field(init=False)
     runtime: Runtime = field(init=False)
@@ -152,6 +157,12 @@ class Platform:
             self.auth,
             self.audit,
             self.deliveries,
+        )
+        self.publication = ReportPublication(
+            self.reports,
+            self.orders,
+            lambda fid: f.name if (f := self.index.facility_by_id(fid)) else None,
+            lambda name: f.id if (f := self.index.facility_by_name(name)) else None,
         )
         self.runtime = Runtime(loops_of(self))
 
@@ -318,8 +329,9 @@ def bootstrap(settings: Settings | None = None) -> Platform:
 
 
 def _results(platform: Platform) -> tuple[ResultsService, OutboxWorker, Deliveries]:
-    """The outbox over the index database, its worker sending HL7 over MLLP, and what
-    a signature queues (an ORU for facilities with an HL7 endpoint)."""
+    """The outbox over the index database, its worker sending HL7 over MLLP and FHIR
+    over HTTP, and what a signature queues (an ORU for facilities with an HL7
+    endpoint, a DiagnosticReport for those with a FHIR one)."""
     settings, engine = platform.settings, platform.engine
     endpoints, outbox = SqlEndpoints(engine), SqlOutbox(engine)
 
@@ -334,7 +346,12 @@ def _results(platform: Platform) -> tuple[ResultsService, OutboxWorker, Deliveri
     worker = OutboxWorker(
         outbox,
         endpoints,
-        {Channel.HL7: sender},
+        {
+            Channel.HL7: sender,
+            Channel.FHIR: FhirSender(
+                settings.results_connect_seconds, settings.results_answer_seconds, tls
+            ),
+        },
         platform.audit,
         RetryPolicy(
             timedelta(seconds=settings.results_retry_first_seconds),
@@ -348,7 +365,7 @@ def _results(platform: Platform) -> tuple[ResultsService, OutboxWorker, Deliveri
         ),
     )
     results = ResultsService(outbox, endpoints, platform.audit, name, wake=worker.wake)
-    deliveries = hl7_deliveries(
+    hl7 = hl7_deliveries(
         endpoints,
         platform.templates.get,
         lambda fid: Parties(
@@ -356,6 +373,12 @@ def _results(platform: Platform) -> tuple[ResultsService, OutboxWorker, Deliveri
         ),
         platform.orders.by_accession,
     )
+    fhir = fhir_deliveries(
+        endpoints,
+        lambda report, facts: platform.publication.for_delivery(report, facts),
+        settings.resolved_advertise_url.rstrip("/") + "/fhir/r4",
+    )
+    deliveries = combined(hl7, fhir)
     return results, worker, deliveries
 
 

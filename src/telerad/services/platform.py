@@ -27,6 +27,7 @@ from telerad.services.orders import OrderService
 from telerad.services.ports import Index
 from telerad.services.reading import ReadingService
 from telerad.services.reconcile import Reconciler
+from telerad.services.report_publication import ReportPublication
 from telerad.services.reports import ReportService
 from telerad.services.results import ResultsService
 from telerad.services.studies import Studies
@@ -86,6 +87,10 @@ class Platform(Protocol):
     @property
     def reports(self) -> ReportService:
         """Reports: written by the radiologist holding the study, signed, delivered."""
+
+    @property
+    def publication(self) -> ReportPublication:
+        """Signed reports as the facilities' systems read them (FHIR DiagnosticReport)."""
 
     @property
     def results(self) -> ResultsService:

@@ -68,6 +68,7 @@ def create_app(platform: Platform) -> FastAPI:
         deid,
         dicomweb,
         fhir,
+        fhir_reports,
         orders,
         outbox,
         reading,
@@ -112,6 +113,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.include_router(deid.router(platform))
     app.include_router(orders.router(platform))
     app.include_router(fhir.router(platform))
+    app.include_router(fhir_reports.router(platform))
     app.include_router(reconciliation.router(platform))
     app.include_router(outbox.router(platform))
     app.include_router(reports.router(platform))
