@@ -36,7 +36,7 @@ ADMIN = Actor("admin", "network-admin")
 
 def _get(d: Desk, who: str | None, url: str, **params: str) -> httpx.Response:
     headers = {"Accept": FHIR_JSON, **(d.as_(who) if who else {})}
-    r = d.client.get(url, params=params, headers=headers)
+    r: httpx.Response = d.client.get(url, params=params, headers=headers)
     assert r.headers["content-type"].startswith(FHIR_JSON), (r.status_code, r.text)
     return r
 
