@@ -139,8 +139,8 @@ def test_metadata_is_a_capability_statement(world: World) -> None:
     cs = CapabilityStatement.model_validate(r.json())
     assert cs.fhirVersion == "4.0.1"
     [rest] = r.json()["rest"]
-    [sr] = rest["resource"]
-    assert sr["type"] == "ServiceRequest"
+    sr, dr = rest["resource"]
+    assert (sr["type"], dr["type"]) == ("ServiceRequest", "DiagnosticReport")
     assert {i["code"] for i in sr["interaction"]} == {"read", "create", "update", "search-type"}
     assert {"identifier", "patient.identifier", "status"} <= {p["name"] for p in sr["searchParam"]}
 

@@ -333,3 +333,15 @@ def test_a_server_that_does_not_answer_in_time_fails_the_attempt() -> None:
     assert sent.outcome is Outcome.FAILED and "no answer in time" in sent.detail
     closed = FhirSender(connect_timeout=1, answer_timeout=1).send(endpoint, "m-1", payload)
     assert closed.outcome is Outcome.FAILED and closed.detail.startswith(f"http://127.0.0.1:{port}")
+
+
+def test_the_capability_statement_offers_diagnostic_report(desk: Desk) -> None:
+    from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+    r = _get(desk, None, "/fhir/r4/metadata")
+    CapabilityStatement.model_validate(r.json())
+    (dr,) = [x for x in r.json()["rest"][0]["resource"] if x["type"] == "DiagnosticReport"]
+    assert [i["code"] for i in dr["interaction"]] == ["read", "search-type"]
+    assert {p["name"] for p in dr["searchParam"]} >= {
+        "patient", "subject:identifier", "based-on", "status", "date"
+    }  # fmt: skip

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from telerad.adapters.fhir.report_search import SEARCH_PARAMS as REPORT_SEARCH_PARAMS
 from telerad.adapters.fhir.service_request import FHIR_VERSION
 
 FHIR_JSON = "application/fhir+json"
@@ -66,7 +67,8 @@ def searchset(
 
 
 def capability_statement(base: str, version: str, date: datetime) -> dict[str, Any]:
-    """What this server offers: ServiceRequest read, create, update and search."""
+    """What this server offers: ServiceRequest read, create, update and search;
+    DiagnosticReport read and search."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -74,7 +76,7 @@ def capability_statement(base: str, version: str, date: datetime) -> dict[str, A
         "publisher": "telerad",
         "kind": "instance",
         "software": {"name": "telerad", "version": version},
-        "implementation": {"description": "telerad orders (FHIR R4)", "url": base},
+        "implementation": {"description": "telerad orders and reports (FHIR R4)", "url": base},
         "fhirVersion": FHIR_VERSION,
         "format": [FHIR_JSON, "json"],
         "rest": [
@@ -93,8 +95,9 @@ def capability_statement(base: str, version: str, date: datetime) -> dict[str, A
                             "text": "Bearer tokens (telerad token create, POST /api/auth/token)",
                         }
                     ],
-                    "description": "Scopes orders:read and orders:write; every request is "
-                    "limited to the facilities the account serves.",
+                    "description": "Scopes orders:read and orders:write (ServiceRequest), "
+                    "dicomweb:read (DiagnosticReport); every request is limited to the "
+                    "facilities the account serves.",
                 },
                 "resource": [
                     {
@@ -112,7 +115,17 @@ def capability_statement(base: str, version: str, date: datetime) -> dict[str, A
                             {"name": name, "type": kind, "documentation": doc}
                             for name, kind, doc in SEARCH_PARAMS
                         ],
-                    }
+                    },
+                    {
+                        "type": "DiagnosticReport",
+                        "versioning": "no-version",
+                        "readHistory": False,
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            {"name": name, "type": kind, "documentation": doc}
+                            for name, kind, doc in REPORT_SEARCH_PARAMS
+                        ],
+                    },
                 ],
             }
         ],
