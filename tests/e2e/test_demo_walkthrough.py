@@ -135,12 +135,20 @@ def test_the_demo_as_a_radiologist_and_a_supervisor_walk_it(
     assert first.get_attribute("data-study-uid") == uid
     assert "stroke" in first.locator(".tier").inner_text()
     assert "acute aphasia since this morning" in first.locator(".reason").inner_text()
-    # One click opens it in the viewer and claims it.
+    # One click opens it on the reading screen (the viewer beside the report) and claims it.
     first.locator("button.open").click()
-    reader.wait_for_url("**/viewer?**")
-    banner = reader.locator("#telerad-study-context")
-    banner.wait_for(timeout=30_000)
-    assert "STROKE" in banner.inner_text() and "acute aphasia" in banner.inner_text()
+    reader.wait_for_url(f"**/reading/{uid}")
+    head = reader.locator("header.reading-head")
+    assert "STROKE" in head.inner_text() and "acute aphasia" in head.inner_text()
+    assert (
+        reader.locator("iframe#viewer").get_attribute("src") == f"/viewer?StudyInstanceUIDs={uid}"
+    )
+    reader.frame_locator("iframe#viewer").locator(".cornerstone-canvas, canvas").first.wait_for(
+        timeout=60_000
+    )  # the images are up in the frame
+    assert "MR brain" in reader.locator(".report-head h2").inner_text()
+    history = reader.locator("textarea[name='s.history']")
+    assert history.input_value() == "acute aphasia since this morning"  # from the order
     assert stroke_first()["state"] == "opened"  # type: ignore[index]
 
     # A measurement report saved into the study from the viewer.
@@ -223,3 +231,31 @@ def test_the_demo_as_a_radiologist_and_a_supervisor_walk_it(
     _until("routine studies past their one-minute deadline", charted_late, timeout=120)
     sla = boss.evaluate("() => Chart.getChart('sla-chart').data.datasets[0].data")
     assert sla == [0]  # nothing read yet, and some are late: not 100 %
+
+    # -- the radiologist reports the stroke MR and signs it -----------------------------
+    reader.keyboard.press("Alt+r")  # to the report, wherever the focus was
+    reader.keyboard.press("Alt+n")  # a normal study: every empty part its normal text
+    impression = reader.locator("textarea[name='s.impression']")
+    impression.fill("No acute infarct. No haemorrhage.")
+    reader.locator("#save-status .saved").wait_for(timeout=15_000)
+    reader.keyboard.press("Control+Enter")
+    dialog = reader.locator("dialog#sign-dialog")
+    dialog.wait_for(state="visible", timeout=10_000)
+    dialog.locator("input[name=password]").fill(_account(data_dir, "dr.reed"))
+    dialog.locator("button[name=next][value='0']").click()
+    reader.locator(".report-head .status-final").wait_for(timeout=30_000)
+    assert "FINAL" in reader.locator(".report-head").inner_text().upper()
+    assert all(
+        i["study_uid"] != uid for i in reader.request.get(base + "/api/worklist").json()["items"]
+    )
+    explained = reader.request.get(f"{base}/api/worklist/{uid}/explain").json()
+    assert explained["state"] == "completed"
+    # The technologist reads the signed report from the study list.
+    tech = b.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    _sign_in(tech, base, data_dir, "tech.demo", "/")
+    tech.goto(f"{base}/reading/{uid}")
+    assert (
+        "No acute infarct. No haemorrhage."
+        in tech.locator("textarea[name='s.impression']").input_value()
+    )
+    assert tech.locator("#open-sign").count() == 0  # only the holder writes
