@@ -2,8 +2,7 @@
 
 The peer the outbox delivers to in the tests and the benchmark: it listens on
 loopback (plain or TLS), reads each framed message with python-hl7, and answers
-as its script says, one behaviour per connection (the platform opens one per
-message), then ``accept`` for ever:
+as its script says, one behaviour per message, then ``accept`` for ever:
 
 ``accept``   AA (python-hl7's ``create_ack``)
 ``error``    AE, with MSA-3 and an ERR segment
@@ -14,7 +13,8 @@ message), then ``accept`` for ever:
 ``half``     half of an AA frame, then closed
 ``silent``   no answer at all; the connection stays open until the sender leaves
 
-It keeps what it accepted (MSH-10 and the parsed message, in arrival order) and
+A behaviour is taken from the script when a message has been read (``mid``: when
+a connection opens). It keeps what it accepted (MSH-10 and the parsed message, in arrival order) and
 every message it read whatever it answered, so a test can check order and
 duplicates, and :meth:`down` / :meth:`up` take the listener away and back on the
 same port (an endpoint that is down refuses connections).
@@ -125,16 +125,22 @@ class FacilityEndpoint:
             seen.setdefault(cid, None)
         return list(seen)
 
-    def _next(self) -> str:
+    def _next(self, only: str | None = None) -> str | None:
+        """The next behaviour (``only``: that one, or None when another comes next)."""
         with self._lock:
-            self.connections += 1
-            return self.script.popleft() if self.script else "accept"
+            upcoming = self.script[0] if self.script else "accept"
+            if only is not None and upcoming != only:
+                return None
+            if self.script:
+                self.script.popleft()
+            return upcoming
 
     async def _client(self, reader: HL7StreamReader, writer: HL7StreamWriter) -> None:
         self._writers.add(writer)
+        with self._lock:
+            self.connections += 1
         try:
-            behaviour = self._next()
-            if behaviour == "mid":
+            if self._next("mid") is not None:  # close while the message is coming in
                 await reader.read(16)
                 return
             while True:
@@ -142,13 +148,13 @@ class FacilityEndpoint:
                     message = await reader.readmessage()
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
+                behaviour = self._next() or "accept"
                 if not self._answer(message, behaviour, writer):
                     if behaviour == "silent":
                         with contextlib.suppress(Exception):
                             await reader.read()  # until the sender gives up
                     return
                 await writer.drain()
-                behaviour = self._next()
         finally:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
