@@ -314,4 +314,5 @@ def test_report_show_prints_the_signed_report_and_its_versions(desk: Desk) -> No
     assert "FINAL" in shown.output and "No bleed — normal study." in shown.output
     assert "Intracranial haemorrhage: absent" in shown.output
     assert "sign-final (signed)" in shown.output
-    assert "no results endpoint" in shown.output
+    # No facility endpoint; the archive step (the SR and PDF into the study) is listed.
+    assert "archive" in shown.output and "hl7" not in shown.output

@@ -28,6 +28,9 @@ class Channel(enum.StrEnum):
     HL7 = "hl7"  # HL7 v2 ORU^R01 over MLLP
     FHIR = "fhir"  # FHIR DiagnosticReport over REST
     DICOM = "dicom"  # DICOM SR / encapsulated PDF by C-STORE
+    #: The report's SR and PDF stored into the study in the platform's own archive (a
+    #: local step every signature queues; its one endpoint is :data:`ARCHIVE_ADDRESS`).
+    ARCHIVE = "archive"
 
 
 class MessageState(enum.StrEnum):
@@ -58,6 +61,8 @@ class Delivery:
         return self.outcome is Outcome.ACCEPTED
 
 
+#: The address of the local archive step (Channel.ARCHIVE): this platform's own archive.
+ARCHIVE_ADDRESS = "archive"
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>\d{1,5})")
 _AE_TITLE = re.compile(r"[ -~]{1,16}")
 
@@ -97,6 +102,9 @@ def check_address(kind: Channel, address: str) -> str:
     elif kind is Channel.FHIR:
         if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", address):
             raise OutboxError(f"{address!r} is not an http(s):// base URL")
+    elif kind is Channel.ARCHIVE:
+        if address != ARCHIVE_ADDRESS:
+            raise OutboxError(f"the archive channel has one address: {ARCHIVE_ADDRESS!r}")
     else:
         ae, at, rest = address.rpartition("@")
         if not at or not _AE_TITLE.fullmatch(ae) or ae != ae.strip() or "\\" in ae:
