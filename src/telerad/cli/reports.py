@@ -12,6 +12,7 @@ from rich.table import Table
 
 from telerad.cli.common import DataDir, DbUrl, cli_actor, console, fail, platform_from
 from telerad.domain.identity import Permission, Principal
+from telerad.domain.templates import narrative
 from telerad.services.access_audit import Actor
 from telerad.services.reports import ReportFilter
 
@@ -57,18 +58,10 @@ def report_show(
             f" · signed by {escape(signed.author)} {signed.made_at:%Y-%m-%d %H:%M} UTC"
         )
         for section in template.sections:
-            text = signed.content.text(section.id).strip()
-            values = [
-                f"{f.label}: {signed.content.value(f.id)}{' ' + f.unit if f.unit else ''}"
-                for f in section.fields
-                if signed.content.value(f.id).strip()
-            ]
-            if text or values:
+            prose = narrative(section, signed.content.text(section.id), signed.content.fields)
+            if prose:
                 console.print(f"\n[cyan]{escape(section.title)}[/cyan]")
-                for line in values:
-                    console.print("  " + escape(line))
-                if text:
-                    console.print(escape(text))
+                console.print(escape(prose))
         for v in report.addenda():
             console.print(
                 f"\n[cyan]Addendum[/cyan] ({escape(v.author)}, {v.made_at:%Y-%m-%d %H:%M} UTC)"

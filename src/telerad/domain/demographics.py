@@ -7,7 +7,8 @@ from datetime import date
 _SEX = {"F": "F", "M": "M", "O": "other"}
 
 
-def _date(value: str) -> date | None:
+def dicom_date(value: str) -> date | None:
+    """A DICOM date (YYYYMMDD) as a date; None when missing or unreadable."""
     text = value.strip()
     if len(text) != 8 or not text.isdigit():
         return None
@@ -20,8 +21,8 @@ def _date(value: str) -> date | None:
 def patient_age(birth_date: str, on: str | date) -> str:
     """The patient's age on a day, as an Age String reads (PS3.5 AS): "47 y", "3 mo",
     "12 d"; "" when either date is missing or unreadable (DICOM dates, YYYYMMDD)."""
-    born = _date(birth_date)
-    day = on if isinstance(on, date) else _date(on)
+    born = dicom_date(birth_date)
+    day = on if isinstance(on, date) else dicom_date(on)
     if born is None or day is None or day < born:
         return ""
     years = day.year - born.year - ((day.month, day.day) < (born.month, born.day))

@@ -207,6 +207,19 @@ class Field:
     def values(self) -> list[str]:
         return [o.value for o in self.options]
 
+    def shown(self, value: str) -> str:
+        """``value`` as a reader reads it: a number with its unit, options by their
+        labels (several joined by commas), anything else as it is."""
+        if self.kind is FieldKind.NUMBER and self.unit:
+            return f"{value} {self.unit}"
+        if self.kind in (FieldKind.CHOICE, FieldKind.MULTIPLE):
+            labels = []
+            for v in value.split(";"):
+                option = self.option(v.strip())
+                labels.append(option.label if option is not None else v.strip())
+            return ", ".join(x for x in labels if x)
+        return value
+
 
 def as_number(value: str) -> float | None:
     """A number as radiologists type it: ``12.5``, or ``12,5`` with a decimal comma."""
@@ -221,6 +234,17 @@ def as_number(value: str) -> float | None:
 def split_values(value: str) -> list[str]:
     """The values of a MULTIPLE field, kept as one ``;``-separated text."""
     return [v.strip() for v in value.split(";") if v.strip()]
+
+
+def narrative(section: Section, text: str, values: Mapping[str, str]) -> str:
+    """A section as prose: its free text, then one ``Label: value`` line per field
+    filled in (what HL7, FHIR, the PDF and the CLI show of it)."""
+    lines = [text.rstrip()] if text.strip() else []
+    for f in section.fields:
+        value = str(values.get(f.id, "")).strip()
+        if value:
+            lines.append(f"{f.label}: {f.shown(value)}")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,7 @@ study the caller may not see has no facts.
 
 from __future__ import annotations
 
-from datetime import date
-
-from telerad.domain.demographics import patient_age
+from telerad.domain.demographics import dicom_date, patient_age
 from telerad.domain.identity import Principal
 from telerad.domain.model import Level
 from telerad.domain.orders import OrderFilter
@@ -39,16 +37,6 @@ PRIORS = 50
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
-
-
-def dicom_date(value: str) -> date | None:
-    text = value.strip()
-    if len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
 
 
 def age_years(birth_date: str, on: str) -> int | None:

@@ -51,7 +51,7 @@ from telerad.adapters.fhir.service_request import (
 )
 from telerad.domain.orders import Order
 from telerad.domain.reports import Report, ReportEvent, ReportStatus, Version
-from telerad.domain.templates import Code, Field, FieldKind, Heading, Template, as_number
+from telerad.domain.templates import Code, Field, FieldKind, Heading, Template, as_number, narrative
 from telerad.services.reports import ReportFacts
 
 LOINC = "http://loinc.org"
@@ -361,13 +361,9 @@ def report_text(report: Report, template: Template | None) -> str:
     known = set()
     for section in sections:
         known.add(section.id)
-        lines = [content.text(section.id).rstrip()] if content.text(section.id).strip() else []
-        for f in section.fields:
-            value = content.value(f.id).strip()
-            if value:
-                lines.append(f"{f.label}: {_shown(f, value)}")
-        if lines:
-            blocks.append(f"{section.title.upper()}\n" + "\n".join(lines))
+        prose = narrative(section, content.text(section.id), content.fields)
+        if prose:
+            blocks.append(f"{section.title.upper()}\n{prose}")
     for section_id, text in content.sections.items():
         if section_id not in known and text.strip():
             blocks.append(f"{section_id.upper()}\n{text.rstrip()}")
@@ -382,18 +378,6 @@ def report_text(report: Report, template: Template | None) -> str:
     when = signed.made_at.strftime("%Y-%m-%d %H:%M")
     blocks.append(f"Signed ({status}) by {from_pn(signed.author)}, {when}")
     return "\n\n".join(blocks) + "\n"
-
-
-def _shown(f: Field, value: str) -> str:
-    if f.kind is FieldKind.NUMBER and f.unit:
-        return f"{value} {f.unit}"
-    if f.kind in (FieldKind.CHOICE, FieldKind.MULTIPLE):
-        labels = []
-        for v in value.split(";"):
-            option = f.option(v.strip())
-            labels.append(option.label if option is not None else v.strip())
-        return ", ".join(x for x in labels if x)
-    return value
 
 
 def _instant(value: datetime) -> str:

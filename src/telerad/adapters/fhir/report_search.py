@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import unquote
 
-from telerad.adapters.fhir.service_request import PATIENT_PREFIX, FhirError
+from telerad.adapters.fhir.service_request import PATIENT_PREFIX, FhirError, whole_number
 from telerad.domain.reports import ReportStatus
 from telerad.services.report_publication import DateBound, ReportQuery
 
@@ -94,17 +94,10 @@ def parse_report_search(params: Sequence[tuple[str, str]]) -> ParsedSearch:
             nothing = nothing or not statuses
         elif name == "date":
             dates.append(_date_bound(value))
-        elif name in ("_count", "_offset"):
-            try:
-                number = int(value)
-            except ValueError:
-                raise FhirError(f"{name} must be a whole number", 400, "value", name) from None
-            if number < 0:
-                raise FhirError(f"{name} cannot be negative", 400, "value", name)
-            if name == "_count":
-                count = min(number, MAX_COUNT)
-            else:
-                offset = number
+        elif name == "_count":
+            count = min(whole_number(name, value), MAX_COUNT)
+        elif name == "_offset":
+            offset = whole_number(name, value)
         else:
             continue
         used.append((name, value))

@@ -492,6 +492,17 @@ class Search:
 MAX_COUNT = 500
 
 
+def whole_number(name: str, value: str) -> int:
+    """A paging parameter (``_count``, ``_offset``): a whole number ≥ 0, else 400."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise FhirError(f"{name} must be a whole number", 400, "value", name) from None
+    if number < 0:
+        raise FhirError(f"{name} cannot be negative", 400, "value", name)
+    return number
+
+
 def parse_search(params: Sequence[tuple[str, str]]) -> Search:
     """``identifier``, ``patient.identifier`` (``subject:Patient.identifier``), ``status``,
     ``_count`` and ``_offset``; other parameters are ignored (and left out of ``used``).
@@ -514,17 +525,10 @@ def parse_search(params: Sequence[tuple[str, str]]) -> Search:
             if unknown:
                 raise FhirError(f"unknown status {sorted(unknown)[0]!r}", 400, "value", "status")
             statuses = frozenset(o for o, f in FHIR_STATUS.items() if f in wanted)
-        elif name in ("_count", "_offset"):
-            try:
-                number = int(value)
-            except ValueError:
-                raise FhirError(f"{name} must be a whole number", 400, "value", name) from None
-            if number < 0:
-                raise FhirError(f"{name} cannot be negative", 400, "value", name)
-            if name == "_count":
-                count = min(number, MAX_COUNT)
-            else:
-                offset = number
+        elif name == "_count":
+            count = min(whole_number(name, value), MAX_COUNT)
+        elif name == "_offset":
+            offset = whole_number(name, value)
         else:
             continue
         used.append((name, value))

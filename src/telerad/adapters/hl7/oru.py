@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from telerad.domain.orders import Order
 from telerad.domain.reports import Report, ReportEvent, ReportStatus, Version
-from telerad.domain.templates import Code, Field, FieldKind, Heading, Section, Template
+from telerad.domain.templates import Code, Field, FieldKind, Heading, Section, Template, narrative
 from telerad.services.reports import ReportFacts
 
 VERSION = "2.5.1"
@@ -343,13 +343,13 @@ def _obx_of(report: Report, template: Template | None, pdf: bytes | None) -> Ite
     known = {s.id for s in sections}
     group = 0
     for section in sections:
-        narrative = _narrative(section, content.text(section.id), content.fields)
+        prose = narrative(section, content.text(section.id), content.fields)
         coded = [f for f in section.fields if f.code is not None and content.value(f.id).strip()]
-        if not narrative.strip() and not coded:
+        if not prose.strip() and not coded:
             continue
         group += 1
-        if narrative.strip():
-            yield _Obx("TX", _section_code(section), text_lines(narrative), str(group))
+        if prose.strip():
+            yield _Obx("TX", _section_code(section), text_lines(prose), str(group))
         for f in coded:
             yield from _field_obx(f, content.value(f.id), str(group))
     for section_id, text in content.sections.items():  # text of sections the template lacks
@@ -379,28 +379,6 @@ def _section_code(section: Section) -> str:
     if section.code is not None:
         return _coded(section.code)
     return _components(escape(section.id, ST), escape(section.title, ST), "L")
-
-
-def _narrative(section: Section, text: str, values: Mapping[str, str]) -> str:
-    """The section's free text, then one ``Label: value`` line per field filled in."""
-    lines = [text.rstrip()] if text.strip() else []
-    for f in section.fields:
-        value = str(values.get(f.id, "")).strip()
-        if value:
-            lines.append(f"{f.label}: {_shown(f, value)}")
-    return "\n".join(lines)
-
-
-def _shown(f: Field, value: str) -> str:
-    if f.kind is FieldKind.NUMBER and f.unit:
-        return f"{value} {f.unit}"
-    if f.kind in (FieldKind.CHOICE, FieldKind.MULTIPLE):
-        labels = []
-        for v in value.split(";"):
-            option = f.option(v.strip())
-            labels.append(option.label if option is not None else v.strip())
-        return ", ".join(x for x in labels if x)
-    return value
 
 
 def _field_obx(f: Field, value: str, group: str) -> Iterator[_Obx]:
