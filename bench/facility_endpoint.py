@@ -47,11 +47,17 @@ class Received:
 
 class FacilityEndpoint:
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        answer_delay: float = 0.0,
     ) -> None:
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
+        #: Seconds between reading a message and answering it (a slower RIS).
+        self.answer_delay = answer_delay
         self.script: deque[str] = deque()
         self.read: list[Received] = []  # every message read, whatever the answer
         self.accepted: list[Received] = []  # answered AA
@@ -149,6 +155,8 @@ class FacilityEndpoint:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 behaviour = self._next() or "accept"
+                if self.answer_delay:
+                    await asyncio.sleep(self.answer_delay)
                 if not self._answer(message, behaviour, writer):
                     if behaviour == "silent":
                         with contextlib.suppress(Exception):
