@@ -28,12 +28,14 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import hl7
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, start_hl7_server
 
+T = TypeVar("T")
 BEHAVIOURS = ("accept", "error", "reject", "garbage", "close", "mid", "half", "silent")
 
 
@@ -82,12 +84,13 @@ class FacilityEndpoint:
 
     def up(self) -> None:
         """Listen (again, on the same port)."""
-        self._server = self._call(
+        server: asyncio.Server = self._call(
             start_hl7_server(
                 self._client, self.host, self.port, encoding="utf-8", ssl=self.ssl_context
             )
         )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self._server = server
+        self.port = int(server.sockets[0].getsockname()[1])
 
     def down(self) -> None:
         """Stop listening and drop the open connections: connections are refused."""
@@ -107,8 +110,8 @@ class FacilityEndpoint:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
-    def _call(self, coroutine: object) -> object:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)  # type: ignore[arg-type]
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
 
     # -- what it does ---------------------------------------------------------------
     def then(self, *behaviours: str) -> FacilityEndpoint:
