@@ -22,6 +22,7 @@ from telerad.bootstrap import Platform, open_platform
 from telerad.config import Settings
 from telerad.domain.identity import Role
 from telerad.domain.readers import ReaderProfile, weekly_rule
+from telerad.synthetic import StudySpec, ct_series, to_bytes
 from telerad.web.app import create_app
 from telerad.web.routes.worklist import vendor_dir
 from telerad.workflow.model import Priority, ReadingStudy
@@ -64,6 +65,9 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Platform]]:
     p.reading.enqueue(_study(p, DONE, north.id, now - timedelta(minutes=40)))
     p.reading.complete(DONE, reader.id, now - timedelta(minutes=10))
     p.reading.signed_out(reader.id)
+    # Its images are in the archive (the reading screen shows them beside the report).
+    for ds in ct_series(StudySpec(study_uid=WAITING), slices=2, rows=8, cols=8):
+        assert p.archive.store(north.id, to_bytes(ds)).ok
     p.reading.enqueue(_study(p, WAITING, north.id, now - timedelta(minutes=5)))
     assert p.reading.holder(WAITING) is None
     port = free_port()
@@ -108,10 +112,12 @@ def test_radiologist_sees_the_assigned_study_with_its_reason_and_opens_it(
         row.locator(".why summary").click()
         full = row.locator(".why pre").inner_text()
         assert "Why Dr Wl (reader" in full and "Why now:" in full
-        # One click on the study opens it in the viewer and claims it.
+        # One click on the study opens the reading screen (the viewer and the report) and
+        # claims it.
         row.locator("button.open").click()
-        page.wait_for_url("**/viewer?**")
-        assert parse_qs(urlparse(page.url).query)["StudyInstanceUIDs"] == [WAITING]
+        page.wait_for_url(f"**/reading/{WAITING}")
+        src = page.locator("iframe#viewer").get_attribute("src") or ""
+        assert parse_qs(urlparse(src).query)["StudyInstanceUIDs"] == [WAITING]
         assert platform.reading.worklist.holds[WAITING].claimed_at is not None
     finally:
         page.close()

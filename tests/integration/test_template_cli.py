@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from telerad.bootstrap import open_platform
+from telerad.cli.common import console, err
 from telerad.cli.main import app
 from telerad.config import Settings
 from telerad.domain.audit import EventID
@@ -50,6 +51,10 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TELERAD_FSYNC", "false")
     monkeypatch.delenv("TELERAD_DATABASE_URL", raising=False)
     monkeypatch.setenv("COLUMNS", "250")
+    # The CLI's consoles were made when it was first imported (by any test of this
+    # worker): they are told the width here, so tables do not wrap their cells.
+    for shown in (console, err):
+        monkeypatch.setattr(shown, "_width", 250)
     return path
 
 
