@@ -35,6 +35,7 @@ from telerad.domain.report_checks import (
 from telerad.domain.reports import (
     Content,
     Difference,
+    Override,
     Report,
     ReportError,
     ReportStatus,
@@ -272,9 +273,7 @@ class ReportService:
         scope = who.facility_ids
         if f.facility_ids is not None:
             scope = f.facility_ids if scope is None else scope & f.facility_ids
-        found = self.store.find(
-            replace(f, facility_ids=scope)
-        )
+        found = self.store.find(replace(f, facility_ids=scope))
         if not who.can(Permission.READING):
             found = [s for s in found if s.signed_at is not None]
         self.audit.record(
@@ -362,7 +361,7 @@ class ReportService:
     def checks(self, who: Principal, report_id: int) -> list[Finding]:
         """What the pre-sign checks find in the report as it stands."""
         report = self._writable(who, report_id)
-        return self._findings(who, report, report.content)
+        return self._findings(report.content, self.studies.facts(who, report.study_instance_uid))
 
     def sign(
         self,
@@ -378,11 +377,7 @@ class ReportService:
         report = self._writable(who, report_id)
         self._holding(who, report.study_instance_uid)
         # The checks first: nobody types a password (and spends a code) to hear of them.
-        findings = self._findings(who, report, report.content)
-        given = overrides_from(overrides or {}, findings)
-        left = unresolved(findings, given)
-        if left:
-            raise ChecksFailed(left)
+        given, facts = self._cleared(who, report, report.content, overrides)
         self._prove(who, report, proof)
         now = self.clock()
         signed = domain.sign(
@@ -395,7 +390,7 @@ class ReportService:
             overrides=given,
             difference=Difference.parse(difference) if difference else None,
         )
-        self._commit(who, signed, report.version, now)
+        self._commit(signed, report.version, facts, now)
         if final:
             self.reading.complete(report.study_instance_uid, who.user_id or 0, now)
         what = "signed final" if final else "signed preliminary"
@@ -413,7 +408,8 @@ class ReportService:
         self._prove(who, report, proof)
         now = self.clock()
         changed = domain.addend(report, text, base_version, who.user_id or 0, who.username, now)
-        self._commit(who, changed, report.version, now)
+        facts = self.studies.facts(who, report.study_instance_uid)
+        self._commit(changed, report.version, facts, now)
         self._audit(who, changed, Action.UPDATE, "addendum", proof.source if proof else "")
         return changed
 
@@ -428,17 +424,13 @@ class ReportService:
         overrides: Mapping[str, str] | None = None,
     ) -> Report:
         report = self._signed_for(who, report_id)
-        findings = self._findings(who, report, content)
-        given = overrides_from(overrides or {}, findings)
-        left = unresolved(findings, given)
-        if left:
-            raise ChecksFailed(left)
+        given, facts = self._cleared(who, report, content, overrides)
         self._prove(who, report, proof)
         now = self.clock()
         changed = domain.correct(
             report, content, reason, base_version, who.user_id or 0, who.username, now, given
         )
-        self._commit(who, changed, report.version, now)
+        self._commit(changed, report.version, facts, now)
         self._audit(who, changed, Action.UPDATE, "corrected", proof.source if proof else "")
         return changed
 
@@ -491,11 +483,28 @@ class ReportService:
             )
             raise Forbidden(str(exc)) from exc
 
-    def _findings(self, who: Principal, report: Report, content: Content) -> list[Finding]:
+    def _cleared(
+        self,
+        who: Principal,
+        report: Report,
+        content: Content,
+        overrides: Mapping[str, str] | None,
+    ) -> tuple[tuple[Override, ...], ReportFacts | None]:
+        """The overrides given for what the checks find in ``content`` (ChecksFailed when
+        something is neither fixed nor overridden), and the study's facts, read once for
+        the checks and the deliveries."""
+        facts = self.studies.facts(who, report.study_instance_uid)
+        findings = self._findings(content, facts)
+        given = overrides_from(overrides or {}, findings)
+        left = unresolved(findings, given)
+        if left:
+            raise ChecksFailed(left)
+        return given, facts
+
+    def _findings(self, content: Content, facts: ReportFacts | None) -> list[Finding]:
         template = self.templates.get(content.template_id)
         if template is None:
             raise ReportError(f"the report's template {content.template_id!r} is gone")
-        facts = self.studies.facts(who, report.study_instance_uid)
         context = (
             Context(
                 procedure=facts.procedure,
@@ -509,8 +518,7 @@ class ReportService:
         )
         return check(template, content, context)
 
-    def _commit(self, who: Principal, report: Report, seen: int, now: datetime) -> None:
-        facts = self.studies.facts(who, report.study_instance_uid)
+    def _commit(self, report: Report, seen: int, facts: ReportFacts | None, now: datetime) -> None:
         outgoing = self.deliveries(report, facts, now) if facts is not None else ()
         self.store.write(report, seen, outgoing)
 
